@@ -1,0 +1,139 @@
+#pragma once
+
+/// \file
+/// Argument checks whose messages name the function, the argument, the asset (index, and name when
+/// the caller gave names), the bar and the offending value. They build a message only on failure,
+/// so they cost a comparison per entry and never allocate on the good path.
+
+#include <charconv>
+#include <cmath>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dynweight/core/error.hpp"
+#include "dynweight/core/types.hpp"
+
+namespace dynweight {
+
+/// Asset names, in the order of the columns; may be empty when the caller has none.
+using AssetNames = std::vector<std::string>;
+
+/// Where a check is made, for the message: the function, the asset names (optional) and the bar
+/// (the 0-based count of updates the object has accepted; -1 when the input is not a bar).
+struct CheckContext {
+  std::string_view where;
+  std::span<const std::string> names = {};
+  Index bar = -1;
+};
+
+namespace detail {
+
+/// Shortest representation that reads back to the same value ("nan", "inf", "-inf" included).
+inline std::string format_value(double value) {
+  if (std::isnan(value))
+    return "nan";
+  if (std::isinf(value))
+    return value > 0 ? "inf" : "-inf";
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
+/// "asset 3" or "asset 3 ('MSFT')".
+inline std::string describe_asset(Index index, std::span<const std::string> names) {
+  std::string text = "asset " + std::to_string(index);
+  if (index >= 0 && static_cast<std::size_t>(index) < names.size()) {
+    text += " ('" + names[static_cast<std::size_t>(index)] + "')";
+  }
+  return text;
+}
+
+[[noreturn]] inline void fail(const CheckContext& context, const std::string& message) {
+  throw Error("dynweight: " + std::string(context.where) + ": " + message);
+}
+
+inline std::string at_bar(const CheckContext& context) {
+  return context.bar >= 0 ? " at bar " + std::to_string(context.bar) : std::string();
+}
+
+template <class Derived, class Predicate>
+void check_entries(const CheckContext& context, std::string_view argument,
+                   const Eigen::DenseBase<Derived>& values, Predicate&& acceptable,
+                   std::string_view requirement) {
+  for (Index col = 0; col < values.cols(); ++col) {
+    for (Index row = 0; row < values.rows(); ++row) {
+      const auto value = values.coeff(row, col);
+      if (acceptable(value))
+        continue;
+      std::string position;
+      if (values.cols() == 1) {
+        position = "[" + std::to_string(row) + "] (" + describe_asset(row, context.names) + ")";
+      } else {
+        position = "(" + std::to_string(row) + ", " + std::to_string(col) + ") (row " +
+                   std::to_string(row) + ", " + describe_asset(col, context.names) + ")";
+      }
+      fail(context, std::string(argument) + position + at_bar(context) + " is " +
+                        format_value(static_cast<double>(value)) + "; must be " +
+                        std::string(requirement));
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Throws unless `actual == expected`; `argument` is named in the message.
+inline void check_size(const CheckContext& context, std::string_view argument, Index actual,
+                       Index expected) {
+  if (actual == expected)
+    return;
+  detail::fail(context, std::string(argument) + " has " + std::to_string(actual) + " entries" +
+                            detail::at_bar(context) + ", expected " + std::to_string(expected));
+}
+
+/// Throws unless `condition`; for scalar parameters: "window = 1; must be >= 2".
+inline void check_parameter(bool condition, const CheckContext& context, std::string_view argument,
+                            double value, std::string_view requirement) {
+  if (condition)
+    return;
+  detail::fail(context, std::string(argument) + " = " + detail::format_value(value) + "; must be " +
+                            std::string(requirement));
+}
+
+/// Throws unless every entry is finite. A vector's entry i is asset i; a matrix is observations in
+/// rows, assets in columns.
+template <class Derived>
+void check_finite(const CheckContext& context, std::string_view argument,
+                  const Eigen::DenseBase<Derived>& values) {
+  detail::check_entries(
+      context, argument, values, [](auto v) { return std::isfinite(v); }, "finite");
+}
+
+/// Throws unless every entry is finite and > 0 (prices).
+template <class Derived>
+void check_positive(const CheckContext& context, std::string_view argument,
+                    const Eigen::DenseBase<Derived>& values) {
+  detail::check_entries(
+      context, argument, values, [](auto v) { return std::isfinite(v) && v > 0; },
+      "finite and > 0");
+}
+
+/// Throws unless every entry is finite and >= 0 (volumes).
+template <class Derived>
+void check_nonnegative(const CheckContext& context, std::string_view argument,
+                       const Eigen::DenseBase<Derived>& values) {
+  detail::check_entries(
+      context, argument, values, [](auto v) { return std::isfinite(v) && v >= 0; },
+      "finite and >= 0");
+}
+
+/// Throws unless `names` is empty or has one entry per asset.
+inline void check_names(const CheckContext& context, std::span<const std::string> names,
+                        Index assets) {
+  if (names.empty())
+    return;
+  check_size(context, "names", static_cast<Index>(names.size()), assets);
+}
+
+}  // namespace dynweight

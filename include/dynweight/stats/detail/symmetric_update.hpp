@@ -1,0 +1,64 @@
+#pragma once
+
+/// \file
+/// One-pass kernels on the lower triangle of a symmetric matrix, written like Eigen's own
+/// `selfadjointView<Lower>().rankUpdate`: one column segment at a time, so each entry of the lower
+/// triangle is read and written once.
+
+#include "dynweight/core/types.hpp"
+
+namespace dynweight::detail {
+
+/// `S = scale * S + alpha * v vᵀ` on the lower triangle (diagonal included), in one pass.
+template <class Scalar>
+void scale_and_rank_one_update(Matrix<Scalar>& lower, Scalar scale, const Vector<Scalar>& v,
+                               Scalar alpha) {
+  const Index n = lower.rows();
+  for (Index j = 0; j < n; ++j) {
+    auto column = lower.col(j).tail(n - j);
+    column = scale * column + (alpha * v(j)) * v.tail(n - j);
+  }
+}
+
+/// `S += alpha (u vᵀ + v uᵀ)` on the lower triangle: Eigen's `rankUpdate(u, v, alpha)`, called
+/// through `Map`s because Eigen 3.4 copies plain-vector arguments of that function into fresh
+/// (heap) vectors on every call.
+template <class Scalar>
+void rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u, const Vector<Scalar>& v,
+                     Scalar alpha) {
+  using ConstMap = Eigen::Map<const Vector<Scalar>>;
+  lower.template selfadjointView<Eigen::Lower>().rankUpdate(ConstMap(u.data(), u.size()),
+                                                            ConstMap(v.data(), v.size()), alpha);
+}
+
+/// Fills the lower triangle (diagonal included) with `value`.
+template <class Scalar>
+void fill_lower(Matrix<Scalar>& lower, Scalar value) {
+  const Index n = lower.rows();
+  for (Index j = 0; j < n; ++j)
+    lower.col(j).tail(n - j).setConstant(value);
+}
+
+/// Sets row and column `i` of a symmetric matrix stored in its lower triangle to zero.
+template <class Scalar>
+void zero_row_and_column(Matrix<Scalar>& lower, Index i) {
+  const Index n = lower.rows();
+  lower.row(i).head(i + 1).setZero();
+  lower.col(i).tail(n - i).setZero();
+}
+
+/// `corr_ij = cov_ij / sqrt(cov_ii cov_jj)` on the lower triangle; an asset with zero variance
+/// gives NaN in its row and column (0/0), as pandas does.
+template <class Scalar>
+void correlation_from_covariance(const Matrix<Scalar>& covariance_lower,
+                                 const Vector<Scalar>& volatility, Matrix<Scalar>& correlation) {
+  const Index n = covariance_lower.rows();
+  for (Index j = 0; j < n; ++j) {
+    correlation.col(j).tail(n - j) =
+        covariance_lower.col(j).tail(n - j).cwiseQuotient(volatility.tail(n - j) * volatility(j));
+    if (volatility(j) > 0)
+      correlation(j, j) = Scalar(1);
+  }
+}
+
+}  // namespace dynweight::detail

@@ -1,0 +1,332 @@
+#pragma once
+
+/// \file
+/// Streaming rolling-window mean, variance, volatility, covariance and correlation.
+
+#include <Eigen/Core>
+#include <limits>
+#include <utility>
+
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+#include "dynweight/stats/detail/symmetric_update.hpp"
+
+namespace dynweight {
+
+/// Parameters of a `RollingMoments` engine.
+struct RollingOptions {
+  /// Observations in the window, W >= 2.
+  Index window = 60;
+  /// Observations needed before `ready()`, as pandas' `min_periods`; 0 means `window`.
+  Index min_periods = 0;
+  /// Every this many full-window updates, the engine re-accumulates the window exactly (see
+  /// `RollingMoments`); 0 disables it. Default: 16 windows.
+  Index resync_period = -1;
+
+  [[nodiscard]] Index effective_min_periods() const {
+    return min_periods == 0 ? window : min_periods;
+  }
+  [[nodiscard]] Index effective_resync_period() const {
+    return resync_period < 0 ? 16 * window : resync_period;
+  }
+
+  /// Throws `dynweight::Error` unless W >= 2, 0 <= min_periods <= W and resync_period >= -1.
+  void validate() const {
+    const CheckContext context{"RollingOptions"};
+    check_parameter(window >= 2, context, "window", static_cast<double>(window), ">= 2");
+    check_parameter(min_periods >= 0 && min_periods <= window, context, "min_periods",
+                    static_cast<double>(min_periods), "in [0, window] (0 means window)");
+    check_parameter(resync_period >= -1, context, "resync_period",
+                    static_cast<double>(resync_period), ">= 0, or -1 for the default");
+  }
+};
+
+/// Rolling-window moments of N series over the last W observations, updated in O(N²) per bar.
+///
+/// With the window `x_{t−W+1..t}` (fewer while it fills), it keeps
+///   mean        m = (1/n) Σ x_k,
+///   covariance  S = (1/(n−1)) Σ (x_k − m)(x_k − m)ᵀ   (ddof = 1, as pandas `rolling(W).cov()`),
+///   variance    diag(S), volatility √diag(S), correlation S_ij / (σ_i σ_j) (computed on request).
+/// Values are per period: annualise explicitly (e.g. σ·√252).
+///
+/// **Update.** Once the window is full, replacing the oldest observation `x_o` by the new one `x_n`
+/// (d = x_n − x_o, m' = m + d/W) changes the centred cross-product sum by the exact rank-2 term
+///   C' = C + u dᵀ + d uᵀ,  u = ½(x_n + x_o) − ½(m + m'),
+/// so one `selfadjointView<Lower>().rankUpdate(u, d, 1/(W−1))` is the whole O(N²) work (while the
+/// window fills, Welford's rank-1 add does it). This is Welford's centred add/remove: u and d are
+/// deviations and differences, never raw levels, so a large common level (prices near 1e4 fed as
+/// levels) loses no digits to cancellation, unlike sums of x xᵀ; likewise the mean is kept as
+/// m = K + δ about a reference point K near the data, so δ += d/W rounds at the scale of the
+/// deviations, not of the level. What remains is a random walk of
+/// rounding errors in m and C over millions of updates; to bound it, every `resync_period` bars the
+/// engine re-accumulates the next W observations exactly into a shadow (sums of (x − K)(x − K)ᵀ
+/// about K = the current mean, added only, never removed) and, once it holds exactly the window,
+/// replaces m and S by it. The shadow costs one extra rank-1 update per bar during those W bars
+/// (amortised 1/32 of a rank-1 with the default period of 16 W) and never a window recompute, so no
+/// bar is ever slower than ~1.5 updates. Tests show drift below 1e-12 relative after 10⁷ updates.
+///
+/// An asset whose last n observations are all equal (a halted or stale price) has exactly zero
+/// variance and covariances, as pandas reports, instead of rounding residue.
+///
+/// **Cost.** O(N²) flops per update, O(N·W + N²) memory, all sized at construction; `update()`
+/// never allocates. Only the lower triangle of the covariance is maintained: `covariance()` is a
+/// symmetric view of it (`Matrix full = rm.covariance();` or `rm.covariance() * w`).
+///
+/// **Errors.** `update()` throws `dynweight::Error` on a wrong size or a non-finite value, naming
+/// the asset and the bar, and leaves the engine unchanged.
+///
+/// \code
+/// dynweight::RollingMoments<double> rolling(3, {.window = 60});
+/// rolling.update(returns_today);                // an Eigen vector of 3 returns
+/// if (rolling.ready()) {
+///   Eigen::MatrixXd sigma = rolling.covariance();      // full symmetric N×N
+///   double vol0_annual = rolling.volatility()(0) * std::sqrt(252.0);
+/// }
+/// \endcode
+template <FloatingScalar Scalar_ = double>
+class RollingMoments {
+ public:
+  using Scalar = Scalar_;
+  using VectorType = Vector<Scalar>;
+  using MatrixType = Matrix<Scalar>;
+  using SymmetricView = Eigen::SelfAdjointView<const MatrixType, Eigen::Lower>;
+
+  /// Sizes every buffer for `assets` series; `names` (optional, one per asset) label error
+  /// messages.
+  RollingMoments(Index assets, RollingOptions options, AssetNames names = {})
+      : m_options(validated(options, assets, names)),
+        m_names(std::move(names)),
+        m_ring(assets, options.window),
+        m_mean(assets),
+        m_shift(assets),
+        m_offset(assets),
+        m_covariance(assets, assets),
+        m_variance(assets),
+        m_volatility(assets),
+        m_correlation(assets, assets),
+        m_run_length(assets),
+        m_u(assets),
+        m_d(assets),
+        m_shadow_shift(assets),
+        m_shadow_sum(assets),
+        m_shadow_cross(assets, assets) {
+    reset();
+  }
+
+  /// Forgets every observation; sizes and options are kept.
+  void reset() {
+    m_count = 0;
+    m_head = 0;
+    m_bars = 0;
+    m_full_updates = 0;
+    m_shadow_filled = -1;
+    m_ring.setZero();
+    m_mean.setConstant(nan());
+    m_shift.setZero();
+    m_offset.setZero();
+    m_covariance.setConstant(nan());
+    m_variance.setConstant(nan());
+    m_volatility.setConstant(nan());
+    m_correlation.setConstant(nan());
+    m_correlation_current = true;
+    m_run_length.setZero();
+  }
+
+  /// Adds one observation (one value per asset), dropping the oldest once the window is full.
+  void update(const Eigen::Ref<const VectorType>& x) {
+    const CheckContext context{"RollingMoments::update", m_names, m_bars};
+    check_size(context, "returns", x.size(), assets());
+    check_finite(context, "returns", x);
+
+    track_runs(x);
+    if (m_count < window()) {
+      add(x);
+    } else {
+      replace_oldest(x);
+    }
+    m_ring.col(m_head) = x;
+    m_head = (m_head + 1) % window();
+    ++m_bars;
+    zero_constant_assets();
+    refresh_diagonal();
+    m_correlation_current = false;
+  }
+
+  [[nodiscard]] Index assets() const { return m_mean.size(); }
+  [[nodiscard]] Index window() const { return m_options.window; }
+  /// Observations currently in the window (≤ W).
+  [[nodiscard]] Index count() const { return m_count; }
+  /// Updates accepted since construction or `reset()`.
+  [[nodiscard]] Index bars() const { return m_bars; }
+  /// True once `count() >= min_periods` (the window is full when min_periods is its default).
+  [[nodiscard]] bool ready() const { return m_count >= m_options.effective_min_periods(); }
+  [[nodiscard]] const RollingOptions& options() const { return m_options; }
+  [[nodiscard]] const AssetNames& names() const { return m_names; }
+
+  /// Window mean per asset; NaN before the first observation.
+  [[nodiscard]] const VectorType& mean() const { return m_mean; }
+  /// Sample variance (ddof = 1); NaN with fewer than two observations.
+  [[nodiscard]] const VectorType& variance() const { return m_variance; }
+  /// Sample standard deviation per period, √variance.
+  [[nodiscard]] const VectorType& volatility() const { return m_volatility; }
+  /// Symmetric view of the sample covariance (ddof = 1); NaN with fewer than two observations.
+  [[nodiscard]] SymmetricView covariance() const {
+    return m_covariance.template selfadjointView<Eigen::Lower>();
+  }
+  /// The matrix behind `covariance()`: its lower triangle (diagonal included) is the covariance;
+  /// the strict upper triangle is unspecified.
+  [[nodiscard]] const MatrixType& covariance_lower() const { return m_covariance; }
+  /// Symmetric view of the correlation, computed on the first call after an update (O(N²)); an
+  /// asset with zero variance has NaN correlations, as in pandas. Not safe to call concurrently
+  /// with itself on one object (it fills a cache).
+  [[nodiscard]] SymmetricView correlation() const {
+    return correlation_lower().template selfadjointView<Eigen::Lower>();
+  }
+  /// The matrix behind `correlation()` (lower triangle valid).
+  [[nodiscard]] const MatrixType& correlation_lower() const {
+    if (!m_correlation_current) {
+      detail::correlation_from_covariance(m_covariance, m_volatility, m_correlation);
+      m_correlation_current = true;
+    }
+    return m_correlation;
+  }
+  /// The observations in the window as an N×W ring (column `(head + k) % W` is the k-th oldest once
+  /// full); for exact recomputation and diagnostics.
+  [[nodiscard]] const MatrixType& window_observations() const { return m_ring; }
+
+ private:
+  static constexpr Scalar nan() { return std::numeric_limits<Scalar>::quiet_NaN(); }
+
+  static RollingOptions validated(const RollingOptions& options, Index assets,
+                                  const AssetNames& names) {
+    options.validate();
+    const CheckContext context{"RollingMoments"};
+    check_parameter(assets >= 1, context, "assets", static_cast<double>(assets), ">= 1");
+    check_names(context, names, assets);
+    return options;
+  }
+
+  // Welford's add: n → n + 1 with a = x − m, m' = m + a/(n+1), C' = C + (n/(n+1)) a aᵀ, and
+  // S = C/(n − 1) kept directly: S' = S (n−1)/n + a aᵀ/(n+1).
+  void add(const Eigen::Ref<const VectorType>& x) {
+    const Index n = m_count;
+    if (n == 0) {
+      m_shift = x;
+      m_offset.setZero();
+      m_mean = x;
+      detail::fill_lower(m_covariance, nan());
+    } else {
+      m_d = (x - m_shift) - m_offset;
+      m_offset += m_d / Scalar(n + 1);
+      m_mean = m_shift + m_offset;
+      const Scalar keep = n == 1 ? Scalar(0) : Scalar(n - 1) / Scalar(n);
+      if (n == 1)
+        detail::fill_lower(m_covariance, Scalar(0));
+      detail::scale_and_rank_one_update(m_covariance, keep, m_d, Scalar(1) / Scalar(n + 1));
+    }
+    ++m_count;
+  }
+
+  // The rank-2 replacement described in the class comment, plus the shadow re-accumulation.
+  void replace_oldest(const Eigen::Ref<const VectorType>& x) {
+    const auto oldest = m_ring.col(m_head);
+    const Scalar w = Scalar(window());
+    m_d = x - oldest;
+    // u = ½(x_n + x_o) − m − ½ d/W, with m = K + δ and the deviations from K formed first.
+    m_u = Scalar(0.5) * ((x - m_shift) + (oldest - m_shift)) - m_offset - (Scalar(0.5) / w) * m_d;
+    m_offset += m_d / w;
+    m_mean = m_shift + m_offset;
+    detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1));
+    ++m_full_updates;
+    shadow_step(x);
+  }
+
+  void shadow_step(const Eigen::Ref<const VectorType>& x) {
+    const Index period = m_options.effective_resync_period();
+    if (period == 0)
+      return;
+    if (m_shadow_filled < 0) {
+      if (m_full_updates % period != 0)
+        return;
+      m_shadow_shift = m_mean;
+      m_shadow_sum.setZero();
+      detail::fill_lower(m_shadow_cross, Scalar(0));
+      m_shadow_filled = 0;
+    }
+    m_u = x - m_shadow_shift;
+    m_shadow_sum += m_u;
+    m_shadow_cross.template selfadjointView<Eigen::Lower>().rankUpdate(m_u);
+    if (++m_shadow_filled < window())
+      return;
+    // The shadow now holds exactly the window: C = Σ y yᵀ − s sᵀ/W with y = x − K, s = Σ y.
+    const Scalar w = Scalar(window());
+    m_shift = m_shadow_shift;
+    m_offset = m_shadow_sum / w;
+    m_mean = m_shift + m_offset;
+    m_shadow_cross.template selfadjointView<Eigen::Lower>().rankUpdate(m_shadow_sum,
+                                                                       -Scalar(1) / w);
+    const Index n = assets();
+    for (Index j = 0; j < n; ++j) {
+      m_covariance.col(j).tail(n - j) = m_shadow_cross.col(j).tail(n - j) / (w - 1);
+    }
+    m_shadow_filled = -1;
+  }
+
+  // Counts, per asset, how many of the latest observations equal the newest one.
+  void track_runs(const Eigen::Ref<const VectorType>& x) {
+    if (m_count == 0) {
+      m_run_length.setOnes();
+      return;
+    }
+    const Index previous = (m_head + window() - 1) % window();
+    for (Index i = 0; i < assets(); ++i) {
+      m_run_length(i) = x(i) == m_ring(i, previous) ? m_run_length(i) + 1 : 1;
+    }
+  }
+
+  // A constant window has exactly zero variance: clear the rounding residue (O(N) per such asset).
+  void zero_constant_assets() {
+    if (m_count < 2)
+      return;
+    for (Index i = 0; i < assets(); ++i) {
+      if (m_run_length(i) < m_count)
+        continue;
+      m_shift(i) = m_ring(i, (m_head + window() - 1) % window());
+      m_offset(i) = Scalar(0);
+      m_mean(i) = m_shift(i);
+      detail::zero_row_and_column(m_covariance, i);
+    }
+  }
+
+  void refresh_diagonal() {
+    if (m_count < 2)
+      return;
+    m_variance = m_covariance.diagonal().cwiseMax(Scalar(0));
+    m_volatility = m_variance.cwiseSqrt();
+  }
+
+  RollingOptions m_options;
+  AssetNames m_names;
+  MatrixType m_ring;    // N × W, one observation per column
+  VectorType m_mean;    // m = K + δ, formed once per update from:
+  VectorType m_shift;   // K, a reference point near the data (first observation, then resyncs)
+  VectorType m_offset;  // δ = m − K, small, so its updates keep their digits at any price level
+  MatrixType m_covariance;  // lower triangle
+  VectorType m_variance;
+  VectorType m_volatility;
+  mutable MatrixType m_correlation;  // lower triangle, filled on request
+  mutable bool m_correlation_current = true;
+  Eigen::Matrix<Index, Eigen::Dynamic, 1> m_run_length;
+  VectorType m_u;
+  VectorType m_d;
+  VectorType m_shadow_shift;
+  VectorType m_shadow_sum;
+  MatrixType m_shadow_cross;  // lower triangle
+  Index m_count = 0;
+  Index m_head = 0;  // next column of m_ring to write (the oldest once the window is full)
+  Index m_bars = 0;
+  Index m_full_updates = 0;
+  Index m_shadow_filled = -1;  // bars accumulated in the shadow; -1 when idle
+};
+
+}  // namespace dynweight

@@ -1,0 +1,326 @@
+#include "dynweight/stats/rolling_moments.hpp"
+
+#include <Eigen/Core>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "allocation_counter.hpp"
+#include "market_data.hpp"
+#include "near.hpp"
+#include "reference_csv.hpp"
+
+using Catch::Matchers::Contains;
+using dynweight::Index;
+using dynweight::RollingMoments;
+using dynweight::RollingOptions;
+using dynweight::test::near;
+using dynweight::test::Tolerance;
+
+namespace {
+
+Eigen::MatrixXd lower_of(const Eigen::MatrixXd& m) {
+  return m.triangularView<Eigen::Lower>();
+}
+
+// Covariance difference in units of √(S_ii S_jj) (a correlation-scale error), the measure in which
+// pandas' own rounding is bounded (see tests/reference/data/stats/README.md).
+double scaled_covariance_error(const Eigen::MatrixXd& actual, const Eigen::MatrixXd& expected) {
+  double worst = 0.0;
+  for (Index j = 0; j < expected.cols(); ++j) {
+    for (Index i = j; i < expected.rows(); ++i) {
+      const double scale = std::sqrt(expected(i, i) * expected(j, j));
+      const double diff = std::abs(actual(i, j) - expected(i, j));
+      worst = std::max(worst, scale > 0 ? diff / scale : diff == 0 ? 0.0 : 1.0);
+    }
+  }
+  return worst;
+}
+
+template <class Scalar>
+Eigen::MatrixXd covariance_of(const RollingMoments<Scalar>& rolling) {
+  return Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>(rolling.covariance())
+      .template cast<double>();
+}
+
+}  // namespace
+
+TEST_CASE("RollingMoments matches pandas rolling mean/var/cov/corr", "[stats][rolling][pandas]") {
+  const auto returns = dynweight::test::read_vector_series("stats/returns_simple.csv", 4);
+  struct Case {
+    Index window, min_periods;
+    double covariance_tolerance;
+  };
+  // pandas forms rolling cov as mean(xy) − mean(x)mean(y), accurate to ~1e-12 in units of
+  // √(S_ii S_jj) for W ≥ 20 but only ~1e-9 for W = 2 (measured by the reference script's author
+  // against exact long-double values); the tolerances leave a factor ~100 above that.
+  const auto config =
+      GENERATE(Case{20, 20, 1e-10}, Case{20, 5, 1e-10}, Case{60, 60, 1e-10}, Case{2, 2, 1e-7});
+  const std::string tag = "stats/rolling_w" + std::to_string(config.window) + "_mp" +
+                          std::to_string(config.min_periods);
+  const auto mean = dynweight::test::read_vector_series(tag + "_mean.csv", 4);
+  const auto var = dynweight::test::read_vector_series(tag + "_var.csv", 4);
+  const auto cov = dynweight::test::read_matrix_series(tag + "_cov.csv", 4);
+  const auto corr = dynweight::test::read_matrix_series(tag + "_corr.csv", 4);
+  REQUIRE(returns.size() == 250);
+
+  RollingMoments<double> rolling(4, {.window = config.window, .min_periods = config.min_periods},
+                                 {"A", "B", "C", "D"});
+  Index compared = 0;
+  for (const auto& [bar, r] : returns) {
+    CAPTURE(config.window, config.min_periods, bar);
+    rolling.update(r);
+    if (!rolling.ready()) {
+      REQUIRE(mean.at(bar).array().isNaN().all());
+      continue;
+    }
+    ++compared;
+    CHECK(near(rolling.mean(), mean.at(bar), 1e-12));
+    if (rolling.count() < 2) {
+      CHECK(var.at(bar).array().isNaN().all());
+      CHECK(rolling.variance().array().isNaN().all());
+      continue;
+    }
+    CHECK(near(rolling.variance(), var.at(bar), 1e-10));
+    CHECK(near(rolling.volatility(), var.at(bar).cwiseSqrt(), 1e-10));
+    CHECK(scaled_covariance_error(covariance_of(rolling), cov.at(bar)) <=
+          config.covariance_tolerance);
+    CHECK(near(lower_of(Eigen::MatrixXd(rolling.correlation())), corr.at(bar),
+               config.covariance_tolerance * 10, Tolerance::absolute));
+  }
+  CHECK(compared == 250 - config.min_periods + 1);
+}
+
+TEST_CASE("RollingMoments: a stale price gives exactly zero variance, as pandas",
+          "[stats][rolling][pandas]") {
+  // Asset B's returns are exactly 0 on return bars 136..160: the 20-bar windows ending at bars
+  // 155..160 hold only zeros.
+  const auto returns = dynweight::test::read_vector_series("stats/returns_simple.csv", 4);
+  const auto corr = dynweight::test::read_matrix_series("stats/rolling_w20_mp20_corr.csv", 4);
+  RollingMoments<double> rolling(4, {.window = 20});
+  for (const auto& [bar, r] : returns) {
+    rolling.update(r);
+    if (bar < 155 || bar > 160)
+      continue;
+    CAPTURE(bar);
+    CHECK(rolling.mean()(1) == 0.0);
+    CHECK(rolling.variance()(1) == 0.0);
+    CHECK(rolling.covariance_lower().row(1).head(2).isZero(0.0));
+    CHECK(rolling.covariance_lower().col(1).tail(3).isZero(0.0));
+    CHECK(std::isnan(rolling.correlation_lower()(1, 1)));
+    CHECK(std::isnan(rolling.correlation_lower()(3, 1)));
+    CHECK(std::isnan(corr.at(bar)(3, 1)));
+  }
+}
+
+TEST_CASE("RollingMoments equals a two-pass recompute at every bar", "[stats][rolling]") {
+  const Index assets = GENERATE(1, 2, 10, 100);
+  const Index window = GENERATE(2, 5, 33);
+  const bool default_min_periods = GENERATE(true, false);
+  const Index resync = GENERATE(-1, 0, 1, 7);
+  const Index bars = 3 * window + 40;
+  const Eigen::MatrixXd data =
+      dynweight::test::correlated_returns(bars, assets, 1000 + static_cast<std::uint64_t>(assets));
+  RollingOptions options{
+      .window = window, .min_periods = default_min_periods ? 0 : 1, .resync_period = resync};
+  RollingMoments<double> rolling(assets, options);
+  for (Index t = 0; t < bars; ++t) {
+    CAPTURE(assets, window, default_min_periods, resync, t);
+    rolling.update(data.row(t).transpose());
+    const Index n = std::min(t + 1, window);
+    REQUIRE(rolling.count() == n);
+    REQUIRE(rolling.ready() == (n >= (default_min_periods ? window : 1)));
+    const Eigen::MatrixXd rows = data.middleRows(t + 1 - n, n);
+    REQUIRE(near(rolling.mean(), dynweight::test::two_pass_mean(rows), 1e-13));
+    if (n < 2) {
+      REQUIRE(rolling.variance().array().isNaN().all());
+      continue;
+    }
+    const Eigen::MatrixXd expected = dynweight::test::two_pass_covariance(rows);
+    // Differences of a few ulps of the largest entry, accumulated over ≤ 3W + 40 updates.
+    REQUIRE(near(covariance_of(rolling), expected, 1e-12));
+    REQUIRE(near(rolling.variance(), expected.diagonal(), 1e-12));
+    REQUIRE(near(rolling.volatility(), expected.diagonal().cwiseSqrt(), 1e-12));
+    // A correlation is a ratio: a covariance error ε·max_k S_kk becomes ε·max_k S_kk/(σ_i σ_j),
+    // which is large for a pair whose moves in this window are tiny (W = 2 makes many such).
+    const Eigen::MatrixXd correlation = rolling.correlation();
+    const Eigen::MatrixXd expected_correlation = dynweight::test::correlation_of(expected);
+    const Eigen::VectorXd sd = expected.diagonal().cwiseSqrt();
+    for (Index j = 0; j < assets; ++j) {
+      for (Index i = j; i < assets; ++i) {
+        CAPTURE(i, j);
+        REQUIRE(std::abs(correlation(i, j) - expected_correlation(i, j)) <=
+                1e-12 * expected.diagonal().maxCoeff() / (sd(i) * sd(j)));
+      }
+    }
+  }
+}
+
+TEST_CASE("RollingMoments<float> tracks a double two-pass recompute", "[stats][rolling][float]") {
+  const Index assets = GENERATE(2, 10);
+  const Index window = 33;
+  const Eigen::MatrixXf data = dynweight::test::correlated_returns(200, assets, 7).cast<float>();
+  RollingMoments<float> rolling(assets, {.window = window, .resync_period = 40});
+  for (Index t = 0; t < data.rows(); ++t) {
+    rolling.update(data.row(t).transpose());
+    if (!rolling.ready())
+      continue;
+    const Eigen::MatrixXd rows = data.middleRows(t + 1 - window, window).cast<double>();
+    CAPTURE(t);
+    // float keeps ~7 digits; the window's sums lose at most a factor ~W of that.
+    REQUIRE(near(covariance_of(rolling), dynweight::test::two_pass_covariance(rows), 2e-5));
+    REQUIRE(near(rolling.mean(), dynweight::test::two_pass_mean(rows), 2e-5));
+  }
+}
+
+namespace {
+
+// Streams `bars` observations from a seeded generator through the engine and returns the worst
+// norm-wise relative error of the covariance, and of the mean in units of the volatility, against
+// a two-pass recompute of the same window at 10 checkpoints. `level` is added to every
+// observation: 1e4 with a scale of 1e-2 mimics prices near 1e4 fed as levels, where sums of x xᵀ
+// would lose 12 of their 16 digits to cancellation.
+struct DriftResult {
+  double covariance_error = 0.0;
+  double mean_error = 0.0;
+};
+
+DriftResult stream_drift(Index bars, Index assets, Index window, double level, double scale,
+                         Index resync_period) {
+  RollingMoments<double> rolling(assets, {.window = window, .resync_period = resync_period});
+  std::mt19937_64 engine(42);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Eigen::MatrixXd recent(window, assets);  // the test's own copy of the last W observations
+  Eigen::VectorXd x(assets);
+  DriftResult result;
+  for (Index t = 0; t < bars; ++t) {
+    const double common = normal(engine);
+    for (Index i = 0; i < assets; ++i) {
+      x(i) = level + scale * (double(i + 1) * normal(engine) + 0.5 * common);
+    }
+    rolling.update(x);
+    recent.row(t % window) = x.transpose();
+    if ((t + 1) % (bars / 10) != 0)
+      continue;
+    const Eigen::MatrixXd expected = dynweight::test::two_pass_covariance(recent);
+    const Eigen::MatrixXd actual = rolling.covariance();
+    result.covariance_error =
+        std::max(result.covariance_error,
+                 (actual - expected).cwiseAbs().maxCoeff() / expected.cwiseAbs().maxCoeff());
+    const Eigen::VectorXd mean_gap =
+        (rolling.mean() - dynweight::test::two_pass_mean(recent)).cwiseAbs();
+    result.mean_error = std::max(
+        result.mean_error, mean_gap.cwiseQuotient(expected.diagonal().cwiseSqrt()).maxCoeff());
+  }
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("RollingMoments: no drift over 10^6 updates", "[stats][rolling][drift]") {
+  const double level = GENERATE(0.0, 1e4);
+  const auto result = stream_drift(1'000'000, 6, 50, level, 1e-2, -1);
+  CAPTURE(level, result.covariance_error, result.mean_error);
+  CHECK(result.covariance_error <= 1e-9);
+  CHECK(result.mean_error <= 1e-9);
+}
+
+TEST_CASE("RollingMoments: no drift over 10^7 updates", "[stats][rolling][drift][long]") {
+  const double level = GENERATE(0.0, 1e4);
+  const auto result = stream_drift(10'000'000, 6, 50, level, 1e-2, -1);
+  CAPTURE(level, result.covariance_error, result.mean_error);
+  CHECK(result.covariance_error <= 1e-9);
+  CHECK(result.mean_error <= 1e-9);
+}
+
+TEST_CASE("RollingMoments::update does not allocate", "[stats][rolling][allocation]") {
+  const Index assets = 20;
+  const Index window = 16;
+  // One observation per column: a row of a column-major matrix is strided, and Eigen::Ref would
+  // copy it into a temporary (the caller's allocation, not the engine's).
+  const Eigen::MatrixXd data = dynweight::test::correlated_returns(200, assets, 3).transpose();
+  RollingMoments<double> rolling(assets, {.window = window, .resync_period = 5});
+  double sink = 0.0;
+  dynweight::test::NoAllocationScope scope;
+  for (Index t = 0; t < data.cols(); ++t) {
+    rolling.update(data.col(t));  // warm-up, full window and shadow resyncs
+    if (rolling.count() >= 2)
+      sink += rolling.correlation_lower()(assets - 1, 0) + rolling.volatility()(0);
+  }
+  REQUIRE(scope.allocations() == 0);
+  REQUIRE(std::isfinite(sink));
+}
+
+TEST_CASE("RollingMoments rejects bad input and stays unchanged", "[stats][rolling][errors]") {
+  const Index assets = 4;
+  const Eigen::MatrixXd data = dynweight::test::correlated_returns(30, assets, 11);
+  RollingMoments<double> rolling(assets, {.window = 10}, {"A", "B", "C", "D"});
+  RollingMoments<double> twin(assets, {.window = 10});
+  for (Index t = 0; t < 12; ++t) {
+    rolling.update(data.row(t).transpose());
+    twin.update(data.row(t).transpose());
+  }
+  const Eigen::VectorXd mean = rolling.mean();
+  const Eigen::VectorXd vol = rolling.volatility();
+  const Eigen::MatrixXd cov = rolling.covariance_lower();
+  const Eigen::MatrixXd corr = rolling.correlation_lower();
+  const Eigen::MatrixXd ring = rolling.window_observations();
+
+  Eigen::VectorXd bad = data.row(12).transpose();
+  const double value =
+      GENERATE(std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+               -std::numeric_limits<double>::infinity());
+  bad(2) = value;
+  REQUIRE_THROWS_AS(rolling.update(bad), dynweight::Error);
+  REQUIRE_THROWS_WITH(rolling.update(bad), Contains("RollingMoments::update") &&
+                                               Contains("asset 2 ('C')") && Contains("bar 12"));
+  REQUIRE_THROWS_WITH(rolling.update(Eigen::VectorXd::Zero(3)),
+                      Contains("returns has 3 entries at bar 12, expected 4"));
+
+  REQUIRE(rolling.bars() == 12);
+  REQUIRE(rolling.count() == 10);
+  REQUIRE(dynweight::test::identical(rolling.mean(), mean));
+  REQUIRE(dynweight::test::identical(rolling.volatility(), vol));
+  REQUIRE(dynweight::test::identical(rolling.covariance_lower(), cov));
+  REQUIRE(dynweight::test::identical(rolling.correlation_lower(), corr));
+  REQUIRE(dynweight::test::identical(rolling.window_observations(), ring));
+
+  // ... and carries on exactly as an engine that never saw the bad bars.
+  for (Index t = 12; t < 30; ++t) {
+    rolling.update(data.row(t).transpose());
+    twin.update(data.row(t).transpose());
+  }
+  REQUIRE(dynweight::test::identical(rolling.covariance_lower(), twin.covariance_lower()));
+}
+
+TEST_CASE("RollingOptions and RollingMoments validate their parameters",
+          "[stats][rolling][errors]") {
+  REQUIRE_THROWS_WITH((RollingMoments<double>(3, {.window = 1})),
+                      Contains("window = 1; must be >= 2"));
+  REQUIRE_THROWS_WITH((RollingMoments<double>(3, {.window = 5, .min_periods = 6})),
+                      Contains("min_periods = 6"));
+  REQUIRE_THROWS_WITH((RollingMoments<double>(0, {.window = 5})), Contains("assets = 0"));
+  REQUIRE_THROWS_WITH((RollingMoments<double>(3, {.window = 5}, {"A", "B"})),
+                      Contains("names has 2 entries, expected 3"));
+  REQUIRE_THROWS_AS((RollingMoments<double>(3, {.window = 5, .resync_period = -2})),
+                    dynweight::Error);
+}
+
+TEST_CASE("RollingMoments::reset forgets the window", "[stats][rolling]") {
+  const Eigen::MatrixXd data = dynweight::test::correlated_returns(40, 3, 5);
+  RollingMoments<double> rolling(3, {.window = 8});
+  RollingMoments<double> fresh(3, {.window = 8});
+  for (Index t = 0; t < 20; ++t)
+    rolling.update(data.row(t).transpose());
+  rolling.reset();
+  REQUIRE(rolling.count() == 0);
+  REQUIRE_FALSE(rolling.ready());
+  REQUIRE(rolling.mean().array().isNaN().all());
+  for (Index t = 20; t < 40; ++t) {
+    rolling.update(data.row(t).transpose());
+    fresh.update(data.row(t).transpose());
+  }
+  REQUIRE(dynweight::test::identical(rolling.covariance_lower(), fresh.covariance_lower()));
+}
