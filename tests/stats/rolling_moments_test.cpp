@@ -221,16 +221,18 @@ DriftResult stream_drift(Index bars, Index assets, Index window, double level, d
 
 TEST_CASE("RollingMoments: no drift over 10^6 updates", "[stats][rolling][drift]") {
   const double level = GENERATE(0.0, 1e4);
-  const auto result = stream_drift(1'000'000, 6, 50, level, 1e-2, -1);
-  CAPTURE(level, result.covariance_error, result.mean_error);
+  const Index resync_period = GENERATE(-1, 0);  // the default shadow resync, and none at all
+  const auto result = stream_drift(1'000'000, 6, 50, level, 1e-2, resync_period);
+  CAPTURE(level, resync_period, result.covariance_error, result.mean_error);
   CHECK(result.covariance_error <= 1e-9);
   CHECK(result.mean_error <= 1e-9);
 }
 
 TEST_CASE("RollingMoments: no drift over 10^7 updates", "[stats][rolling][drift][long]") {
   const double level = GENERATE(0.0, 1e4);
-  const auto result = stream_drift(10'000'000, 6, 50, level, 1e-2, -1);
-  CAPTURE(level, result.covariance_error, result.mean_error);
+  const Index resync_period = GENERATE(-1, 0);  // the default shadow resync, and none at all
+  const auto result = stream_drift(10'000'000, 6, 50, level, 1e-2, resync_period);
+  CAPTURE(level, resync_period, result.covariance_error, result.mean_error);
   CHECK(result.covariance_error <= 1e-9);
   CHECK(result.mean_error <= 1e-9);
 }

@@ -106,6 +106,8 @@ inline void check_parameter(bool condition, const CheckContext& context, std::st
 template <class Derived>
 void check_finite(const CheckContext& context, std::string_view argument,
                   const Eigen::DenseBase<Derived>& values) {
+  if (values.allFinite())
+    return;  // vectorised fast path; the loop below finds and names the culprit
   detail::check_entries(
       context, argument, values, [](auto v) { return std::isfinite(v); }, "finite");
 }
@@ -114,6 +116,8 @@ void check_finite(const CheckContext& context, std::string_view argument,
 template <class Derived>
 void check_positive(const CheckContext& context, std::string_view argument,
                     const Eigen::DenseBase<Derived>& values) {
+  if (values.allFinite() && (values.derived().array() > 0).all())
+    return;
   detail::check_entries(
       context, argument, values, [](auto v) { return std::isfinite(v) && v > 0; },
       "finite and > 0");
@@ -123,6 +127,8 @@ void check_positive(const CheckContext& context, std::string_view argument,
 template <class Derived>
 void check_nonnegative(const CheckContext& context, std::string_view argument,
                        const Eigen::DenseBase<Derived>& values) {
+  if (values.allFinite() && (values.derived().array() >= 0).all())
+    return;
   detail::check_entries(
       context, argument, values, [](auto v) { return std::isfinite(v) && v >= 0; },
       "finite and >= 0");

@@ -63,7 +63,9 @@ struct RollingOptions {
 /// about K = the current mean, added only, never removed) and, once it holds exactly the window,
 /// replaces m and S by it. The shadow costs one extra rank-1 update per bar during those W bars
 /// (amortised 1/32 of a rank-1 with the default period of 16 W) and never a window recompute, so no
-/// bar is ever slower than ~1.5 updates. Tests show drift below 1e-12 relative after 10⁷ updates.
+/// bar is ever slower than ~1.5 updates. Measured after 10⁷ updates (N = 6, W = 50, data around 0
+/// and around 1e4): covariance within 4e-15 of a two-pass recompute (norm-wise relative) with the
+/// default resync, 4e-13 with it disabled.
 ///
 /// An asset whose last n observations are all equal (a halted or stale price) has exactly zero
 /// variance and covariances, as pandas reports, instead of rounding residue.
