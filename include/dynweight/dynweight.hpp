@@ -1,0 +1,14 @@
+#pragma once
+
+/// \file
+/// Everything public in dynweight. Include the individual headers to pay only for what you use.
+
+#include "dynweight/core/error.hpp"
+#include "dynweight/core/status.hpp"
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+#include "dynweight/stats/dollar_volume.hpp"
+#include "dynweight/stats/ewma_decay.hpp"
+#include "dynweight/stats/ewma_moments.hpp"
+#include "dynweight/stats/returns.hpp"
+#include "dynweight/stats/rolling_moments.hpp"
