@@ -36,8 +36,8 @@ class EwmaDecay {
   }
   /// Centre of mass in bars, c ≥ 0.
   static EwmaDecay from_center_of_mass(double com) {
-    check_parameter(com >= 0 && std::isfinite(com), {"EwmaDecay::from_center_of_mass"}, "com",
-                    com, "finite and >= 0");
+    check_parameter(com >= 0 && std::isfinite(com), {"EwmaDecay::from_center_of_mass"}, "com", com,
+                    "finite and >= 0");
     return EwmaDecay(1.0 / (1.0 + com));
   }
   /// Smoothing factor, 0 < α ≤ 1.
