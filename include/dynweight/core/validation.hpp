@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,21 +42,47 @@ inline std::string format_value(double value) {
   return std::string(buffer, result.ptr);
 }
 
-/// "asset 3" or "asset 3 ('MSFT')".
-inline std::string describe_asset(Index index, std::span<const std::string> names) {
-  std::string text = "asset " + std::to_string(index);
-  if (index >= 0 && static_cast<std::size_t>(index) < names.size()) {
-    text += " ('" + names[static_cast<std::size_t>(index)] + "')";
-  }
+/// Joins pieces into one string (appends, rather than chains of `operator+`, which g++ 12 at -O3
+/// misreads as overlapping copies: a -Wrestrict false positive).
+inline std::string concat(std::initializer_list<std::string_view> pieces) {
+  std::string text;
+  for (const auto piece : pieces)
+    text.append(piece);
   return text;
 }
 
-[[noreturn]] inline void fail(const CheckContext& context, const std::string& message) {
-  throw Error("dynweight: " + std::string(context.where) + ": " + message);
+/// "asset 3" or "asset 3 ('MSFT')".
+inline std::string describe_asset(Index index, std::span<const std::string> names) {
+  const std::string number = std::to_string(index);
+  if (index >= 0 && static_cast<std::size_t>(index) < names.size())
+    return concat({"asset ", number, " ('", names[static_cast<std::size_t>(index)], "')"});
+  return concat({"asset ", number});
 }
 
 inline std::string at_bar(const CheckContext& context) {
-  return context.bar >= 0 ? " at bar " + std::to_string(context.bar) : std::string();
+  return context.bar >= 0 ? concat({" at bar ", std::to_string(context.bar)}) : std::string();
+}
+
+/// Throws the `dynweight::Error` "dynweight: <where>: <message>". Out of line and cold: failure
+/// paths never weigh on the inlined checks of a hot loop.
+[[noreturn, gnu::noinline, gnu::cold]] inline void fail(const CheckContext& context,
+                                                        std::string_view message) {
+  throw Error(concat({"dynweight: ", context.where, ": ", message}));
+}
+
+/// The message for entry (row, col) of `argument` that broke `requirement`.
+[[noreturn, gnu::noinline, gnu::cold]] inline void fail_entry(const CheckContext& context,
+                                                              std::string_view argument, Index row,
+                                                              Index col, bool is_vector,
+                                                              double value,
+                                                              std::string_view requirement) {
+  const std::string r = std::to_string(row);
+  const std::string position =
+      is_vector ? concat({"[", r, "] (", describe_asset(row, context.names), ")"})
+                : concat({"(", r, ", ", std::to_string(col), ") (row ", r, ", ",
+                          describe_asset(col, context.names), ")"});
+  fail(context, concat({argument, position, at_bar(context), " is ", format_value(value),
+                        "; must be ", requirement}));
 }
 
 template <class Derived, class Predicate>
@@ -65,18 +92,9 @@ void check_entries(const CheckContext& context, std::string_view argument,
   for (Index col = 0; col < values.cols(); ++col) {
     for (Index row = 0; row < values.rows(); ++row) {
       const auto value = values.coeff(row, col);
-      if (acceptable(value))
-        continue;
-      std::string position;
-      if (values.cols() == 1) {
-        position = "[" + std::to_string(row) + "] (" + describe_asset(row, context.names) + ")";
-      } else {
-        position = "(" + std::to_string(row) + ", " + std::to_string(col) + ") (row " +
-                   std::to_string(row) + ", " + describe_asset(col, context.names) + ")";
-      }
-      fail(context, std::string(argument) + position + at_bar(context) + " is " +
-                        format_value(static_cast<double>(value)) + "; must be " +
-                        std::string(requirement));
+      if (!acceptable(value))
+        fail_entry(context, argument, row, col, values.cols() == 1, static_cast<double>(value),
+                   requirement);
     }
   }
 }
@@ -88,8 +106,9 @@ inline void check_size(const CheckContext& context, std::string_view argument, I
                        Index expected) {
   if (actual == expected)
     return;
-  detail::fail(context, std::string(argument) + " has " + std::to_string(actual) + " entries" +
-                            detail::at_bar(context) + ", expected " + std::to_string(expected));
+  detail::fail(context,
+               detail::concat({argument, " has ", std::to_string(actual), " entries",
+                               detail::at_bar(context), ", expected ", std::to_string(expected)}));
 }
 
 /// Throws unless `condition`; for scalar parameters: "window = 1; must be >= 2".
@@ -97,8 +116,8 @@ inline void check_parameter(bool condition, const CheckContext& context, std::st
                             double value, std::string_view requirement) {
   if (condition)
     return;
-  detail::fail(context, std::string(argument) + " = " + detail::format_value(value) + "; must be " +
-                            std::string(requirement));
+  detail::fail(context, detail::concat({argument, " = ", detail::format_value(value), "; must be ",
+                                        requirement}));
 }
 
 /// Throws unless every entry is finite. A vector's entry i is asset i; a matrix is observations in

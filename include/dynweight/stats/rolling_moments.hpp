@@ -129,6 +129,7 @@ class RollingMoments {
     m_covariance.setConstant(nan());
     m_variance.setConstant(nan());
     m_volatility.setConstant(nan());
+    m_volatility_current = true;
     m_correlation.setConstant(nan());
     m_correlation_current = true;
     m_run_length.setZero();
@@ -150,7 +151,8 @@ class RollingMoments {
     m_head = (m_head + 1) % window();
     ++m_bars;
     zero_constant_assets();
-    refresh_diagonal();
+    refresh_variance();
+    m_volatility_current = false;
     m_correlation_current = false;
   }
 
@@ -169,8 +171,16 @@ class RollingMoments {
   [[nodiscard]] const VectorType& mean() const { return m_mean; }
   /// Sample variance (ddof = 1); NaN with fewer than two observations.
   [[nodiscard]] const VectorType& variance() const { return m_variance; }
-  /// Sample standard deviation per period, √variance.
-  [[nodiscard]] const VectorType& volatility() const { return m_volatility; }
+  /// Sample standard deviation per period, √variance, computed on the first call after an update
+  /// (N square roots kept off the update path); not safe to call concurrently with itself on one
+  /// object (it fills a cache).
+  [[nodiscard]] const VectorType& volatility() const {
+    if (!m_volatility_current) {
+      m_volatility = m_variance.cwiseSqrt();
+      m_volatility_current = true;
+    }
+    return m_volatility;
+  }
   /// Symmetric view of the sample covariance (ddof = 1); NaN with fewer than two observations.
   [[nodiscard]] SymmetricView covariance() const {
     return m_covariance.template selfadjointView<Eigen::Lower>();
@@ -187,7 +197,7 @@ class RollingMoments {
   /// The matrix behind `correlation()` (lower triangle valid).
   [[nodiscard]] const MatrixType& correlation_lower() const {
     if (!m_correlation_current) {
-      detail::correlation_from_covariance(m_covariance, m_volatility, m_correlation);
+      detail::correlation_from_covariance(m_covariance, volatility(), m_correlation);
       m_correlation_current = true;
     }
     return m_correlation;
@@ -300,11 +310,10 @@ class RollingMoments {
     }
   }
 
-  void refresh_diagonal() {
+  void refresh_variance() {
     if (m_count < 2)
       return;
     m_variance = m_covariance.diagonal().cwiseMax(Scalar(0));
-    m_volatility = m_variance.cwiseSqrt();
   }
 
   RollingOptions m_options;
@@ -315,7 +324,8 @@ class RollingMoments {
   VectorType m_offset;  // δ = m − K, small, so its updates keep their digits at any price level
   MatrixType m_covariance;  // lower triangle
   VectorType m_variance;
-  VectorType m_volatility;
+  mutable VectorType m_volatility;  // filled on request
+  mutable bool m_volatility_current = true;
   mutable MatrixType m_correlation;  // lower triangle, filled on request
   mutable bool m_correlation_current = true;
   Eigen::Matrix<Index, Eigen::Dynamic, 1> m_run_length;
