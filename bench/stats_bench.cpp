@@ -10,24 +10,16 @@
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
-#include <random>
 
+#include "bench_support.hpp"
 #include "dynweight/stats/ewma_moments.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
 
 namespace {
 
-constexpr dynweight::Index kWindow = 250;
-constexpr dynweight::Index kPool = 256;
-
-Eigen::MatrixXd observation_pool(dynweight::Index assets) {
-  std::mt19937_64 engine(20261125);
-  std::normal_distribution<double> normal(0.0, 0.01);
-  Eigen::MatrixXd pool(assets, kPool);
-  for (dynweight::Index i = 0; i < pool.size(); ++i)
-    pool(i) = normal(engine);
-  return pool;
-}
+using dynweight::bench::kPool;
+using dynweight::bench::kWindow;
+using dynweight::bench::observation_pool;
 
 void BM_RollingCovUpdate(benchmark::State& state) {
   const auto n = static_cast<dynweight::Index>(state.range(0));
@@ -46,22 +38,7 @@ void BM_RollingCovUpdate(benchmark::State& state) {
 }
 
 void BM_RankUpdateFloor(benchmark::State& state) {
-  const auto n = static_cast<dynweight::Index>(state.range(0));
-  const Eigen::MatrixXd pool = observation_pool(n);
-  Eigen::MatrixXd lower = Eigen::MatrixXd::Zero(n, n);
-  using ConstMap = Eigen::Map<const Eigen::VectorXd>;
-  dynweight::Index t = 0;
-  for (auto _ : state) {
-    // Maps, because Eigen copies plain-vector arguments of the two-vector rankUpdate.
-    const ConstMap u(pool.col(t % kPool).data(), n);
-    const ConstMap v(pool.col((t + 1) % kPool).data(), n);
-    lower.selfadjointView<Eigen::Lower>().rankUpdate(u, v, 1.0 / double(kWindow - 1));
-    ++t;
-    benchmark::DoNotOptimize(lower.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(state.iterations());
-  state.counters["N"] = static_cast<double>(n);
+  dynweight::bench::rank_update_floor(state);
 }
 
 void BM_EwmaCovUpdate(benchmark::State& state) {
@@ -94,15 +71,11 @@ void BM_RankOneUpdateFloor(benchmark::State& state) {
   state.counters["N"] = static_cast<double>(n);
 }
 
-void sizes(benchmark::internal::Benchmark* b) {
-  b->Arg(10)->Arg(100)->Arg(500)->Arg(1000);
-}
-
 }  // namespace
 
-BENCHMARK(BM_RollingCovUpdate)->Apply(sizes);
-BENCHMARK(BM_RankUpdateFloor)->Apply(sizes);
-BENCHMARK(BM_EwmaCovUpdate)->Apply(sizes);
-BENCHMARK(BM_RankOneUpdateFloor)->Apply(sizes);
+BENCHMARK(BM_RollingCovUpdate)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_RankUpdateFloor)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_EwmaCovUpdate)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_RankOneUpdateFloor)->Apply(dynweight::bench::sizes);
 
 BENCHMARK_MAIN();

@@ -4,6 +4,7 @@
 // NaN): wide input tables and long-format statistics keyed by bar.
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -98,6 +99,40 @@ inline std::map<Index, Eigen::MatrixXd> read_matrix_series(const std::string& re
     it->second(std::stol(row.at(1)), std::stol(row.at(2))) = parse_number(row.at(3));
   }
   return series;
+}
+
+}  // namespace dynweight::test
+
+namespace dynweight::test {
+
+/// A full square matrix "i,j,value" (every (i, j) present); the size is the largest index + 1.
+inline Eigen::MatrixXd read_square_matrix(const std::string& relative) {
+  const auto rows = read_csv_rows(reference_path(relative), nullptr);
+  Index size = 0;
+  for (const auto& row : rows)
+    size = std::max<Index>(size, std::max(std::stol(row.at(0)), std::stol(row.at(1))) + 1);
+  Eigen::MatrixXd matrix =
+      Eigen::MatrixXd::Constant(size, size, std::numeric_limits<double>::quiet_NaN());
+  for (const auto& row : rows)
+    matrix(std::stol(row.at(0)), std::stol(row.at(1))) = parse_number(row.at(2));
+  return matrix;
+}
+
+/// Rows of a table with a header, keyed by the concatenation of its first `key_columns` cells
+/// joined with ','; the remaining cells parsed as numbers ("estimator,dataset,intensity,...").
+inline std::map<std::string, std::vector<double>> read_keyed_rows(const std::string& relative,
+                                                                  std::size_t key_columns) {
+  std::map<std::string, std::vector<double>> table;
+  for (const auto& row : read_csv_rows(reference_path(relative), nullptr)) {
+    std::string key;
+    for (std::size_t c = 0; c < key_columns; ++c)
+      key += (c == 0 ? "" : ",") + row.at(c);
+    std::vector<double> values;
+    for (std::size_t c = key_columns; c < row.size(); ++c)
+      values.push_back(parse_number(row[c]));
+    table.emplace(key, std::move(values));
+  }
+  return table;
 }
 
 }  // namespace dynweight::test

@@ -202,6 +202,9 @@ class RollingMoments {
     }
     return m_correlation;
   }
+  /// The observation the next `update()` drops once the window is full (the oldest one); while the
+  /// window fills, an unused column. For engines that keep more statistics of the same window.
+  [[nodiscard]] auto oldest() const { return m_ring.col(m_head); }
   /// The observations in the window as an N×W ring (column `(head + k) % W` is the k-th oldest once
   /// full); for exact recomputation and diagnostics.
   [[nodiscard]] const MatrixType& window_observations() const { return m_ring; }

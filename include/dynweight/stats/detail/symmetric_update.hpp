@@ -5,6 +5,7 @@
 /// `selfadjointView<Lower>().rankUpdate`: one column segment at a time, so each entry of the lower
 /// triangle is read and written once.
 
+#include <algorithm>
 #include <type_traits>
 
 #include "dynweight/core/types.hpp"
@@ -66,6 +67,29 @@ void correlation_from_covariance(const Matrix<Scalar>& covariance_lower,
         covariance_lower.col(j).tail(n - j).cwiseQuotient(volatility.tail(n - j) * volatility(j));
     if (volatility(j) > 0)
       correlation(j, j) = Scalar(1);
+  }
+}
+
+}  // namespace dynweight::detail
+
+namespace dynweight::detail {
+
+/// Copies the strict lower triangle onto the strict upper one (a full symmetric matrix from its
+/// lower half), tile by tile so that the transposed reads stay in cache: a plain row-by-row copy
+/// of a column-major N×N matrix strides through memory and costs several times a contiguous pass
+/// once N×N leaves the cache.
+template <class Derived>
+void mirror_lower_to_upper(Eigen::MatrixBase<Derived>& matrix) {
+  constexpr Index tile = 32;
+  const Index n = matrix.rows();
+  for (Index jb = 0; jb < n; jb += tile) {
+    const Index jn = std::min(tile, n - jb);
+    for (Index ib = 0; ib < jb; ib += tile) {  // tiles strictly above the diagonal: whole tiles
+      const Index in = std::min(tile, n - ib);
+      matrix.block(ib, jb, in, jn) = matrix.block(jb, ib, jn, in).transpose();
+    }
+    for (Index j = 1; j < jn; ++j)  // the diagonal tile: entries above its diagonal
+      matrix.col(jb + j).segment(jb, j) = matrix.row(jb + j).segment(jb, j).transpose();
   }
 }
 

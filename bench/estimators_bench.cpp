@@ -1,0 +1,95 @@
+// Shrinkage estimators beside their floors, W = T = 250:
+//   BM_LedoitWolf/N    batch LedoitWolf::compute on a T×N window (centring, S, intensity, output),
+//                      vs BM_SampleCovarianceFloor/N: Eigen's rankUpdate(Yᵀ) of the already
+//                      centred window, the kernel that forms S;
+//   BM_LedoitWolfRollingUpdate/N, BM_OasRollingUpdate/N   one bar of RollingShrinkage (update,
+//                      intensity, full shrunk covariance written), vs BM_RankUpdateFloor/N (one
+//                      bare rank-2 update of N×N, the floor of any O(N²) per-bar update).
+
+#include <benchmark/benchmark.h>
+
+#include <Eigen/Core>
+
+#include "bench_support.hpp"
+#include "dynweight/estimators/ledoit_wolf.hpp"
+#include "dynweight/estimators/rolling_shrinkage.hpp"
+
+namespace {
+
+using dynweight::bench::kPool;
+using dynweight::bench::kWindow;
+using dynweight::bench::observation_pool;
+
+void rolling_shrinkage_bar(benchmark::State& state, dynweight::RollingShrinkageMethod method) {
+  const auto n = static_cast<dynweight::Index>(state.range(0));
+  const Eigen::MatrixXd pool = observation_pool(n);
+  dynweight::RollingShrinkage<double> shrinkage(n, {.window = kWindow}, method);
+  for (dynweight::Index t = 0; t < kWindow; ++t)
+    shrinkage.update(pool.col(t % kPool));
+  Eigen::MatrixXd shrunk(n, n);
+  dynweight::Index t = 0;
+  double intensity = 0;
+  for (auto _ : state) {
+    shrinkage.update(pool.col(t++ % kPool));
+    intensity = shrinkage.compute(shrunk).intensity;
+    benchmark::DoNotOptimize(shrunk.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["N"] = static_cast<double>(n);
+  state.counters["intensity"] = intensity;
+}
+
+void BM_LedoitWolfRollingUpdate(benchmark::State& state) {
+  rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::ledoit_wolf);
+}
+void BM_OasRollingUpdate(benchmark::State& state) {
+  rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::oas);
+}
+void BM_RankUpdateFloor(benchmark::State& state) {
+  dynweight::bench::rank_update_floor(state);
+}
+
+Eigen::MatrixXd window_of(dynweight::Index n) {
+  return observation_pool(n).leftCols(kWindow).transpose();  // T×N, observations in rows
+}
+
+void BM_LedoitWolf(benchmark::State& state) {
+  const auto n = static_cast<dynweight::Index>(state.range(0));
+  const Eigen::MatrixXd window = window_of(n);
+  dynweight::LedoitWolf<double> lw(kWindow, n);
+  Eigen::MatrixXd shrunk(n, n);
+  double intensity = 0;
+  for (auto _ : state) {
+    intensity = lw.compute(window, shrunk).intensity;
+    benchmark::DoNotOptimize(shrunk.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["N"] = static_cast<double>(n);
+  state.counters["intensity"] = intensity;
+}
+
+void BM_SampleCovarianceFloor(benchmark::State& state) {
+  const auto n = static_cast<dynweight::Index>(state.range(0));
+  const Eigen::MatrixXd window = window_of(n);
+  const Eigen::MatrixXd centred = window.rowwise() - window.colwise().mean();
+  Eigen::MatrixXd lower = Eigen::MatrixXd::Zero(n, n);
+  for (auto _ : state) {
+    lower.selfadjointView<Eigen::Lower>().rankUpdate(centred.transpose(), 1.0 / double(kWindow));
+    benchmark::DoNotOptimize(lower.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["N"] = static_cast<double>(n);
+}
+
+}  // namespace
+
+BENCHMARK(BM_LedoitWolf)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_SampleCovarianceFloor)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_LedoitWolfRollingUpdate)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_OasRollingUpdate)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_RankUpdateFloor)->Apply(dynweight::bench::sizes);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,138 @@
+#pragma once
+
+/// \file
+/// Ledoit–Wolf shrinkage of the sample covariance toward the scaled identity, as scikit-learn's
+/// `LedoitWolf`.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <utility>
+
+#include "dynweight/core/status.hpp"
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+#include "dynweight/estimators/shrinkage.hpp"
+
+namespace dynweight {
+
+/// Ledoit–Wolf shrinkage toward the scaled identity, on a T×N panel (observations in rows):
+///   Σ̂ = (1 − δ) S + δ μ I,
+/// with Y the column-centred observations, y_t its row t, S = YᵀY/T (divisor T, the MLE) and
+///   μ      = tr(S)/N,
+///   β̄      = ((1/T) Σ_t ||y_t||⁴ − ||S||_F²) / (N T)   (= (1/(N T²)) Σ_t ||y_t y_tᵀ − S||_F²),
+///   d²     = ||S − μ I||_F² / N,
+///   δ      = min(β̄, d²) / d²                           (0 when β̄ <= 0 or d² = 0).
+/// Ledoit & Wolf (2004), "A well-conditioned estimator for large-dimensional covariance
+/// matrices", J. Multivariate Anal. 88; the arithmetic of scikit-learn 1.2.1
+/// `LedoitWolf(assume_centered=False)`.
+///
+/// **Conventions.** Exactly scikit-learn's estimator, with three rounding-level differences:
+/// d² is summed as Σ_{i≠j} S_ij² + Σ_i (S_ii − μ)² rather than ||S||² − 2μ tr S + N μ² (no
+/// cancellation when S is close to μ I); a β̄ that rounding makes negative (it is ≥ 0 by Jensen,
+/// and exactly 0 when T = 2) gives δ = 0 rather than a tiny negative δ; and d² = 0 (S = μ I
+/// already) gives δ = 0 where scikit-learn may divide by 0. N = 1 gives δ = 0, as scikit-learn
+/// (the target equals S). Column means are taken about each column's first value (see
+/// `SampleCovarianceWorkspace`), so a constant asset has exactly zero variance.
+///
+/// **Status.** `success`, or `numerical_issue` when every asset has zero variance (μ = 0: the
+/// target and the result are the zero matrix). Otherwise, with δ > 0 the result is symmetric
+/// positive definite.
+///
+/// **Cost.** S by one rank-T update of the lower triangle (Eigen's `rankUpdate` kernel,
+/// T N²/2 multiply-adds), then O(T N + N²). Memory O(T N + N²), sized on the first `compute` at a
+/// given (T, N) or by the sizing constructor; later calls at that size never allocate (pass a
+/// contiguous column-major matrix: an `Eigen::Ref` to anything else makes a temporary, which is
+/// the caller's allocation).
+///
+/// **Errors.** `compute` throws `dynweight::Error` when T < 2, N < 1, an observation is not finite
+/// (naming row and asset), or `shrunk` is not N×N; the estimator and `shrunk` are then unchanged.
+///
+/// \code
+/// Eigen::MatrixXd returns = Eigen::MatrixXd::Random(250, 10) * 0.01;  // T × N, one bar a row
+/// Eigen::MatrixXd sigma(10, 10);
+/// dynweight::LedoitWolf<double> lw;
+/// const dynweight::ShrinkageResult result = lw.compute(returns, sigma);
+/// // sigma is the full symmetric shrunk covariance; result.intensity is δ, result.target_parameter
+/// μ \endcode
+template <FloatingScalar Scalar_ = double>
+class LedoitWolf {
+ public:
+  using Scalar = Scalar_;
+  using MatrixType = Matrix<Scalar>;
+  using SymmetricView = Eigen::SelfAdjointView<const MatrixType, Eigen::Lower>;
+
+  /// An estimator whose workspace is sized by the first `compute`; `names` (optional, one per
+  /// asset) label error messages.
+  explicit LedoitWolf(AssetNames names = {}) : m_names(std::move(names)) {}
+
+  /// An estimator sized for T = `observations` rows of N = `assets` columns.
+  LedoitWolf(Index observations, Index assets, AssetNames names = {})
+      : m_names(checked_names(observations, assets, std::move(names))),
+        m_workspace(observations, assets),
+        m_row_norm2(observations) {}
+
+  /// Estimates from `observations` (T×N) and writes the full symmetric N×N shrunk covariance
+  /// into `shrunk`.
+  ShrinkageResult compute(const Eigen::Ref<const MatrixType>& observations,
+                          Eigen::Ref<MatrixType> shrunk) {
+    const CheckContext context{"LedoitWolf::compute", m_names};
+    m_workspace.check(context, observations, shrunk.rows(), shrunk.cols());
+    m_workspace.compute(observations);
+
+    const MatrixType& lower = m_workspace.covariance_lower();
+    const Index t = observations.rows();
+    const Index n = observations.cols();
+    const auto moments = detail::scaled_identity_moments(lower);
+    Scalar delta = 0;
+    if (n > 1) {
+      const Scalar beta =
+          (row_fourth_moment() / Scalar(t) - moments.frobenius2) / (Scalar(n) * Scalar(t));
+      const Scalar d2 = moments.distance2 / Scalar(n);
+      const Scalar capped = std::min(beta, d2);
+      delta = capped > 0 && d2 > 0 ? capped / d2 : Scalar(0);
+    }
+    detail::shrink_to_scaled_identity<Scalar>(lower, delta, moments.mu, shrunk);
+
+    m_result.status = moments.mu > 0 ? Status{}
+                                     : Status{StatusCode::numerical_issue, 0, 0.0,
+                                              detail::zero_variance_identity_detail};
+    m_result.intensity = static_cast<double>(delta);
+    m_result.target_parameter = static_cast<double>(moments.mu);
+    return m_result;
+  }
+
+  /// The result of the last successful `compute` (`not_ready` before the first).
+  [[nodiscard]] const ShrinkageResult& result() const { return m_result; }
+  /// Symmetric view of the sample covariance S = YᵀY/T of the last `compute`.
+  [[nodiscard]] SymmetricView sample_covariance() const {
+    return m_workspace.covariance_lower().template selfadjointView<Eigen::Lower>();
+  }
+  [[nodiscard]] Index observations() const { return m_workspace.observations(); }
+  [[nodiscard]] Index assets() const { return m_workspace.assets(); }
+  [[nodiscard]] const AssetNames& names() const { return m_names; }
+
+ private:
+  static AssetNames checked_names(Index observations, Index assets, AssetNames names) {
+    const CheckContext context{"LedoitWolf"};
+    detail::check_dimensions(context, observations, assets);
+    check_names(context, names, assets);
+    return names;
+  }
+
+  // Σ_t ||y_t||⁴, with ||y_t||² accumulated column by column into a T-vector.
+  Scalar row_fourth_moment() {
+    const auto& y = m_workspace.centred();
+    m_row_norm2.resize(y.rows());
+    m_row_norm2.setZero();
+    for (Index j = 0; j < y.cols(); ++j)
+      m_row_norm2.array() += y.col(j).array().square();
+    return m_row_norm2.squaredNorm();
+  }
+
+  AssetNames m_names;
+  detail::SampleCovarianceWorkspace<Scalar> m_workspace;
+  Vector<Scalar> m_row_norm2;
+  ShrinkageResult m_result{Status::not_ready("compute() has not been called"), 0.0, 0.0};
+};
+
+}  // namespace dynweight

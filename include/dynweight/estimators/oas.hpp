@@ -1,0 +1,117 @@
+#pragma once
+
+/// \file
+/// Oracle Approximating Shrinkage toward the scaled identity, as scikit-learn's `OAS`.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <utility>
+
+#include "dynweight/core/status.hpp"
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+#include "dynweight/estimators/shrinkage.hpp"
+
+namespace dynweight {
+
+/// Oracle Approximating Shrinkage (OAS) toward the scaled identity, on a T×N panel (observations
+/// in rows):
+///   Σ̂ = (1 − δ) S + δ μ I,
+/// with S = YᵀY/T the covariance of the column-centred observations Y (divisor T) and
+///   μ     = tr(S)/N,
+///   α     = mean_ij S_ij² = ||S||_F² / N²,
+///   δ     = min(1, (α + μ²) / ((T + 1)(α − μ²/N)))     (1 when the denominator is 0).
+/// Chen, Wiesel, Eldar & Hero (2010), "Shrinkage algorithms for MMSE covariance estimation",
+/// IEEE Trans. Signal Process. 58(10); in the form of scikit-learn 1.2.1 `OAS` (which, like the
+/// authors' code, drops the 2/N factors of the paper's eq. 23).
+///
+/// **Conventions.** Exactly scikit-learn's estimator; its denominator factor α − μ²/N is summed as
+/// ||S − μ I||_F²/N² (the same number without cancellation, never negative). N = 1 gives δ = 0,
+/// as scikit-learn (the target equals S). Constant assets have exactly zero variance (see
+/// `SampleCovarianceWorkspace`).
+///
+/// **Status.** `success`, or `numerical_issue` when every asset has zero variance (μ = 0: the
+/// target and the result are the zero matrix).
+///
+/// **Cost.** S by one rank-T update of the lower triangle (T N²/2 multiply-adds), then O(N²).
+/// Memory O(T N + N²), sized on the first `compute` at a given (T, N) or by the sizing
+/// constructor; later calls at that size never allocate (for a contiguous column-major input).
+///
+/// **Errors.** `compute` throws `dynweight::Error` when T < 2, N < 1, an observation is not finite
+/// (naming row and asset), or `shrunk` is not N×N; the estimator and `shrunk` are then unchanged.
+///
+/// \code
+/// Eigen::MatrixXd returns = Eigen::MatrixXd::Random(250, 10) * 0.01;  // T × N, one bar a row
+/// Eigen::MatrixXd sigma(10, 10);
+/// dynweight::Oas<double> oas(250, 10);  // sized up front
+/// const dynweight::ShrinkageResult result = oas.compute(returns, sigma);
+/// \endcode
+template <FloatingScalar Scalar_ = double>
+class Oas {
+ public:
+  using Scalar = Scalar_;
+  using MatrixType = Matrix<Scalar>;
+  using SymmetricView = Eigen::SelfAdjointView<const MatrixType, Eigen::Lower>;
+
+  /// An estimator whose workspace is sized by the first `compute`; `names` (optional, one per
+  /// asset) label error messages.
+  explicit Oas(AssetNames names = {}) : m_names(std::move(names)) {}
+
+  /// An estimator sized for T = `observations` rows of N = `assets` columns.
+  Oas(Index observations, Index assets, AssetNames names = {})
+      : m_names(checked_names(observations, assets, std::move(names))),
+        m_workspace(observations, assets) {}
+
+  /// Estimates from `observations` (T×N) and writes the full symmetric N×N shrunk covariance
+  /// into `shrunk`.
+  ShrinkageResult compute(const Eigen::Ref<const MatrixType>& observations,
+                          Eigen::Ref<MatrixType> shrunk) {
+    const CheckContext context{"Oas::compute", m_names};
+    m_workspace.check(context, observations, shrunk.rows(), shrunk.cols());
+    m_workspace.compute(observations);
+
+    const MatrixType& lower = m_workspace.covariance_lower();
+    const Scalar t = Scalar(observations.rows());
+    const Scalar n = Scalar(observations.cols());
+    const auto moments = detail::scaled_identity_moments(lower);
+    Scalar delta = 0;
+    if (observations.cols() > 1) {
+      const Scalar alpha = moments.frobenius2 / (n * n);
+      const Scalar numerator = alpha + moments.mu * moments.mu;
+      const Scalar denominator = (t + 1) * (moments.distance2 / (n * n));
+      delta = denominator == 0 ? Scalar(1) : std::min(numerator / denominator, Scalar(1));
+    }
+    detail::shrink_to_scaled_identity<Scalar>(lower, delta, moments.mu, shrunk);
+
+    m_result.status = moments.mu > 0 ? Status{}
+                                     : Status{StatusCode::numerical_issue, 0, 0.0,
+                                              detail::zero_variance_identity_detail};
+    m_result.intensity = static_cast<double>(delta);
+    m_result.target_parameter = static_cast<double>(moments.mu);
+    return m_result;
+  }
+
+  /// The result of the last successful `compute` (`not_ready` before the first).
+  [[nodiscard]] const ShrinkageResult& result() const { return m_result; }
+  /// Symmetric view of the sample covariance S = YᵀY/T of the last `compute`.
+  [[nodiscard]] SymmetricView sample_covariance() const {
+    return m_workspace.covariance_lower().template selfadjointView<Eigen::Lower>();
+  }
+  [[nodiscard]] Index observations() const { return m_workspace.observations(); }
+  [[nodiscard]] Index assets() const { return m_workspace.assets(); }
+  [[nodiscard]] const AssetNames& names() const { return m_names; }
+
+ private:
+  static AssetNames checked_names(Index observations, Index assets, AssetNames names) {
+    const CheckContext context{"Oas"};
+    detail::check_dimensions(context, observations, assets);
+    check_names(context, names, assets);
+    return names;
+  }
+
+  AssetNames m_names;
+  detail::SampleCovarianceWorkspace<Scalar> m_workspace;
+  ShrinkageResult m_result{Status::not_ready("compute() has not been called"), 0.0, 0.0};
+};
+
+}  // namespace dynweight

@@ -1,0 +1,222 @@
+#pragma once
+
+/// \file
+/// Ledoit–Wolf (2004) and OAS shrinkage of the live rolling window, in O(N²) per bar.
+
+#include <Eigen/Core>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "dynweight/core/status.hpp"
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+#include "dynweight/estimators/shrinkage.hpp"
+#include "dynweight/stats/rolling_moments.hpp"
+
+namespace dynweight {
+
+/// Which scaled-identity shrinkage a `RollingShrinkage` applies.
+enum class RollingShrinkageMethod {
+  ledoit_wolf,  ///< Ledoit & Wolf (2004), as scikit-learn's `LedoitWolf`
+  oas,          ///< Chen, Wiesel, Eldar & Hero (2010), as scikit-learn's `OAS`
+};
+
+/// Shrinkage toward the scaled identity of the covariance of the last W observations, kept up to
+/// date bar by bar: after each `update()`, `compute()` gives exactly what scikit-learn's
+/// `LedoitWolf(assume_centered=False)` or `OAS` give on the window's T×N matrix (T = `count()`),
+/// without re-reading the window.
+///
+/// With Y the window centred on its mean, S = YᵀY/T (divisor T, the MLE covariance: (T−1)/T times
+/// `moments().covariance()`), μ = tr S / N and the shrunk Σ̂ = (1 − δ) S + δ μ I:
+///   Ledoit–Wolf: b = (Q/T − ‖S‖²_F)/(N T), d = (‖S‖²_F − N μ²)/N, δ = min(b, d)/d,
+///   OAS:         a = ‖S‖²_F/N², δ = min((a + μ²) / ((T + 1)(a − μ²/N)), 1),
+/// where Q = Σ_t ‖y_t‖⁴ is the one statistic the covariance does not carry.
+///
+/// **Incremental Q.** With a reference point K and u_t = x_t − K, a_t = ‖u_t‖², and the offset
+/// c = m − K of the window mean, y_t = u_t − c gives the exact identity
+///   Q = Σ a_t² − 4 cᵀ Σ a_t u_t + 2‖c‖² Σ a_t + 4T cᵀ S c + T ‖c‖⁴,
+/// so the engine keeps the scalars Σ a_t, Σ a_t² and the vector Σ a_t u_t, adding the entering
+/// observation and removing the leaving one in O(N); the O(N²) work per bar is the rolling
+/// covariance itself (`RollingMoments`, one rank-2 update) and, in `compute()`, one pass over the
+/// lower triangle for ‖S‖²_F and cᵀSc plus the output. Every W bars the sums are re-accumulated
+/// exactly from the window about K = the current mean (O(W·N), i.e. O(N) amortised), so they do not
+/// drift and c stays small.
+///
+/// **Degenerate windows.** N = 1: δ = 0 (scikit-learn's convention; any δ gives the same matrix).
+/// When S is already a multiple of the identity (d = 0, e.g. an all-constant window) Ledoit–Wolf
+/// reports δ = 0 and OAS δ = 1, as scikit-learn; the shrunk matrix is S either way.
+///
+/// **Cost.** `update()`: one `RollingMoments` update plus O(N); `compute()`: O(N²), one read of the
+/// lower triangle and one write of the output. No allocation after construction.
+///
+/// \code
+/// dynweight::RollingShrinkage<double> lw(3, {.window = 250},
+///                                        dynweight::RollingShrinkageMethod::ledoit_wolf);
+/// Eigen::MatrixXd sigma(3, 3);
+/// lw.update(returns_today);
+/// if (const auto result = lw.compute(sigma); result.status.ok()) {
+///   double delta = result.intensity;  // sigma = (1 − δ) S + δ μ I
+/// }
+/// \endcode
+template <FloatingScalar Scalar_ = double>
+class RollingShrinkage {
+ public:
+  using Scalar = Scalar_;
+  using VectorType = Vector<Scalar>;
+  using MatrixType = Matrix<Scalar>;
+
+  RollingShrinkage(Index assets, RollingOptions options, RollingShrinkageMethod method,
+                   AssetNames names = {})
+      : m_moments(assets, options, std::move(names)),
+        m_method(method),
+        m_shift(assets),
+        m_weighted_sum(assets),
+        m_entering(assets),
+        m_leaving(assets),
+        m_offset(assets) {
+    reset();
+  }
+
+  /// Forgets every observation.
+  void reset() {
+    m_moments.reset();
+    m_shift.setZero();
+    m_sum_a = 0;
+    m_sum_a2 = 0;
+    m_weighted_sum.setZero();
+    m_since_resync = 0;
+  }
+
+  /// Adds one observation, dropping the oldest once the window is full. Throws `dynweight::Error`
+  /// on bad input (see `RollingMoments::update`) and then changes nothing.
+  void update(const Eigen::Ref<const VectorType>& x) {
+    const bool full = m_moments.count() == m_moments.window();
+    if (full)
+      m_leaving = m_moments.oldest() - m_shift;
+    if (m_moments.count() == 0)
+      m_shift = x;  // a reference point near the data (K); updates below see u = x − K
+    m_entering = x - m_shift;
+    m_moments.update(x);  // validates; nothing of ours has changed if it throws
+
+    const Scalar a_in = m_entering.squaredNorm();
+    m_sum_a += a_in;
+    m_sum_a2 += a_in * a_in;
+    m_weighted_sum += a_in * m_entering;
+    if (full) {
+      const Scalar a_out = m_leaving.squaredNorm();
+      m_sum_a -= a_out;
+      m_sum_a2 -= a_out * a_out;
+      m_weighted_sum -= a_out * m_leaving;
+      if (++m_since_resync >= m_moments.window())
+        resync();
+    }
+  }
+
+  /// Writes the full symmetric shrunk covariance into `shrunk` (N×N) and returns the intensity and
+  /// μ; `not_ready` (and `shrunk` untouched) until the window is ready and holds two observations.
+  ShrinkageResult compute(Eigen::Ref<MatrixType> shrunk) {
+    const Index n = assets();
+    const CheckContext context{"RollingShrinkage::compute", m_moments.names(), m_moments.bars()};
+    check_size(context, "shrunk (rows)", shrunk.rows(), n);
+    check_size(context, "shrunk (columns)", shrunk.cols(), n);
+    if (!m_moments.ready() || m_moments.count() < 2)
+      return {Status::not_ready("the rolling window is not ready"), 0.0, 0.0};
+
+    const auto t = static_cast<double>(m_moments.count());
+    const double scale = (t - 1) / t;  // sample (ddof = 1) → MLE (divisor T)
+    const MatrixType& cov = m_moments.covariance_lower();
+    m_offset = m_moments.mean() - m_shift;
+
+    // One pass over the lower triangle: trace, ‖cov‖²_F and cᵀ cov c.
+    double trace = 0, frobenius = 0, quadratic = 0;
+    for (Index j = 0; j < n; ++j) {
+      const Scalar diagonal = cov(j, j);
+      const Scalar cj = m_offset(j);
+      const auto below = cov.col(j).tail(n - j - 1);
+      const Scalar squares = below.squaredNorm();
+      const Scalar products = below.dot(m_offset.tail(n - j - 1));
+      trace += diagonal;
+      frobenius += double(diagonal) * diagonal + 2.0 * double(squares);
+      quadratic += double(cj) * (double(diagonal) * cj + 2.0 * double(products));
+    }
+    trace *= scale;
+    frobenius *= scale * scale;
+    quadratic *= scale;
+
+    const double mu = trace / double(n);
+    const double c2 = double(m_offset.squaredNorm());
+    const double q = double(m_sum_a2) - 4.0 * double(m_offset.dot(m_weighted_sum)) +
+                     2.0 * c2 * double(m_sum_a) + 4.0 * t * quadratic + t * c2 * c2;
+    const double intensity = m_method == RollingShrinkageMethod::ledoit_wolf
+                                 ? ledoit_wolf_intensity(q, frobenius, mu, t, double(n))
+                                 : oas_intensity(frobenius, mu, t, double(n));
+
+    const auto keep = static_cast<Scalar>((1.0 - intensity) * scale);
+    const auto add = static_cast<Scalar>(intensity * mu);
+    for (Index j = 0; j < n; ++j) {
+      shrunk.col(j).tail(n - j) = keep * cov.col(j).tail(n - j);
+      shrunk(j, j) += add;
+    }
+    detail::mirror_lower_to_upper(shrunk);
+    return {Status::success_after(0, 0.0), intensity, mu};
+  }
+
+  [[nodiscard]] Index assets() const { return m_moments.assets(); }
+  [[nodiscard]] bool ready() const { return m_moments.ready() && m_moments.count() >= 2; }
+  [[nodiscard]] RollingShrinkageMethod method() const { return m_method; }
+  /// The rolling moments of the window (mean, covariance with ddof = 1, ...).
+  [[nodiscard]] const RollingMoments<Scalar>& moments() const { return m_moments; }
+
+ private:
+  // scikit-learn 1.2.1 `ledoit_wolf_shrinkage` from Q = Σ‖y_t‖⁴ and ‖S‖²_F.
+  static double ledoit_wolf_intensity(double q, double frobenius, double mu, double t, double n) {
+    if (n == 1)
+      return 0.0;
+    const double b = (q / t - frobenius) / (n * t);
+    const double d = (frobenius - n * mu * mu) / n;
+    if (!(d > 0))
+      return 0.0;  // S is a multiple of I already
+    const double bounded = std::min(b, d);
+    return bounded <= 0 ? 0.0 : bounded / d;
+  }
+
+  // scikit-learn 1.2.1 `oas`.
+  static double oas_intensity(double frobenius, double mu, double t, double n) {
+    if (n == 1)
+      return 0.0;
+    const double alpha = frobenius / (n * n);
+    const double denominator = (t + 1.0) * (alpha - mu * mu / n);
+    return denominator == 0 ? 1.0 : std::min((alpha + mu * mu) / denominator, 1.0);
+  }
+
+  // Re-accumulates Σa, Σa², Σ a u exactly from the window, about K = the current mean.
+  void resync() {
+    m_shift = m_moments.mean();
+    m_sum_a = 0;
+    m_sum_a2 = 0;
+    m_weighted_sum.setZero();
+    const auto& ring = m_moments.window_observations();
+    for (Index k = 0; k < m_moments.count(); ++k) {
+      m_entering = ring.col(k) - m_shift;
+      const Scalar a = m_entering.squaredNorm();
+      m_sum_a += a;
+      m_sum_a2 += a * a;
+      m_weighted_sum += a * m_entering;
+    }
+    m_since_resync = 0;
+  }
+
+  RollingMoments<Scalar> m_moments;
+  RollingShrinkageMethod m_method;
+  VectorType m_shift;         // K
+  Scalar m_sum_a = 0;         // Σ a_t
+  Scalar m_sum_a2 = 0;        // Σ a_t²
+  VectorType m_weighted_sum;  // Σ a_t u_t
+  VectorType m_entering;      // u of the entering observation (scratch)
+  VectorType m_leaving;       // u of the leaving observation (scratch)
+  VectorType m_offset;        // c = m − K (scratch)
+  Index m_since_resync = 0;
+};
+
+}  // namespace dynweight

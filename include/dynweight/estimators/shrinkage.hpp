@@ -1,0 +1,327 @@
+#pragma once
+
+/// \file
+/// Shared vocabulary of the batch shrinkage estimators (`LedoitWolf`, `Oas`, `ConstantCorrelation`,
+/// `FixedShrinkage`): the shrinkage targets, the result record, and the workspace that centres a
+/// T×N panel and forms its maximum-likelihood covariance S = YᵀY/T.
+
+#include <Eigen/Core>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "dynweight/core/status.hpp"
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+#include "dynweight/stats/detail/symmetric_update.hpp"
+
+namespace dynweight {
+
+/// The structured matrix F a sample covariance S is shrunk toward: Σ̂ = (1 − δ) S + δ F.
+enum class ShrinkageTarget {
+  /// F = μ I with μ = tr(S)/N, the average variance (Ledoit & Wolf 2004, OAS).
+  scaled_identity,
+  /// F_ii = S_ii, F_ij = r̄ √(S_ii S_jj) with r̄ the average sample correlation (Ledoit & Wolf 2003).
+  constant_correlation,
+};
+
+/// Human-readable name of a shrinkage target.
+constexpr std::string_view to_string(ShrinkageTarget target) noexcept {
+  switch (target) {
+    case ShrinkageTarget::scaled_identity:
+      return "scaled_identity";
+    case ShrinkageTarget::constant_correlation:
+      return "constant_correlation";
+  }
+  return "unknown";
+}
+
+/// What a shrinkage estimator reports beside the shrunk covariance.
+struct ShrinkageResult {
+  /// `success`, or `numerical_issue` (with a static `detail`) when the target is singular, e.g. an
+  /// asset with zero variance; the shrunk covariance is then still symmetric positive
+  /// semi-definite. `not_ready` before the first `compute()`.
+  Status status;
+  /// The shrinkage intensity δ in [0, 1].
+  double intensity = 0.0;
+  /// The target's parameter: μ = tr(S)/N for the scaled identity, r̄ for constant correlation
+  /// (NaN when no two assets have a positive variance, e.g. N = 1).
+  double target_parameter = 0.0;
+};
+
+namespace detail {
+
+/// `lower += alpha · Yᵀ Y` on the lower triangle, with Y the T×N matrix `centred`: exactly Eigen's
+/// `lower.selfadjointView<Lower>().rankUpdate(centred.transpose(), alpha)` (the same kernel,
+/// `general_matrix_matrix_triangular_product`, bit for bit), but with its packing buffers sized
+/// once per (T, N) here instead of on every call (Eigen takes them from the heap whenever they
+/// exceed its 128 KB stack limit, e.g. N = 500 and T ≥ 256).
+template <FloatingScalar Scalar>
+class GramKernel {
+ public:
+  GramKernel() = default;
+  GramKernel(const GramKernel& other) { resize(other.m_depth, other.m_size); }
+  GramKernel& operator=(const GramKernel& other) {
+    if (this != &other)
+      resize(other.m_depth, other.m_size);
+    return *this;
+  }
+  GramKernel(GramKernel&&) noexcept = default;
+  GramKernel& operator=(GramKernel&&) noexcept = default;
+  ~GramKernel() = default;
+
+  /// Sizes the packing buffers for T = `depth` observations of N = `size` assets.
+  void resize(Index depth, Index size) {
+    if (depth == m_depth && size == m_size && m_blocking)
+      return;
+    m_blocking.reset();
+    m_depth = depth;
+    m_size = size;
+    if (depth <= 0 || size <= 0)
+      return;
+    m_blocking = std::make_unique<Blocking>(size, size, depth, 1, false);
+    m_blocking->allocateAll();
+  }
+
+  /// `lower += alpha · centredᵀ centred` (lower triangle); `centred` must be `depth × size`.
+  void run(const Matrix<Scalar>& centred, Matrix<Scalar>& lower, Scalar alpha) const {
+    eigen_assert(m_blocking && centred.rows() == m_depth && centred.cols() == m_size);
+    eigen_assert(lower.rows() == m_size && lower.cols() == m_size);
+    // Yᵀ is a row-major N×T view of the column-major Y; Eigen's rankUpdate(Y.transpose()) makes
+    // exactly this call.
+    Eigen::internal::general_matrix_matrix_triangular_product<
+        Index, Scalar, Eigen::RowMajor, false, Scalar, Eigen::ColMajor, false, Eigen::ColMajor, 1,
+        Eigen::Lower>::run(m_size, m_depth, centred.data(), centred.outerStride(), centred.data(),
+                           centred.outerStride(), lower.data(), 1, lower.outerStride(), alpha,
+                           *m_blocking);
+  }
+
+ private:
+  using Blocking =
+      Eigen::internal::gemm_blocking_space<Eigen::ColMajor, Scalar, Scalar, Eigen::Dynamic,
+                                           Eigen::Dynamic, Eigen::Dynamic>;
+  std::unique_ptr<Blocking> m_blocking;
+  Index m_depth = 0;
+  Index m_size = 0;
+};
+
+/// Throws `dynweight::Error` unless T >= 2, N >= 1 (sizing constructors).
+inline void check_dimensions(const CheckContext& context, Index observations, Index assets) {
+  check_parameter(observations >= 2, context, "observations", static_cast<double>(observations),
+                  ">= 2");
+  check_parameter(assets >= 1, context, "assets", static_cast<double>(assets), ">= 1");
+}
+
+/// The centred panel Y (T×N, column j is asset j minus its mean) and S = YᵀY/T (lower triangle),
+/// sized on first use at a given (T, N); shared by every shrinkage estimator.
+template <FloatingScalar Scalar>
+class SampleCovarianceWorkspace {
+ public:
+  using MatrixType = Matrix<Scalar>;
+
+  SampleCovarianceWorkspace() = default;
+  SampleCovarianceWorkspace(Index observations, Index assets) { resize(observations, assets); }
+
+  /// Throws `dynweight::Error` unless T >= 2, N >= 1, every observation is finite, `names` is
+  /// empty or has N entries, and `shrunk` is N×N. Reads only; changes nothing.
+  static void check(const CheckContext& context, const Eigen::Ref<const MatrixType>& observations,
+                    Index shrunk_rows, Index shrunk_cols) {
+    check_parameter(observations.rows() >= 2, context, "observations.rows() (T)",
+                    static_cast<double>(observations.rows()), ">= 2");
+    const Index n = observations.cols();
+    check_parameter(n >= 1, context, "observations.cols() (N)", static_cast<double>(n), ">= 1");
+    check_names(context, context.names, n);
+    check_finite(context, "observations", observations);
+    if (shrunk_rows != n || shrunk_cols != n) {
+      fail(context, concat({"shrunk is ", std::to_string(shrunk_rows), "x",
+                            std::to_string(shrunk_cols), ", expected ", std::to_string(n), "x",
+                            std::to_string(n), " (N×N, N = observations.cols())"}));
+    }
+  }
+
+  /// Sizes every buffer for T observations of N assets (a no-op at the current size).
+  void resize(Index observations, Index assets) {
+    if (observations == m_centred.rows() && assets == m_centred.cols())
+      return;
+    m_centred.resize(observations, assets);
+    m_covariance.resize(assets, assets);
+    m_kernel.resize(observations, assets);
+  }
+
+  /// Centres `observations` (checked) into Y and forms the lower triangle of S = YᵀY/T.
+  ///
+  /// Each column's mean is taken about its first value, m_j = x_0j + mean_t(x_tj − x_0j), so an
+  /// asset whose observations are all equal has exactly Y = 0 and zero variance and covariances
+  /// (a plain mean can miss the constant by an ulp and leave ~1e-33 of rounding residue), and a
+  /// large common level costs no digits.
+  void compute(const Eigen::Ref<const MatrixType>& observations) {
+    resize(observations.rows(), observations.cols());
+    const Index t = observations.rows();
+    const Scalar inv_t = Scalar(1) / Scalar(t);
+    for (Index j = 0; j < observations.cols(); ++j) {
+      auto column = m_centred.col(j).array();
+      column = observations.col(j).array() - observations(0, j);
+      column -= column.sum() * inv_t;
+    }
+    const Index n = assets();
+    for (Index j = 0; j < n; ++j)
+      m_covariance.col(j).tail(n - j).setZero();
+    m_kernel.run(m_centred, m_covariance, inv_t);
+  }
+
+  [[nodiscard]] Index observations() const { return m_centred.rows(); }
+  [[nodiscard]] Index assets() const { return m_centred.cols(); }
+  /// Y, T×N.
+  [[nodiscard]] const MatrixType& centred() const { return m_centred; }
+  /// S = YᵀY/T in the lower triangle (diagonal included); the strict upper triangle is
+  /// unspecified.
+  [[nodiscard]] const MatrixType& covariance_lower() const { return m_covariance; }
+
+ private:
+  MatrixType m_centred;
+  MatrixType m_covariance;
+  GramKernel<Scalar> m_kernel;
+};
+
+/// Sums over the lower triangle of S that the scaled-identity estimators need.
+template <class Scalar>
+struct ScaledIdentityMoments {
+  Scalar mu = 0;          ///< μ = tr(S)/N
+  Scalar frobenius2 = 0;  ///< ||S||_F²
+  Scalar distance2 = 0;   ///< ||S − μ I||_F², formed without cancellation
+};
+
+template <class Scalar>
+ScaledIdentityMoments<Scalar> scaled_identity_moments(const Matrix<Scalar>& lower) {
+  const Index n = lower.rows();
+  ScaledIdentityMoments<Scalar> m;
+  m.mu = lower.diagonal().sum() / Scalar(n);
+  Scalar off2 = 0;
+  Scalar diag2 = 0;
+  Scalar dev2 = 0;
+  for (Index j = 0; j < n; ++j) {
+    const Scalar d = lower(j, j);
+    diag2 += d * d;
+    dev2 += (d - m.mu) * (d - m.mu);
+    off2 += lower.col(j).tail(n - j - 1).squaredNorm();
+  }
+  m.frobenius2 = 2 * off2 + diag2;
+  m.distance2 = 2 * off2 + dev2;
+  return m;
+}
+
+/// out = (1 − δ) S + δ μ I, full symmetric.
+template <class Scalar>
+void shrink_to_scaled_identity(const Matrix<Scalar>& lower, Scalar delta, Scalar mu,
+                               Eigen::Ref<Matrix<Scalar>> out) {
+  const Index n = lower.rows();
+  const Scalar keep = Scalar(1) - delta;
+  for (Index j = 0; j < n; ++j) {
+    out.col(j).tail(n - j) = keep * lower.col(j).tail(n - j);
+    out(j, j) += delta * mu;
+  }
+  mirror_lower_to_upper(out);
+}
+
+inline constexpr const char* zero_variance_identity_detail =
+    "every asset has zero variance: the target mu I and the shrunk covariance are zero";
+
+/// The constant-correlation target of S (Ledoit & Wolf 2003): s_i = √S_ii and the average
+/// correlation r̄ over the pairs of assets whose variances are both > 0. An asset with S_ii = 0
+/// (constant observations) has no correlation: it is left out of r̄ and its row and column of the
+/// target are 0 (F_ij = r̄ s_i s_j = 0), so the target is singular.
+template <FloatingScalar Scalar>
+class ConstantCorrelationTarget {
+ public:
+  void resize(Index assets) {
+    m_sd.resize(assets);
+    m_inv_sd.resize(assets);
+  }
+
+  /// Computes s, 1/s (0 for a zero-variance asset) and r̄ from the lower triangle of S.
+  void compute(const Matrix<Scalar>& lower) {
+    const Index n = lower.rows();
+    resize(n);
+    m_live = 0;
+    for (Index i = 0; i < n; ++i) {
+      const Scalar variance = lower(i, i);
+      m_sd(i) = std::sqrt(variance);
+      m_inv_sd(i) = variance > 0 ? Scalar(1) / m_sd(i) : Scalar(0);
+      m_live += variance > 0 ? 1 : 0;
+    }
+    Scalar sum = 0;
+    for (Index j = 0; j < n; ++j) {
+      if (m_inv_sd(j) == 0)
+        continue;
+      sum += m_inv_sd(j) * lower.col(j).tail(n - j - 1).dot(m_inv_sd.tail(n - j - 1));
+    }
+    const Index pairs = m_live * (m_live - 1) / 2;
+    m_mean_correlation = pairs > 0 ? sum / Scalar(pairs) : Scalar(0);
+  }
+
+  /// r̄ as used in the target (0 when there is no pair).
+  [[nodiscard]] Scalar mean_correlation() const { return m_mean_correlation; }
+  /// r̄ as reported: NaN when no two assets have a positive variance.
+  [[nodiscard]] double reported_mean_correlation() const {
+    return m_live >= 2 ? static_cast<double>(m_mean_correlation)
+                       : std::numeric_limits<double>::quiet_NaN();
+  }
+  [[nodiscard]] const Vector<Scalar>& sd() const { return m_sd; }
+  [[nodiscard]] const Vector<Scalar>& inv_sd() const { return m_inv_sd; }
+  /// Assets with a positive variance.
+  [[nodiscard]] Index live() const { return m_live; }
+
+  /// `success`, or `numerical_issue` when the target is singular: an asset with zero variance,
+  /// or r̄ at a bound (r̄ >= 1, or r̄ <= −1/(N − 1)).
+  [[nodiscard]] Status status() const {
+    const Index n = m_sd.size();
+    if (m_live < n) {
+      return {StatusCode::numerical_issue, 0, 0.0,
+              "an asset has zero variance: its row of the constant-correlation target is 0 and "
+              "the shrunk covariance is singular"};
+    }
+    if (n >= 2 &&
+        (!(m_mean_correlation < 1) || !(m_mean_correlation > Scalar(-1) / Scalar(n - 1)))) {
+      return {StatusCode::numerical_issue, 0, 0.0,
+              "the average correlation is at a bound (1 or -1/(N-1)): the constant-correlation "
+              "target is singular"};
+    }
+    return {};
+  }
+
+  /// ||F − S||_F² = Σ_{i≠j} (r̄ s_i s_j − S_ij)².
+  [[nodiscard]] Scalar squared_distance(const Matrix<Scalar>& lower) const {
+    const Index n = lower.rows();
+    Scalar sum = 0;
+    for (Index j = 0; j < n; ++j) {
+      const Index m = n - j - 1;
+      sum += ((m_mean_correlation * m_sd(j)) * m_sd.tail(m) - lower.col(j).tail(m)).squaredNorm();
+    }
+    return 2 * sum;
+  }
+
+  /// out = (1 − δ) S + δ F, full symmetric; the diagonal is S_ii exactly.
+  void shrink(const Matrix<Scalar>& lower, Scalar delta, Eigen::Ref<Matrix<Scalar>> out) const {
+    const Index n = lower.rows();
+    const Scalar keep = Scalar(1) - delta;
+    for (Index j = 0; j < n; ++j) {
+      const Index m = n - j - 1;
+      out(j, j) = lower(j, j);
+      out.col(j).tail(m) =
+          (delta * m_mean_correlation * m_sd(j)) * m_sd.tail(m) + keep * lower.col(j).tail(m);
+    }
+    mirror_lower_to_upper(out);
+  }
+
+ private:
+  Vector<Scalar> m_sd;
+  Vector<Scalar> m_inv_sd;
+  Scalar m_mean_correlation = 0;
+  Index m_live = 0;
+};
+
+}  // namespace detail
+}  // namespace dynweight

@@ -1,0 +1,218 @@
+#include "dynweight/estimators/rolling_shrinkage.hpp"
+
+#include <Eigen/Core>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "allocation_counter.hpp"
+#include "market_data.hpp"
+#include "near.hpp"
+#include "reference_csv.hpp"
+
+using Catch::Matchers::Contains;
+using dynweight::Index;
+using dynweight::RollingShrinkage;
+using dynweight::RollingShrinkageMethod;
+using dynweight::test::near;
+using dynweight::test::Tolerance;
+
+namespace {
+
+Eigen::MatrixXd read_full_matrix(const std::string& relative, Index n) {
+  Eigen::MatrixXd m(n, n);
+  for (const auto& row :
+       dynweight::test::read_csv_rows(dynweight::test::reference_path(relative), nullptr)) {
+    m(std::stol(row.at(0)), std::stol(row.at(1))) = dynweight::test::parse_number(row.at(2));
+  }
+  return m;
+}
+
+// scikit-learn's LedoitWolf / OAS on a T×N window, written out from their definitions with a
+// two-pass centring (the independent side of the every-bar comparison).
+struct BatchShrinkage {
+  Eigen::MatrixXd covariance;
+  double intensity;
+  double mu;
+};
+
+BatchShrinkage batch(const Eigen::MatrixXd& window, RollingShrinkageMethod method) {
+  const double t = double(window.rows());
+  const double n = double(window.cols());
+  const Eigen::MatrixXd y = window.rowwise() - window.colwise().mean();
+  const Eigen::MatrixXd s = y.transpose() * y / t;
+  const double mu = s.trace() / n;
+  const double frobenius = s.squaredNorm();
+  double delta = 0.0;
+  if (window.cols() > 1) {
+    if (method == RollingShrinkageMethod::ledoit_wolf) {
+      const double q = y.rowwise().squaredNorm().array().square().sum();
+      const double b = (q / t - frobenius) / (n * t);
+      const double d = (frobenius - n * mu * mu) / n;
+      const double bounded = std::min(b, d);
+      delta = bounded == 0 ? 0.0 : bounded / d;
+    } else {
+      const double alpha = frobenius / (n * n);
+      const double den = (t + 1) * (alpha - mu * mu / n);
+      delta = den == 0 ? 1.0 : std::min((alpha + mu * mu) / den, 1.0);
+    }
+  }
+  Eigen::MatrixXd shrunk = (1 - delta) * s;
+  shrunk.diagonal().array() += delta * mu;
+  return {shrunk, delta, mu};
+}
+
+}  // namespace
+
+TEST_CASE("RollingShrinkage matches scikit-learn on every 60-bar window",
+          "[estimators][rolling_shrinkage][sklearn]") {
+  const auto data = dynweight::test::read_wide("shrinkage/data_rolling.csv");
+  const Eigen::MatrixXd observations = data.values.transpose();  // one observation per column
+  const Index n = observations.rows();
+  std::vector<std::string> header;
+  const auto intensities = dynweight::test::read_csv_rows(
+      dynweight::test::reference_path("shrinkage/rolling_w60_intensities.csv"), &header);
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas);
+  const bool lw = method == RollingShrinkageMethod::ledoit_wolf;
+  RollingShrinkage<double> shrinkage(n, {.window = 60}, method);
+  Eigen::MatrixXd shrunk(n, n);
+  std::size_t next = 0;
+  for (Index t = 0; t < observations.cols(); ++t) {
+    shrinkage.update(observations.col(t));
+    const auto result = shrinkage.compute(shrunk);
+    if (t < 59) {
+      REQUIRE(result.status.code == dynweight::StatusCode::not_ready);
+      continue;
+    }
+    REQUIRE(result.status.ok());
+    const auto& row = intensities.at(next++);
+    REQUIRE(std::stol(row.at(0)) == t);
+    CAPTURE(t, lw);
+    // Intensities are ratios of O(1) quantities formed from sums that both sides round
+    // differently; 1e-12 absolute leaves ~1000 ulps for that.
+    CHECK(result.intensity == Approx(std::stod(row.at(lw ? 1 : 3))).margin(1e-12).epsilon(0));
+    CHECK(result.target_parameter == Approx(std::stod(row.at(lw ? 2 : 4))).epsilon(1e-12));
+    if (t == 59 || t == 200 || t == 399) {
+      const auto expected = read_full_matrix("shrinkage/rolling_w60_t" + std::to_string(t) + "_" +
+                                                 (lw ? "lw" : "oas") + "_covariance.csv",
+                                             n);
+      CHECK(near(shrunk, expected, 1e-12));
+    }
+  }
+  CHECK(next == intensities.size());
+}
+
+TEST_CASE("RollingShrinkage equals a batch recompute of the window at every bar",
+          "[estimators][rolling_shrinkage]") {
+  const Index n = GENERATE(1, 2, 10, 60);
+  const Index window = GENERATE(5, 40);
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas);
+  const double level = GENERATE(0.0, 100.0);
+  const Eigen::MatrixXd data =
+      dynweight::test::correlated_returns(3 * window + 30, n, 99 + std::uint64_t(n), level);
+  const Eigen::MatrixXd observations = data.transpose();
+  RollingShrinkage<double> shrinkage(n, {.window = window, .min_periods = 2}, method);
+  Eigen::MatrixXd shrunk(n, n);
+  for (Index t = 0; t < data.rows(); ++t) {
+    shrinkage.update(observations.col(t));
+    const auto result = shrinkage.compute(shrunk);
+    const Index count = std::min(t + 1, window);
+    if (count < 2) {
+      REQUIRE_FALSE(result.status.ok());
+      continue;
+    }
+    const auto expected = batch(data.middleRows(t + 1 - count, count), method);
+    CAPTURE(n, window, level, t);
+    REQUIRE(result.intensity == Approx(expected.intensity).margin(1e-10).epsilon(0));
+    REQUIRE(near(shrunk, expected.covariance, 1e-10));
+  }
+}
+
+TEST_CASE("RollingShrinkage: no drift over 10^6 bars", "[estimators][rolling_shrinkage][drift]") {
+  const Index n = 4;
+  const Index window = 50;
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas);
+  RollingShrinkage<double> shrinkage(n, {.window = window}, method);
+  std::mt19937_64 engine(5);
+  std::normal_distribution<double> normal(0.0, 0.01);
+  Eigen::MatrixXd recent(window, n);
+  Eigen::VectorXd x(n);
+  Eigen::MatrixXd shrunk(n, n);
+  const Index bars = 1'000'000;
+  for (Index t = 0; t < bars; ++t) {
+    const double common = normal(engine);
+    for (Index i = 0; i < n; ++i)
+      x(i) = 100.0 + normal(engine) * double(i + 1) + common;
+    shrinkage.update(x);
+    recent.row(t % window) = x.transpose();
+    if ((t + 1) % (bars / 5) != 0)
+      continue;
+    const auto result = shrinkage.compute(shrunk);
+    const auto expected = batch(recent, method);
+    CAPTURE(t);
+    REQUIRE(result.intensity == Approx(expected.intensity).margin(1e-10).epsilon(0));
+    REQUIRE(near(shrunk, expected.covariance, 1e-10));
+  }
+}
+
+TEST_CASE("RollingShrinkage: update and compute do not allocate",
+          "[estimators][rolling_shrinkage][allocation]") {
+  const Index n = 12;
+  const Eigen::MatrixXd observations = dynweight::test::correlated_returns(100, n, 1).transpose();
+  RollingShrinkage<double> shrinkage(n, {.window = 20}, RollingShrinkageMethod::ledoit_wolf);
+  Eigen::MatrixXd shrunk(n, n);
+  double sum = 0;
+  dynweight::test::NoAllocationScope scope;
+  for (Index t = 0; t < observations.cols(); ++t) {
+    shrinkage.update(observations.col(t));
+    sum += shrinkage.compute(shrunk).intensity;
+  }
+  REQUIRE(scope.allocations() == 0);
+  REQUIRE(std::isfinite(sum));
+}
+
+TEST_CASE("RollingShrinkage rejects bad input and stays unchanged",
+          "[estimators][rolling_shrinkage][errors]") {
+  const Index n = 3;
+  const Eigen::MatrixXd observations = dynweight::test::correlated_returns(40, n, 2).transpose();
+  RollingShrinkage<double> shrinkage(n, {.window = 10}, RollingShrinkageMethod::oas,
+                                     {"A", "B", "C"});
+  RollingShrinkage<double> twin(n, {.window = 10}, RollingShrinkageMethod::oas);
+  for (Index t = 0; t < 15; ++t) {
+    shrinkage.update(observations.col(t));
+    twin.update(observations.col(t));
+  }
+  Eigen::VectorXd bad = observations.col(15);
+  bad(1) = std::numeric_limits<double>::quiet_NaN();
+  REQUIRE_THROWS_WITH(shrinkage.update(bad), Contains("asset 1 ('B')") && Contains("bar 15"));
+  Eigen::MatrixXd wrong(2, 3);
+  REQUIRE_THROWS_WITH(shrinkage.compute(wrong), Contains("shrunk (rows) has 2 entries"));
+  for (Index t = 15; t < 40; ++t) {
+    shrinkage.update(observations.col(t));
+    twin.update(observations.col(t));
+  }
+  Eigen::MatrixXd a(n, n), b(n, n);
+  const auto ra = shrinkage.compute(a);
+  const auto rb = twin.compute(b);
+  REQUIRE(ra.intensity == rb.intensity);
+  REQUIRE(dynweight::test::identical(a, b));
+}
+
+TEST_CASE("RollingShrinkage on a constant window", "[estimators][rolling_shrinkage]") {
+  RollingShrinkage<double> lw(3, {.window = 5}, RollingShrinkageMethod::ledoit_wolf);
+  RollingShrinkage<double> oas(3, {.window = 5}, RollingShrinkageMethod::oas);
+  const Eigen::Vector3d x(1.0, 2.0, 3.0);
+  Eigen::Matrix3d a, b;
+  for (int t = 0; t < 8; ++t) {
+    lw.update(x);
+    oas.update(x);
+  }
+  const auto ra = lw.compute(a);
+  const auto rb = oas.compute(b);
+  CHECK(ra.intensity == 0.0);  // scikit-learn's conventions when S is already μI (here 0)
+  CHECK(rb.intensity == 1.0);
+  CHECK(a.isZero(0.0));
+  CHECK(b.isZero(0.0));
+}
