@@ -10,6 +10,7 @@
 
 #include "dynweight/core/types.hpp"
 #include "dynweight/core/validation.hpp"
+#include "dynweight/stats/detail/derived_statistics.hpp"
 #include "dynweight/stats/detail/symmetric_update.hpp"
 #include "dynweight/stats/ewma_decay.hpp"
 
@@ -126,8 +127,7 @@ class EwmaMoments {
         m_sum(assets),
         m_covariance(assets, assets),
         m_variance(assets),
-        m_volatility(assets),
-        m_correlation(assets, assets) {
+        m_derived(assets) {
     reset();
   }
 
@@ -144,10 +144,7 @@ class EwmaMoments {
     m_sum.setZero();
     m_covariance.setConstant(nan());
     m_variance.setConstant(nan());
-    m_volatility.setConstant(nan());
-    m_volatility_current = true;
-    m_correlation.setConstant(nan());
-    m_correlation_current = true;
+    m_derived.reset();
   }
 
   /// Adds one observation (one value per asset).
@@ -165,8 +162,7 @@ class EwmaMoments {
     }
     ++m_bars;
     m_variance = m_covariance.diagonal();
-    m_volatility_current = false;
-    m_correlation_current = false;
+    m_derived.invalidate();
   }
 
   [[nodiscard]] Index assets() const { return m_mean.size(); }
@@ -187,13 +183,7 @@ class EwmaMoments {
   /// Standard deviation per period, √variance, computed on the first call after an update (O(N)
   /// square roots, kept off the update path); not safe to call concurrently with itself on one
   /// object (it fills a cache).
-  [[nodiscard]] const VectorType& volatility() const {
-    if (!m_volatility_current) {
-      m_volatility = m_variance.cwiseSqrt();
-      m_volatility_current = true;
-    }
-    return m_volatility;
-  }
+  [[nodiscard]] const VectorType& volatility() const { return m_derived.volatility(m_variance); }
   /// Symmetric view of the weighted covariance; NaN before the first observation, and with
   /// bias = false while pandas' correction factor is undefined (the first observation; always when
   /// α = 1).
@@ -211,11 +201,7 @@ class EwmaMoments {
   }
   /// The matrix behind `correlation()` (lower triangle valid).
   [[nodiscard]] const MatrixType& correlation_lower() const {
-    if (!m_correlation_current) {
-      detail::correlation_from_covariance(m_covariance, volatility(), m_correlation);
-      m_correlation_current = true;
-    }
-    return m_correlation;
+    return m_derived.correlation_lower(m_covariance, m_variance);
   }
 
  private:
@@ -320,10 +306,7 @@ class EwmaMoments {
   VectorType m_sum;         // scratch for advance_mean
   MatrixType m_covariance;  // lower triangle: S = f·B, exactly what covariance() returns
   VectorType m_variance;
-  mutable VectorType m_volatility;  // filled on request
-  mutable bool m_volatility_current = true;
-  mutable MatrixType m_correlation;  // lower triangle, filled on request
-  mutable bool m_correlation_current = true;
+  detail::DerivedStatistics<Scalar> m_derived;  // volatility and correlation, on request
   Index m_bars = 0;
   Weight m_old_weight = 1;          // pandas' old_wt
   Weight m_sum_weight = 1;          // Σw, as pandas tracks it

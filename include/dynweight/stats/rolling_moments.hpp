@@ -9,6 +9,7 @@
 
 #include "dynweight/core/types.hpp"
 #include "dynweight/core/validation.hpp"
+#include "dynweight/stats/detail/derived_statistics.hpp"
 #include "dynweight/stats/detail/symmetric_update.hpp"
 
 namespace dynweight {
@@ -104,8 +105,7 @@ class RollingMoments {
         m_offset(assets),
         m_covariance(assets, assets),
         m_variance(assets),
-        m_volatility(assets),
-        m_correlation(assets, assets),
+        m_derived(assets),
         m_run_length(assets),
         m_u(assets),
         m_d(assets),
@@ -128,10 +128,7 @@ class RollingMoments {
     m_offset.setZero();
     m_covariance.setConstant(nan());
     m_variance.setConstant(nan());
-    m_volatility.setConstant(nan());
-    m_volatility_current = true;
-    m_correlation.setConstant(nan());
-    m_correlation_current = true;
+    m_derived.reset();
     m_run_length.setZero();
   }
 
@@ -152,8 +149,7 @@ class RollingMoments {
     ++m_bars;
     zero_constant_assets();
     refresh_variance();
-    m_volatility_current = false;
-    m_correlation_current = false;
+    m_derived.invalidate();
   }
 
   [[nodiscard]] Index assets() const { return m_mean.size(); }
@@ -174,13 +170,7 @@ class RollingMoments {
   /// Sample standard deviation per period, √variance, computed on the first call after an update
   /// (N square roots kept off the update path); not safe to call concurrently with itself on one
   /// object (it fills a cache).
-  [[nodiscard]] const VectorType& volatility() const {
-    if (!m_volatility_current) {
-      m_volatility = m_variance.cwiseSqrt();
-      m_volatility_current = true;
-    }
-    return m_volatility;
-  }
+  [[nodiscard]] const VectorType& volatility() const { return m_derived.volatility(m_variance); }
   /// Symmetric view of the sample covariance (ddof = 1); NaN with fewer than two observations.
   [[nodiscard]] SymmetricView covariance() const {
     return m_covariance.template selfadjointView<Eigen::Lower>();
@@ -196,11 +186,7 @@ class RollingMoments {
   }
   /// The matrix behind `correlation()` (lower triangle valid).
   [[nodiscard]] const MatrixType& correlation_lower() const {
-    if (!m_correlation_current) {
-      detail::correlation_from_covariance(m_covariance, volatility(), m_correlation);
-      m_correlation_current = true;
-    }
-    return m_correlation;
+    return m_derived.correlation_lower(m_covariance, m_variance);
   }
   /// The observation the next `update()` drops once the window is full (the oldest one); while the
   /// window fills, an unused column. For engines that keep more statistics of the same window.
@@ -327,10 +313,7 @@ class RollingMoments {
   VectorType m_offset;  // δ = m − K, small, so its updates keep their digits at any price level
   MatrixType m_covariance;  // lower triangle
   VectorType m_variance;
-  mutable VectorType m_volatility;  // filled on request
-  mutable bool m_volatility_current = true;
-  mutable MatrixType m_correlation;  // lower triangle, filled on request
-  mutable bool m_correlation_current = true;
+  detail::DerivedStatistics<Scalar> m_derived;  // volatility and correlation, on request
   Eigen::Matrix<Index, Eigen::Dynamic, 1> m_run_length;
   VectorType m_u;
   VectorType m_d;
