@@ -72,21 +72,25 @@ struct ConstantCorrelationTerms {
 /// // result.intensity is δ, result.target_parameter is r̄
 /// \endcode
 template <FloatingScalar Scalar_ = double>
-class ConstantCorrelation {
+class ConstantCorrelation : public detail::BatchShrinkageEstimator<Scalar_> {
+  using Base = detail::BatchShrinkageEstimator<Scalar_>;
+  using Base::m_names;
+  using Base::m_result;
+  using Base::m_workspace;
+
  public:
   using Scalar = Scalar_;
   using MatrixType = Matrix<Scalar>;
   using VectorType = Vector<Scalar>;
-  using SymmetricView = Eigen::SelfAdjointView<const MatrixType, Eigen::Lower>;
+  using typename Base::SymmetricView;
 
   /// An estimator whose workspace is sized by the first `compute`; `names` (optional, one per
   /// asset) label error messages.
-  explicit ConstantCorrelation(AssetNames names = {}) : m_names(std::move(names)) {}
+  explicit ConstantCorrelation(AssetNames names = {}) : Base(std::move(names)) {}
 
   /// An estimator sized for T = `observations` rows of N = `assets` columns.
   ConstantCorrelation(Index observations, Index assets, AssetNames names = {})
-      : m_names(checked_names(observations, assets, std::move(names))),
-        m_workspace(observations, assets) {
+      : Base("ConstantCorrelation", observations, assets, std::move(names)) {
     resize_rows(observations);
     m_target.resize(assets);
   }
@@ -110,26 +114,10 @@ class ConstantCorrelation {
     return m_result;
   }
 
-  /// The result of the last successful `compute` (`not_ready` before the first).
-  [[nodiscard]] const ShrinkageResult& result() const { return m_result; }
   /// π̂, ρ̂ and γ̂ of the last `compute`.
   [[nodiscard]] const ConstantCorrelationTerms& terms() const { return m_terms; }
-  /// Symmetric view of the sample covariance S = YᵀY/T of the last `compute`.
-  [[nodiscard]] SymmetricView sample_covariance() const {
-    return m_workspace.covariance_lower().template selfadjointView<Eigen::Lower>();
-  }
-  [[nodiscard]] Index observations() const { return m_workspace.observations(); }
-  [[nodiscard]] Index assets() const { return m_workspace.assets(); }
-  [[nodiscard]] const AssetNames& names() const { return m_names; }
 
  private:
-  static AssetNames checked_names(Index observations, Index assets, AssetNames names) {
-    const CheckContext context{"ConstantCorrelation"};
-    detail::check_dimensions(context, observations, assets);
-    check_names(context, names, assets);
-    return names;
-  }
-
   void resize_rows(Index observations) {
     m_row_norm2.resize(observations);
     m_row_fourth.resize(observations);
@@ -189,15 +177,12 @@ class ConstantCorrelation {
     return std::clamp(kappa * inv_t, Scalar(0), Scalar(1));
   }
 
-  AssetNames m_names;
-  detail::SampleCovarianceWorkspace<Scalar> m_workspace;
   detail::ConstantCorrelationTarget<Scalar> m_target;
   VectorType m_row_norm2;   // ||y_t||²
   VectorType m_row_fourth;  // Σ_i y_ti⁴
   VectorType m_scaled_sum;  // z_t = Σ_j s_j y_tj
   VectorType m_cubed_sum;   // w_t = Σ_i y_ti³ / s_i (0 for a zero-variance asset)
   ConstantCorrelationTerms m_terms;
-  ShrinkageResult m_result{Status::not_ready("compute() has not been called"), 0.0, 0.0};
 };
 
 }  // namespace dynweight

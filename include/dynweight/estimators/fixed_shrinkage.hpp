@@ -42,26 +42,28 @@ namespace dynweight {
 /// const dynweight::ShrinkageResult result = fixed.compute(returns, sigma);  // intensity 0.3
 /// \endcode
 template <FloatingScalar Scalar_ = double>
-class FixedShrinkage {
+class FixedShrinkage : public detail::BatchShrinkageEstimator<Scalar_> {
+  using Base = detail::BatchShrinkageEstimator<Scalar_>;
+  using Base::m_names;
+  using Base::m_result;
+  using Base::m_workspace;
+
  public:
   using Scalar = Scalar_;
   using MatrixType = Matrix<Scalar>;
-  using SymmetricView = Eigen::SelfAdjointView<const MatrixType, Eigen::Lower>;
+  using typename Base::SymmetricView;
 
   /// Shrinks toward `target` with intensity δ = `intensity` in [0, 1]; `names` (optional, one per
   /// asset) label error messages.
   FixedShrinkage(ShrinkageTarget target, Scalar intensity, AssetNames names = {})
-      : m_target_kind(target),
-        m_intensity(checked_intensity(intensity)),
-        m_names(std::move(names)) {}
+      : Base(std::move(names)), m_target_kind(target), m_intensity(checked_intensity(intensity)) {}
 
   /// As above, sized for T = `observations` rows of N = `assets` columns.
   FixedShrinkage(ShrinkageTarget target, Scalar intensity, Index observations, Index assets,
                  AssetNames names = {})
-      : m_target_kind(target),
-        m_intensity(checked_intensity(intensity)),
-        m_names(checked_names(observations, assets, std::move(names))),
-        m_workspace(observations, assets) {
+      : Base("FixedShrinkage", observations, assets, std::move(names)),
+        m_target_kind(target),
+        m_intensity(checked_intensity(intensity)) {
     m_target.resize(assets);
   }
 
@@ -92,15 +94,6 @@ class FixedShrinkage {
 
   [[nodiscard]] ShrinkageTarget target() const { return m_target_kind; }
   [[nodiscard]] Scalar intensity() const { return m_intensity; }
-  /// The result of the last successful `compute` (`not_ready` before the first).
-  [[nodiscard]] const ShrinkageResult& result() const { return m_result; }
-  /// Symmetric view of the sample covariance S = YᵀY/T of the last `compute`.
-  [[nodiscard]] SymmetricView sample_covariance() const {
-    return m_workspace.covariance_lower().template selfadjointView<Eigen::Lower>();
-  }
-  [[nodiscard]] Index observations() const { return m_workspace.observations(); }
-  [[nodiscard]] Index assets() const { return m_workspace.assets(); }
-  [[nodiscard]] const AssetNames& names() const { return m_names; }
 
  private:
   static Scalar checked_intensity(Scalar intensity) {
@@ -109,19 +102,9 @@ class FixedShrinkage {
     return intensity;
   }
 
-  static AssetNames checked_names(Index observations, Index assets, AssetNames names) {
-    const CheckContext context{"FixedShrinkage"};
-    detail::check_dimensions(context, observations, assets);
-    check_names(context, names, assets);
-    return names;
-  }
-
   ShrinkageTarget m_target_kind;
   Scalar m_intensity;
-  AssetNames m_names;
-  detail::SampleCovarianceWorkspace<Scalar> m_workspace;
   detail::ConstantCorrelationTarget<Scalar> m_target;
-  ShrinkageResult m_result{Status::not_ready("compute() has not been called"), 0.0, 0.0};
 };
 
 }  // namespace dynweight

@@ -55,21 +55,24 @@ namespace dynweight {
 /// // sigma is the full symmetric shrunk covariance; result.intensity is δ, result.target_parameter
 /// μ \endcode
 template <FloatingScalar Scalar_ = double>
-class LedoitWolf {
+class LedoitWolf : public detail::BatchShrinkageEstimator<Scalar_> {
+  using Base = detail::BatchShrinkageEstimator<Scalar_>;
+  using Base::m_names;
+  using Base::m_result;
+  using Base::m_workspace;
+
  public:
   using Scalar = Scalar_;
   using MatrixType = Matrix<Scalar>;
-  using SymmetricView = Eigen::SelfAdjointView<const MatrixType, Eigen::Lower>;
+  using typename Base::SymmetricView;
 
   /// An estimator whose workspace is sized by the first `compute`; `names` (optional, one per
   /// asset) label error messages.
-  explicit LedoitWolf(AssetNames names = {}) : m_names(std::move(names)) {}
+  explicit LedoitWolf(AssetNames names = {}) : Base(std::move(names)) {}
 
   /// An estimator sized for T = `observations` rows of N = `assets` columns.
   LedoitWolf(Index observations, Index assets, AssetNames names = {})
-      : m_names(checked_names(observations, assets, std::move(names))),
-        m_workspace(observations, assets),
-        m_row_norm2(observations) {}
+      : Base("LedoitWolf", observations, assets, std::move(names)), m_row_norm2(observations) {}
 
   /// Estimates from `observations` (T×N) and writes the full symmetric N×N shrunk covariance
   /// into `shrunk`.
@@ -101,24 +104,7 @@ class LedoitWolf {
     return m_result;
   }
 
-  /// The result of the last successful `compute` (`not_ready` before the first).
-  [[nodiscard]] const ShrinkageResult& result() const { return m_result; }
-  /// Symmetric view of the sample covariance S = YᵀY/T of the last `compute`.
-  [[nodiscard]] SymmetricView sample_covariance() const {
-    return m_workspace.covariance_lower().template selfadjointView<Eigen::Lower>();
-  }
-  [[nodiscard]] Index observations() const { return m_workspace.observations(); }
-  [[nodiscard]] Index assets() const { return m_workspace.assets(); }
-  [[nodiscard]] const AssetNames& names() const { return m_names; }
-
  private:
-  static AssetNames checked_names(Index observations, Index assets, AssetNames names) {
-    const CheckContext context{"LedoitWolf"};
-    detail::check_dimensions(context, observations, assets);
-    check_names(context, names, assets);
-    return names;
-  }
-
   // Σ_t ||y_t||⁴, with ||y_t||² accumulated column by column into a T-vector.
   Scalar row_fourth_moment() {
     const auto& y = m_workspace.centred();
@@ -129,10 +115,7 @@ class LedoitWolf {
     return m_row_norm2.squaredNorm();
   }
 
-  AssetNames m_names;
-  detail::SampleCovarianceWorkspace<Scalar> m_workspace;
   Vector<Scalar> m_row_norm2;
-  ShrinkageResult m_result{Status::not_ready("compute() has not been called"), 0.0, 0.0};
 };
 
 }  // namespace dynweight

@@ -47,20 +47,24 @@ namespace dynweight {
 /// const dynweight::ShrinkageResult result = oas.compute(returns, sigma);
 /// \endcode
 template <FloatingScalar Scalar_ = double>
-class Oas {
+class Oas : public detail::BatchShrinkageEstimator<Scalar_> {
+  using Base = detail::BatchShrinkageEstimator<Scalar_>;
+  using Base::m_names;
+  using Base::m_result;
+  using Base::m_workspace;
+
  public:
   using Scalar = Scalar_;
   using MatrixType = Matrix<Scalar>;
-  using SymmetricView = Eigen::SelfAdjointView<const MatrixType, Eigen::Lower>;
+  using typename Base::SymmetricView;
 
   /// An estimator whose workspace is sized by the first `compute`; `names` (optional, one per
   /// asset) label error messages.
-  explicit Oas(AssetNames names = {}) : m_names(std::move(names)) {}
+  explicit Oas(AssetNames names = {}) : Base(std::move(names)) {}
 
   /// An estimator sized for T = `observations` rows of N = `assets` columns.
   Oas(Index observations, Index assets, AssetNames names = {})
-      : m_names(checked_names(observations, assets, std::move(names))),
-        m_workspace(observations, assets) {}
+      : Base("Oas", observations, assets, std::move(names)) {}
 
   /// Estimates from `observations` (T×N) and writes the full symmetric N×N shrunk covariance
   /// into `shrunk`.
@@ -91,27 +95,7 @@ class Oas {
     return m_result;
   }
 
-  /// The result of the last successful `compute` (`not_ready` before the first).
-  [[nodiscard]] const ShrinkageResult& result() const { return m_result; }
-  /// Symmetric view of the sample covariance S = YᵀY/T of the last `compute`.
-  [[nodiscard]] SymmetricView sample_covariance() const {
-    return m_workspace.covariance_lower().template selfadjointView<Eigen::Lower>();
-  }
-  [[nodiscard]] Index observations() const { return m_workspace.observations(); }
-  [[nodiscard]] Index assets() const { return m_workspace.assets(); }
-  [[nodiscard]] const AssetNames& names() const { return m_names; }
-
  private:
-  static AssetNames checked_names(Index observations, Index assets, AssetNames names) {
-    const CheckContext context{"Oas"};
-    detail::check_dimensions(context, observations, assets);
-    check_names(context, names, assets);
-    return names;
-  }
-
-  AssetNames m_names;
-  detail::SampleCovarianceWorkspace<Scalar> m_workspace;
-  ShrinkageResult m_result{Status::not_ready("compute() has not been called"), 0.0, 0.0};
 };
 
 }  // namespace dynweight

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "dynweight/core/status.hpp"
 #include "dynweight/core/types.hpp"
@@ -325,3 +326,50 @@ class ConstantCorrelationTarget {
 
 }  // namespace detail
 }  // namespace dynweight
+
+namespace dynweight::detail {
+
+/// What every batch shrinkage estimator holds and reports: the asset names, the sample-covariance
+/// workspace and the last result, with their accessors. `LedoitWolf`, `Oas`, `ConstantCorrelation`
+/// and `FixedShrinkage` derive from it and add `compute()`.
+template <FloatingScalar Scalar>
+class BatchShrinkageEstimator {
+ public:
+  using MatrixType = Matrix<Scalar>;
+  using SymmetricView = Eigen::SelfAdjointView<const MatrixType, Eigen::Lower>;
+
+  /// The result of the last successful `compute` (`not_ready` before the first).
+  [[nodiscard]] const ShrinkageResult& result() const { return m_result; }
+  /// Symmetric view of the sample covariance S = YᵀY/T of the last `compute`.
+  [[nodiscard]] SymmetricView sample_covariance() const {
+    return m_workspace.covariance_lower().template selfadjointView<Eigen::Lower>();
+  }
+  [[nodiscard]] Index observations() const { return m_workspace.observations(); }
+  [[nodiscard]] Index assets() const { return m_workspace.assets(); }
+  [[nodiscard]] const AssetNames& names() const { return m_names; }
+
+ protected:
+  /// Workspace sized by the first `compute`.
+  explicit BatchShrinkageEstimator(AssetNames names) : m_names(std::move(names)) {}
+  /// Workspace sized for T = `observations` rows of N = `assets` columns; `where` names the
+  /// estimator in error messages.
+  BatchShrinkageEstimator(std::string_view where, Index observations, Index assets,
+                          AssetNames names)
+      : m_names(checked_names(where, observations, assets, std::move(names))),
+        m_workspace(observations, assets) {}
+
+  AssetNames m_names;
+  SampleCovarianceWorkspace<Scalar> m_workspace;
+  ShrinkageResult m_result{Status::not_ready("compute() has not been called"), 0.0, 0.0};
+
+ private:
+  static AssetNames checked_names(std::string_view where, Index observations, Index assets,
+                                  AssetNames names) {
+    const CheckContext context{where};
+    check_dimensions(context, observations, assets);
+    check_names(context, names, assets);
+    return names;
+  }
+};
+
+}  // namespace dynweight::detail
