@@ -213,6 +213,8 @@ TEST_CASE("RollingShrinkage on a constant window", "[estimators][rolling_shrinka
   const auto rb = oas.compute(b);
   CHECK(ra.intensity == 0.0);  // scikit-learn's conventions when S is already μI (here 0)
   CHECK(rb.intensity == 1.0);
+  CHECK(ra.status.code == dynweight::StatusCode::numerical_issue);  // μ = 0, as the batch ones
+  CHECK(rb.status.code == dynweight::StatusCode::numerical_issue);
   CHECK(a.isZero(0.0));
   CHECK(b.isZero(0.0));
 }

@@ -99,11 +99,8 @@ class ConstantCorrelation : public detail::BatchShrinkageEstimator<Scalar_> {
   /// into `shrunk`.
   ShrinkageResult compute(const Eigen::Ref<const MatrixType>& observations,
                           Eigen::Ref<MatrixType> shrunk) {
-    const CheckContext context{"ConstantCorrelation::compute", m_names};
-    m_workspace.check(context, observations, shrunk.rows(), shrunk.cols());
-    m_workspace.compute(observations);
-
-    const MatrixType& lower = m_workspace.covariance_lower();
+    const MatrixType& lower =
+        this->sample_covariance_of("ConstantCorrelation::compute", observations, shrunk);
     m_target.compute(lower);
     const Scalar delta = intensity(lower);
     m_target.shrink(lower, delta, shrunk);

@@ -70,25 +70,19 @@ class FixedShrinkage : public detail::BatchShrinkageEstimator<Scalar_> {
   /// Writes the full symmetric N×N shrunk covariance of `observations` (T×N) into `shrunk`.
   ShrinkageResult compute(const Eigen::Ref<const MatrixType>& observations,
                           Eigen::Ref<MatrixType> shrunk) {
-    const CheckContext context{"FixedShrinkage::compute", m_names};
-    m_workspace.check(context, observations, shrunk.rows(), shrunk.cols());
-    m_workspace.compute(observations);
-
-    const MatrixType& lower = m_workspace.covariance_lower();
+    const MatrixType& lower =
+        this->sample_covariance_of("FixedShrinkage::compute", observations, shrunk);
     if (m_target_kind == ShrinkageTarget::scaled_identity) {
       const Scalar mu = lower.diagonal().sum() / Scalar(lower.rows());
       detail::shrink_to_scaled_identity<Scalar>(lower, m_intensity, mu, shrunk);
-      m_result.status = mu > 0 ? Status{}
-                               : Status{StatusCode::numerical_issue, 0, 0.0,
-                                        detail::zero_variance_identity_detail};
-      m_result.target_parameter = static_cast<double>(mu);
+      m_result =
+          detail::scaled_identity_result(static_cast<double>(m_intensity), static_cast<double>(mu));
     } else {
       m_target.compute(lower);
       m_target.shrink(lower, m_intensity, shrunk);
-      m_result.status = m_target.status();
-      m_result.target_parameter = m_target.reported_mean_correlation();
+      m_result = {m_target.status(), static_cast<double>(m_intensity),
+                  m_target.reported_mean_correlation()};
     }
-    m_result.intensity = static_cast<double>(m_intensity);
     return m_result;
   }
 

@@ -78,29 +78,14 @@ class LedoitWolf : public detail::BatchShrinkageEstimator<Scalar_> {
   /// into `shrunk`.
   ShrinkageResult compute(const Eigen::Ref<const MatrixType>& observations,
                           Eigen::Ref<MatrixType> shrunk) {
-    const CheckContext context{"LedoitWolf::compute", m_names};
-    m_workspace.check(context, observations, shrunk.rows(), shrunk.cols());
-    m_workspace.compute(observations);
-
-    const MatrixType& lower = m_workspace.covariance_lower();
-    const Index t = observations.rows();
-    const Index n = observations.cols();
+    const MatrixType& lower =
+        this->sample_covariance_of("LedoitWolf::compute", observations, shrunk);
     const auto moments = detail::scaled_identity_moments(lower);
-    Scalar delta = 0;
-    if (n > 1) {
-      const Scalar beta =
-          (row_fourth_moment() / Scalar(t) - moments.frobenius2) / (Scalar(n) * Scalar(t));
-      const Scalar d2 = moments.distance2 / Scalar(n);
-      const Scalar capped = std::min(beta, d2);
-      delta = capped > 0 && d2 > 0 ? capped / d2 : Scalar(0);
-    }
+    const Scalar delta = detail::ledoit_wolf_intensity(
+        row_fourth_moment(), moments, Scalar(observations.rows()), Scalar(observations.cols()));
     detail::shrink_to_scaled_identity<Scalar>(lower, delta, moments.mu, shrunk);
-
-    m_result.status = moments.mu > 0 ? Status{}
-                                     : Status{StatusCode::numerical_issue, 0, 0.0,
-                                              detail::zero_variance_identity_detail};
-    m_result.intensity = static_cast<double>(delta);
-    m_result.target_parameter = static_cast<double>(moments.mu);
+    m_result =
+        detail::scaled_identity_result(static_cast<double>(delta), static_cast<double>(moments.mu));
     return m_result;
   }
 

@@ -70,32 +70,15 @@ class Oas : public detail::BatchShrinkageEstimator<Scalar_> {
   /// into `shrunk`.
   ShrinkageResult compute(const Eigen::Ref<const MatrixType>& observations,
                           Eigen::Ref<MatrixType> shrunk) {
-    const CheckContext context{"Oas::compute", m_names};
-    m_workspace.check(context, observations, shrunk.rows(), shrunk.cols());
-    m_workspace.compute(observations);
-
-    const MatrixType& lower = m_workspace.covariance_lower();
-    const Scalar t = Scalar(observations.rows());
-    const Scalar n = Scalar(observations.cols());
+    const MatrixType& lower = this->sample_covariance_of("Oas::compute", observations, shrunk);
     const auto moments = detail::scaled_identity_moments(lower);
-    Scalar delta = 0;
-    if (observations.cols() > 1) {
-      const Scalar alpha = moments.frobenius2 / (n * n);
-      const Scalar numerator = alpha + moments.mu * moments.mu;
-      const Scalar denominator = (t + 1) * (moments.distance2 / (n * n));
-      delta = denominator == 0 ? Scalar(1) : std::min(numerator / denominator, Scalar(1));
-    }
+    const Scalar delta =
+        detail::oas_intensity(moments, Scalar(observations.rows()), Scalar(observations.cols()));
     detail::shrink_to_scaled_identity<Scalar>(lower, delta, moments.mu, shrunk);
-
-    m_result.status = moments.mu > 0 ? Status{}
-                                     : Status{StatusCode::numerical_issue, 0, 0.0,
-                                              detail::zero_variance_identity_detail};
-    m_result.intensity = static_cast<double>(delta);
-    m_result.target_parameter = static_cast<double>(moments.mu);
+    m_result =
+        detail::scaled_identity_result(static_cast<double>(delta), static_cast<double>(moments.mu));
     return m_result;
   }
-
- private:
 };
 
 }  // namespace dynweight

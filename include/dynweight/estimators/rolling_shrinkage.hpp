@@ -29,7 +29,7 @@ enum class RollingShrinkageMethod {
 ///
 /// With Y the window centred on its mean, S = YᵀY/T (divisor T, the MLE covariance: (T−1)/T times
 /// `moments().covariance()`), μ = tr S / N and the shrunk Σ̂ = (1 − δ) S + δ μ I:
-///   Ledoit–Wolf: b = (Q/T − ‖S‖²_F)/(N T), d = (‖S‖²_F − N μ²)/N, δ = min(b, d)/d,
+///   Ledoit–Wolf: b = (Q/T − ‖S‖²_F)/(N T), d = ‖S − μI‖²_F / N, δ = min(b, d)/d,
 ///   OAS:         a = ‖S‖²_F/N², δ = min((a + μ²) / ((T + 1)(a − μ²/N)), 1),
 /// where Q = Σ_t ‖y_t‖⁴ is the one statistic the covariance does not carry.
 ///
@@ -45,7 +45,10 @@ enum class RollingShrinkageMethod {
 ///
 /// **Degenerate windows.** N = 1: δ = 0 (scikit-learn's convention; any δ gives the same matrix).
 /// When S is already a multiple of the identity (d = 0, e.g. an all-constant window) Ledoit–Wolf
-/// reports δ = 0 and OAS δ = 1, as scikit-learn; the shrunk matrix is S either way.
+/// reports δ = 0 and OAS δ = 1, as scikit-learn; the shrunk matrix is S either way, and when
+/// μ = 0 (every asset constant) the status is `numerical_issue`, as for the batch estimators.
+/// The intensities and the output are those of `LedoitWolf` / `Oas` (shared code in
+/// `estimators/shrinkage.hpp`); only the statistics they are fed are kept incrementally.
 ///
 /// **Cost.** `update()`: one `RollingMoments` update plus O(N); `compute()`: O(N²), one read of the
 /// lower triangle and one write of the output. No allocation after construction.
@@ -92,12 +95,13 @@ class RollingShrinkage {
   /// on bad input (see `RollingMoments::update`) and then changes nothing.
   void update(const Eigen::Ref<const VectorType>& x) {
     const bool full = m_moments.count() == m_moments.window();
+    const bool first = m_moments.count() == 0;
     if (full)
       m_leaving = m_moments.oldest() - m_shift;
-    if (m_moments.count() == 0)
-      m_shift = x;  // a reference point near the data (K); updates below see u = x − K
-    m_entering = x - m_shift;
     m_moments.update(x);  // validates; nothing of ours has changed if it throws
+    if (first)
+      m_shift = x;  // a reference point near the data (K); the sums below see u = x − K
+    m_entering = x - m_shift;
 
     const Scalar a_in = m_entering.squaredNorm();
     m_sum_a += a_in;
@@ -120,46 +124,40 @@ class RollingShrinkage {
     const CheckContext context{"RollingShrinkage::compute", m_moments.names(), m_moments.bars()};
     check_size(context, "shrunk (rows)", shrunk.rows(), n);
     check_size(context, "shrunk (columns)", shrunk.cols(), n);
-    if (!m_moments.ready() || m_moments.count() < 2)
+    if (!ready())
       return {Status::not_ready("the rolling window is not ready"), 0.0, 0.0};
 
+    // S = scale · cov (MLE, divisor T, from the sample covariance with ddof = 1). One pass over
+    // the lower triangle gives ‖S‖²_F, ‖S − μI‖²_F and cᵀ cov c, c = m − K.
     const auto t = static_cast<double>(m_moments.count());
-    const double scale = (t - 1) / t;  // sample (ddof = 1) → MLE (divisor T)
+    const double scale = (t - 1) / t;
     const MatrixType& cov = m_moments.covariance_lower();
     m_offset = m_moments.mean() - m_shift;
-
-    // One pass over the lower triangle: trace, ‖cov‖²_F and cᵀ cov c.
-    double trace = 0, frobenius = 0, quadratic = 0;
+    const double cov_mu = double(cov.diagonal().sum()) / double(n);
+    double off_diagonal = 0, diagonal_squares = 0, deviations = 0, quadratic = 0;
     for (Index j = 0; j < n; ++j) {
-      const Scalar diagonal = cov(j, j);
-      const Scalar cj = m_offset(j);
+      const double diagonal = cov(j, j);
+      const double cj = m_offset(j);
       const auto below = cov.col(j).tail(n - j - 1);
-      const Scalar squares = below.squaredNorm();
-      const Scalar products = below.dot(m_offset.tail(n - j - 1));
-      trace += diagonal;
-      frobenius += double(diagonal) * diagonal + 2.0 * double(squares);
-      quadratic += double(cj) * (double(diagonal) * cj + 2.0 * double(products));
+      off_diagonal += double(below.squaredNorm());
+      diagonal_squares += diagonal * diagonal;
+      deviations += (diagonal - cov_mu) * (diagonal - cov_mu);
+      quadratic += cj * (diagonal * cj + 2.0 * double(below.dot(m_offset.tail(n - j - 1))));
     }
-    trace *= scale;
-    frobenius *= scale * scale;
-    quadratic *= scale;
+    const detail::ScaledIdentityMoments<double> moments{
+        scale * cov_mu, scale * scale * (2 * off_diagonal + diagonal_squares),
+        scale * scale * (2 * off_diagonal + deviations)};
 
-    const double mu = trace / double(n);
     const double c2 = double(m_offset.squaredNorm());
     const double q = double(m_sum_a2) - 4.0 * double(m_offset.dot(m_weighted_sum)) +
-                     2.0 * c2 * double(m_sum_a) + 4.0 * t * quadratic + t * c2 * c2;
+                     2.0 * c2 * double(m_sum_a) + 4.0 * t * scale * quadratic + t * c2 * c2;
     const double intensity = m_method == RollingShrinkageMethod::ledoit_wolf
-                                 ? ledoit_wolf_intensity(q, frobenius, mu, t, double(n))
-                                 : oas_intensity(frobenius, mu, t, double(n));
-
-    const auto keep = static_cast<Scalar>((1.0 - intensity) * scale);
-    const auto add = static_cast<Scalar>(intensity * mu);
-    for (Index j = 0; j < n; ++j) {
-      shrunk.col(j).tail(n - j) = keep * cov.col(j).tail(n - j);
-      shrunk(j, j) += add;
-    }
-    detail::mirror_lower_to_upper(shrunk);
-    return {Status::success_after(0, 0.0), intensity, mu};
+                                 ? detail::ledoit_wolf_intensity(q, moments, t, double(n))
+                                 : detail::oas_intensity(moments, t, double(n));
+    detail::shrink_to_scaled_identity<Scalar>(cov, static_cast<Scalar>(intensity),
+                                              static_cast<Scalar>(moments.mu), shrunk,
+                                              static_cast<Scalar>(scale));
+    return detail::scaled_identity_result(intensity, moments.mu);
   }
 
   [[nodiscard]] Index assets() const { return m_moments.assets(); }
@@ -169,27 +167,6 @@ class RollingShrinkage {
   [[nodiscard]] const RollingMoments<Scalar>& moments() const { return m_moments; }
 
  private:
-  // scikit-learn 1.2.1 `ledoit_wolf_shrinkage` from Q = Σ‖y_t‖⁴ and ‖S‖²_F.
-  static double ledoit_wolf_intensity(double q, double frobenius, double mu, double t, double n) {
-    if (n == 1)
-      return 0.0;
-    const double b = (q / t - frobenius) / (n * t);
-    const double d = (frobenius - n * mu * mu) / n;
-    if (!(d > 0))
-      return 0.0;  // S is a multiple of I already
-    const double bounded = std::min(b, d);
-    return bounded <= 0 ? 0.0 : bounded / d;
-  }
-
-  // scikit-learn 1.2.1 `oas`.
-  static double oas_intensity(double frobenius, double mu, double t, double n) {
-    if (n == 1)
-      return 0.0;
-    const double alpha = frobenius / (n * n);
-    const double denominator = (t + 1.0) * (alpha - mu * mu / n);
-    return denominator == 0 ? 1.0 : std::min((alpha + mu * mu) / denominator, 1.0);
-  }
-
   // Re-accumulates Σa, Σa², Σ a u exactly from the window, about K = the current mean.
   void resync() {
     m_shift = m_moments.mean();

@@ -6,6 +6,7 @@
 /// T×N panel and forms its maximum-likelihood covariance S = YᵀY/T.
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -214,12 +215,40 @@ ScaledIdentityMoments<Scalar> scaled_identity_moments(const Matrix<Scalar>& lowe
   return m;
 }
 
-/// out = (1 − δ) S + δ μ I, full symmetric.
+/// Ledoit–Wolf's intensity as scikit-learn 1.2.1 `ledoit_wolf_shrinkage` computes it, from
+/// Q = Σ_t ‖y_t‖⁴ and the moments of S on T observations of N assets: b = (Q/T − ‖S‖²_F)/(N T),
+/// d = ‖S − μI‖²_F / N, δ = min(b, d)/d. N = 1, d = 0 (S is already μI) and a b that rounds below 0
+/// give δ = 0.
+template <class Scalar>
+Scalar ledoit_wolf_intensity(Scalar fourth_moment_sum, const ScaledIdentityMoments<Scalar>& m,
+                             Scalar t, Scalar n) {
+  if (n <= 1)
+    return Scalar(0);
+  const Scalar beta = (fourth_moment_sum / t - m.frobenius2) / (n * t);
+  const Scalar d2 = m.distance2 / n;
+  const Scalar capped = std::min(beta, d2);
+  return capped > 0 && d2 > 0 ? capped / d2 : Scalar(0);
+}
+
+/// OAS's intensity as scikit-learn 1.2.1 `oas` computes it: α = ‖S‖²_F/N², δ = min(1, (α + μ²) /
+/// ((T + 1)(α − μ²/N))), with α − μ²/N formed as ‖S − μI‖²_F/N² (no cancellation). A zero
+/// denominator gives 1 and N = 1 gives 0, as scikit-learn.
+template <class Scalar>
+Scalar oas_intensity(const ScaledIdentityMoments<Scalar>& m, Scalar t, Scalar n) {
+  if (n <= 1)
+    return Scalar(0);
+  const Scalar alpha = m.frobenius2 / (n * n);
+  const Scalar denominator = (t + 1) * (m.distance2 / (n * n));
+  return denominator == 0 ? Scalar(1) : std::min((alpha + m.mu * m.mu) / denominator, Scalar(1));
+}
+
+/// out = (1 − δ) · scale · L + δ μ I, full symmetric, with L the lower triangle of S / scale
+/// (`scale` = 1 when `lower` is S itself; (T − 1)/T for a sample covariance with ddof = 1).
 template <class Scalar>
 void shrink_to_scaled_identity(const Matrix<Scalar>& lower, Scalar delta, Scalar mu,
-                               Eigen::Ref<Matrix<Scalar>> out) {
+                               Eigen::Ref<Matrix<Scalar>> out, Scalar scale = Scalar(1)) {
   const Index n = lower.rows();
-  const Scalar keep = Scalar(1) - delta;
+  const Scalar keep = (Scalar(1) - delta) * scale;
   for (Index j = 0; j < n; ++j) {
     out.col(j).tail(n - j) = keep * lower.col(j).tail(n - j);
     out(j, j) += delta * mu;
@@ -229,6 +258,14 @@ void shrink_to_scaled_identity(const Matrix<Scalar>& lower, Scalar delta, Scalar
 
 inline constexpr const char* zero_variance_identity_detail =
     "every asset has zero variance: the target mu I and the shrunk covariance are zero";
+
+/// The result of a shrinkage toward μI: `numerical_issue` when μ = 0 (every asset constant).
+inline ShrinkageResult scaled_identity_result(double intensity, double mu) {
+  const Status status =
+      mu > 0 ? Status{}
+             : Status{StatusCode::numerical_issue, 0, 0.0, zero_variance_identity_detail};
+  return {status, intensity, mu};
+}
 
 /// The constant-correlation target of S (Ledoit & Wolf 2003): s_i = √S_ii and the average
 /// correlation r̄ over the pairs of assets whose variances are both > 0. An asset with S_ii = 0
@@ -357,6 +394,17 @@ class BatchShrinkageEstimator {
                           AssetNames names)
       : m_names(checked_names(where, observations, assets, std::move(names))),
         m_workspace(observations, assets) {}
+
+  /// Checks the arguments of `<where>` (naming it in any error, before anything changes), centres
+  /// `observations` and returns the lower triangle of S = YᵀY/T.
+  const MatrixType& sample_covariance_of(std::string_view where,
+                                         const Eigen::Ref<const MatrixType>& observations,
+                                         const Eigen::Ref<MatrixType>& shrunk) {
+    const CheckContext context{where, m_names};
+    m_workspace.check(context, observations, shrunk.rows(), shrunk.cols());
+    m_workspace.compute(observations);
+    return m_workspace.covariance_lower();
+  }
 
   AssetNames m_names;
   SampleCovarianceWorkspace<Scalar> m_workspace;
