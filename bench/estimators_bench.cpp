@@ -3,8 +3,10 @@
 //                      vs BM_SampleCovarianceFloor/N: Eigen's rankUpdate(Yᵀ) of the already
 //                      centred window, the kernel that forms S;
 //   BM_LedoitWolfRollingUpdate/N, BM_OasRollingUpdate/N   one bar of RollingShrinkage (update,
-//                      intensity, full shrunk covariance written), vs BM_RankUpdateFloor/N (one
-//                      bare rank-2 update of N×N, the floor of any O(N²) per-bar update).
+//                      intensity, shrunk covariance written as its lower triangle, the library's
+//                      storage), vs BM_RankUpdateFloor/N (one bare rank-2 update of N×N, the floor
+//                      of any O(N²) per-bar update);
+//   BM_LedoitWolfRollingUpdateFull/N   the same with the full symmetric matrix written.
 
 #include <benchmark/benchmark.h>
 
@@ -20,7 +22,8 @@ using dynweight::bench::kPool;
 using dynweight::bench::kWindow;
 using dynweight::bench::observation_pool;
 
-void rolling_shrinkage_bar(benchmark::State& state, dynweight::RollingShrinkageMethod method) {
+void rolling_shrinkage_bar(benchmark::State& state, dynweight::RollingShrinkageMethod method,
+                           dynweight::OutputStorage storage = dynweight::OutputStorage::lower) {
   const auto n = static_cast<dynweight::Index>(state.range(0));
   const Eigen::MatrixXd pool = observation_pool(n);
   dynweight::RollingShrinkage<double> shrinkage(n, {.window = kWindow}, method);
@@ -31,7 +34,7 @@ void rolling_shrinkage_bar(benchmark::State& state, dynweight::RollingShrinkageM
   double intensity = 0;
   for (auto _ : state) {
     shrinkage.update(pool.col(t++ % kPool));
-    intensity = shrinkage.compute(shrunk).intensity;
+    intensity = shrinkage.compute(shrunk, storage).intensity;
     benchmark::DoNotOptimize(shrunk.data());
     benchmark::ClobberMemory();
   }
@@ -42,6 +45,10 @@ void rolling_shrinkage_bar(benchmark::State& state, dynweight::RollingShrinkageM
 
 void BM_LedoitWolfRollingUpdate(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::ledoit_wolf);
+}
+void BM_LedoitWolfRollingUpdateFull(benchmark::State& state) {
+  rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::ledoit_wolf,
+                        dynweight::OutputStorage::full);
 }
 void BM_OasRollingUpdate(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::oas);
@@ -89,6 +96,7 @@ void BM_SampleCovarianceFloor(benchmark::State& state) {
 BENCHMARK(BM_LedoitWolf)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_SampleCovarianceFloor)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_LedoitWolfRollingUpdate)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_LedoitWolfRollingUpdateFull)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_OasRollingUpdate)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RankUpdateFloor)->Apply(dynweight::bench::sizes);
 

@@ -104,29 +104,46 @@ TEST_CASE("RollingShrinkage matches scikit-learn on every 60-bar window",
   CHECK(next == intensities.size());
 }
 
+// Every bar, against the batch formulas on the window: through the fused path (the reductions
+// gathered inside the covariance update), the shadow resync (every 3 full updates in one run),
+// an asset whose price goes stale for longer than the window (its variance is then exactly 0 and
+// the update's own reductions are not used), and both output storages.
 TEST_CASE("RollingShrinkage equals a batch recompute of the window at every bar",
           "[estimators][rolling_shrinkage]") {
   const Index n = GENERATE(1, 2, 10, 60);
   const Index window = GENERATE(5, 40);
   const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas);
   const double level = GENERATE(0.0, 100.0);
-  const Eigen::MatrixXd data =
+  const Index resync = GENERATE(-1, 3);
+  Eigen::MatrixXd data =
       dynweight::test::correlated_returns(3 * window + 30, n, 99 + std::uint64_t(n), level);
+  if (n > 1)  // asset 1 stale from bar W + 5 to bar 2W + 10
+    data.col(1).segment(window + 5, window + 5).setConstant(data(window + 4, 1));
   const Eigen::MatrixXd observations = data.transpose();
-  RollingShrinkage<double> shrinkage(n, {.window = window, .min_periods = 2}, method);
+  RollingShrinkage<double> shrinkage(
+      n, {.window = window, .min_periods = 2, .resync_period = resync}, method);
   Eigen::MatrixXd shrunk(n, n);
+  Eigen::MatrixXd lower_only(n, n);
   for (Index t = 0; t < data.rows(); ++t) {
     shrinkage.update(observations.col(t));
     const auto result = shrinkage.compute(shrunk);
+    lower_only.setConstant(7.0);
+    const auto lower_result = shrinkage.compute(lower_only, dynweight::OutputStorage::lower);
     const Index count = std::min(t + 1, window);
     if (count < 2) {
       REQUIRE_FALSE(result.status.ok());
+      REQUIRE(lower_result.status.code == dynweight::StatusCode::not_ready);
       continue;
     }
     const auto expected = batch(data.middleRows(t + 1 - count, count), method);
-    CAPTURE(n, window, level, t);
+    CAPTURE(n, window, level, resync, t);
     REQUIRE(result.intensity == Approx(expected.intensity).margin(1e-10).epsilon(0));
     REQUIRE(near(shrunk, expected.covariance, 1e-10));
+    REQUIRE(lower_result.intensity == result.intensity);
+    for (Index j = 0; j < n; ++j) {
+      for (Index i = 0; i < n; ++i)
+        REQUIRE(lower_only(i, j) == (i >= j ? shrunk(i, j) : 7.0));
+    }
   }
 }
 

@@ -88,6 +88,7 @@ class RollingShrinkage {
     m_sum_a = 0;
     m_sum_a2 = 0;
     m_weighted_sum.setZero();
+    m_sums_current = false;
     m_since_resync = 0;
   }
 
@@ -98,7 +99,10 @@ class RollingShrinkage {
     const bool first = m_moments.count() == 0;
     if (full)
       m_leaving = m_moments.oldest() - m_shift;
-    m_moments.update(x);  // validates; nothing of ours has changed if it throws
+    // Validates first; nothing of ours has changed if it throws. The sums of the new covariance
+    // come out of the update's own pass over the lower triangle.
+    detail::StrictLowerSums<Scalar> sums;
+    const bool summed = m_moments.update(x, m_shift, sums);
     if (first)
       m_shift = x;  // a reference point near the data (K); the sums below see u = x − K
     m_entering = x - m_shift;
@@ -107,19 +111,27 @@ class RollingShrinkage {
     m_sum_a += a_in;
     m_sum_a2 += a_in * a_in;
     m_weighted_sum += a_in * m_entering;
+    bool shifted = false;
     if (full) {
       const Scalar a_out = m_leaving.squaredNorm();
       m_sum_a -= a_out;
       m_sum_a2 -= a_out * a_out;
       m_weighted_sum -= a_out * m_leaving;
-      if (++m_since_resync >= m_moments.window())
+      if (++m_since_resync >= m_moments.window()) {
         resync();
+        shifted = true;  // c changed: the visited cross sum is about the old K
+      }
     }
+    m_sums = sums;
+    m_sums_current = summed && !shifted;
   }
 
-  /// Writes the full symmetric shrunk covariance into `shrunk` (N×N) and returns the intensity and
-  /// μ; `not_ready` (and `shrunk` untouched) until the window is ready and holds two observations.
-  ShrinkageResult compute(Eigen::Ref<MatrixType> shrunk) {
+  /// Writes the shrunk covariance into `shrunk` (N×N): the full symmetric matrix, or with
+  /// `OutputStorage::lower` its lower triangle only (half the writes); returns the intensity and
+  /// μ. `not_ready` (and `shrunk` untouched) until the window is ready and holds two
+  /// observations.
+  ShrinkageResult compute(Eigen::Ref<MatrixType> shrunk,
+                          OutputStorage storage = OutputStorage::full) {
     const Index n = assets();
     const CheckContext context{"RollingShrinkage::compute", m_moments.names(), m_moments.bars()};
     check_size(context, "shrunk (rows)", shrunk.rows(), n);
@@ -127,23 +139,26 @@ class RollingShrinkage {
     if (!ready())
       return {Status::not_ready("the rolling window is not ready"), 0.0, 0.0};
 
-    // S = scale · cov (MLE, divisor T, from the sample covariance with ddof = 1). One pass over
-    // the lower triangle gives ‖S‖²_F, ‖S − μI‖²_F and cᵀ cov c, c = m − K.
+    // S = scale · cov (MLE, divisor T, from the sample covariance with ddof = 1). The off-diagonal
+    // sums come from the update's pass when it saw the final covariance, else from one pass here;
+    // the diagonal's share is O(N).
     const auto t = static_cast<double>(m_moments.count());
     const double scale = (t - 1) / t;
     const MatrixType& cov = m_moments.covariance_lower();
     m_offset = m_moments.mean() - m_shift;
+    if (!m_sums_current) {
+      m_sums = detail::strict_lower_sums(cov, m_offset);
+      m_sums_current = true;
+    }
     const double cov_mu = double(cov.diagonal().sum()) / double(n);
-    double off_diagonal = 0, diagonal_squares = 0, deviations = 0, quadratic = 0;
+    double diagonal_squares = 0, deviations = 0, quadratic = 2 * double(m_sums.weighted);
     for (Index j = 0; j < n; ++j) {
       const double diagonal = cov(j, j);
-      const double cj = m_offset(j);
-      const auto below = cov.col(j).tail(n - j - 1);
-      off_diagonal += double(below.squaredNorm());
       diagonal_squares += diagonal * diagonal;
       deviations += (diagonal - cov_mu) * (diagonal - cov_mu);
-      quadratic += cj * (diagonal * cj + 2.0 * double(below.dot(m_offset.tail(n - j - 1))));
+      quadratic += double(m_offset(j)) * diagonal * double(m_offset(j));
     }
+    const double off_diagonal = double(m_sums.squares);
     const detail::ScaledIdentityMoments<double> moments{
         scale * cov_mu, scale * scale * (2 * off_diagonal + diagonal_squares),
         scale * scale * (2 * off_diagonal + deviations)};
@@ -156,7 +171,7 @@ class RollingShrinkage {
                                  : detail::oas_intensity(moments, t, double(n));
     detail::shrink_to_scaled_identity<Scalar>(cov, static_cast<Scalar>(intensity),
                                               static_cast<Scalar>(moments.mu), shrunk,
-                                              static_cast<Scalar>(scale));
+                                              static_cast<Scalar>(scale), storage);
     return detail::scaled_identity_result(intensity, moments.mu);
   }
 
@@ -192,7 +207,10 @@ class RollingShrinkage {
   VectorType m_weighted_sum;  // Σ a_t u_t
   VectorType m_entering;      // u of the entering observation (scratch)
   VectorType m_leaving;       // u of the leaving observation (scratch)
-  VectorType m_offset;        // c = m − K (scratch)
+  VectorType m_offset;        // c = m − K (scratch of compute)
+  // Σ_{i>j} cov_ij² and Σ_{i>j} c_i c_j cov_ij of the current covariance when m_sums_current
+  detail::StrictLowerSums<Scalar> m_sums;
+  bool m_sums_current = false;
   Index m_since_resync = 0;
 };
 

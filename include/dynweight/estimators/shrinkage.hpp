@@ -41,6 +41,16 @@ constexpr std::string_view to_string(ShrinkageTarget target) noexcept {
   return "unknown";
 }
 
+/// What a shrinkage estimator writes into its N×N output.
+enum class OutputStorage {
+  /// The full symmetric matrix.
+  full,
+  /// The lower triangle, diagonal included; the strict upper triangle is left as it was. Read it
+  /// through `selfadjointView<Eigen::Lower>()`, as the library's own covariances. Half the
+  /// writes of `full`, for per-bar pipelines.
+  lower,
+};
+
 /// What a shrinkage estimator reports beside the shrunk covariance.
 struct ShrinkageResult {
   /// `success`, or `numerical_issue` (with a static `detail`) when the target is singular, e.g. an
@@ -242,18 +252,21 @@ Scalar oas_intensity(const ScaledIdentityMoments<Scalar>& m, Scalar t, Scalar n)
   return denominator == 0 ? Scalar(1) : std::min((alpha + m.mu * m.mu) / denominator, Scalar(1));
 }
 
-/// out = (1 − δ) · scale · L + δ μ I, full symmetric, with L the lower triangle of S / scale
-/// (`scale` = 1 when `lower` is S itself; (T − 1)/T for a sample covariance with ddof = 1).
+/// out = (1 − δ) · scale · L + δ μ I, with L the lower triangle of S / scale (`scale` = 1 when
+/// `lower` is S itself; (T − 1)/T for a sample covariance with ddof = 1); full symmetric, or its
+/// lower triangle only.
 template <class Scalar>
 void shrink_to_scaled_identity(const Matrix<Scalar>& lower, Scalar delta, Scalar mu,
-                               Eigen::Ref<Matrix<Scalar>> out, Scalar scale = Scalar(1)) {
+                               Eigen::Ref<Matrix<Scalar>> out, Scalar scale = Scalar(1),
+                               OutputStorage storage = OutputStorage::full) {
   const Index n = lower.rows();
   const Scalar keep = (Scalar(1) - delta) * scale;
   for (Index j = 0; j < n; ++j) {
     out.col(j).tail(n - j) = keep * lower.col(j).tail(n - j);
     out(j, j) += delta * mu;
   }
-  mirror_lower_to_upper(out);
+  if (storage == OutputStorage::full)
+    mirror_lower_to_upper(out);
 }
 
 inline constexpr const char* zero_variance_identity_detail =

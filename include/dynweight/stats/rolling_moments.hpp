@@ -109,6 +109,7 @@ class RollingMoments {
         m_run_length(assets),
         m_u(assets),
         m_d(assets),
+        m_weights(assets),
         m_shadow_shift(assets),
         m_shadow_sum(assets),
         m_shadow_cross(assets, assets) {
@@ -133,23 +134,18 @@ class RollingMoments {
   }
 
   /// Adds one observation (one value per asset), dropping the oldest once the window is full.
-  void update(const Eigen::Ref<const VectorType>& x) {
-    const CheckContext context{"RollingMoments::update", m_names, m_bars};
-    check_size(context, "returns", x.size(), assets());
-    check_finite(context, "returns", x);
+  void update(const Eigen::Ref<const VectorType>& x) { update_with(x, nullptr, nullptr); }
 
-    track_runs(x);
-    if (m_count < window()) {
-      add(x);
-    } else {
-      replace_oldest(x);
-    }
-    m_ring.col(m_head) = x;
-    m_head = (m_head + 1) % window();
-    ++m_bars;
-    zero_constant_assets();
-    refresh_variance();
-    m_derived.invalidate();
+  /// `update(x)`, also gathering, inside the update's own pass over the lower triangle, the sums
+  /// Σ_{i>j} C_ij² and Σ_{i>j} w_i w_j C_ij of the new covariance C with w = mean() − `reference`
+  /// (the new mean), for engines that keep reductions of the covariance (`RollingShrinkage`).
+  /// Returns true when `sums` holds those of the final covariance of this update; false (and
+  /// `sums` unspecified) when the covariance was formed or rewritten another way (while the window
+  /// fills, at a shadow resync, when an asset's window is constant): the caller then reduces
+  /// `covariance_lower()` itself. Throws like `update(x)`, and then changes nothing.
+  bool update(const Eigen::Ref<const VectorType>& x, const VectorType& reference,
+              detail::StrictLowerSums<Scalar>& sums) {
+    return update_with(x, &reference, &sums);
   }
 
   [[nodiscard]] Index assets() const { return m_mean.size(); }
@@ -196,6 +192,30 @@ class RollingMoments {
   [[nodiscard]] const MatrixType& window_observations() const { return m_ring; }
 
  private:
+  bool update_with(const Eigen::Ref<const VectorType>& x, const VectorType* reference,
+                   detail::StrictLowerSums<Scalar>* sums) {
+    const CheckContext context{"RollingMoments::update", m_names, m_bars};
+    check_size(context, "returns", x.size(), assets());
+    check_finite(context, "returns", x);
+    if (reference != nullptr)
+      check_size(context, "reference", reference->size(), assets());
+
+    track_runs(x);
+    bool summed = false;
+    if (m_count < window()) {
+      add(x);
+    } else {
+      summed = replace_oldest(x, reference, sums);
+    }
+    m_ring.col(m_head) = x;
+    m_head = (m_head + 1) % window();
+    ++m_bars;
+    summed = !zero_constant_assets() && summed;
+    refresh_variance();
+    m_derived.invalidate();
+    return summed;
+  }
+
   static constexpr Scalar nan() { return std::numeric_limits<Scalar>::quiet_NaN(); }
 
   static RollingOptions validated(const RollingOptions& options, Index assets,
@@ -228,8 +248,11 @@ class RollingMoments {
     ++m_count;
   }
 
-  // The rank-2 replacement described in the class comment, plus the shadow re-accumulation.
-  void replace_oldest(const Eigen::Ref<const VectorType>& x) {
+  // The rank-2 replacement described in the class comment, plus the shadow re-accumulation;
+  // with `sums`, gathers them in the same pass and returns true unless the shadow resync then
+  // rewrote the covariance.
+  bool replace_oldest(const Eigen::Ref<const VectorType>& x, const VectorType* reference,
+                      detail::StrictLowerSums<Scalar>* sums) {
     const auto oldest = m_ring.col(m_head);
     const Scalar w = Scalar(window());
     m_d = x - oldest;
@@ -237,18 +260,24 @@ class RollingMoments {
     m_u = Scalar(0.5) * ((x - m_shift) + (oldest - m_shift)) - m_offset - (Scalar(0.5) / w) * m_d;
     m_offset += m_d / w;
     m_mean = m_shift + m_offset;
-    detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1));
+    if (sums != nullptr) {
+      m_weights = m_mean - *reference;
+      *sums = detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1), m_weights);
+    } else {
+      detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1));
+    }
     ++m_full_updates;
-    shadow_step(x);
+    return !shadow_step(x) && sums != nullptr;
   }
 
-  void shadow_step(const Eigen::Ref<const VectorType>& x) {
+  // Returns true when the shadow completed and replaced the covariance.
+  bool shadow_step(const Eigen::Ref<const VectorType>& x) {
     const Index period = m_options.effective_resync_period();
     if (period == 0)
-      return;
+      return false;
     if (m_shadow_filled < 0) {
       if (m_full_updates % period != 0)
-        return;
+        return false;
       m_shadow_shift = m_mean;
       m_shadow_sum.setZero();
       detail::fill_lower(m_shadow_cross, Scalar(0));
@@ -258,7 +287,7 @@ class RollingMoments {
     m_shadow_sum += m_u;
     m_shadow_cross.template selfadjointView<Eigen::Lower>().rankUpdate(m_u);
     if (++m_shadow_filled < window())
-      return;
+      return false;
     // The shadow now holds exactly the window: C = Σ y yᵀ − s sᵀ/W with y = x − K, s = Σ y.
     const Scalar w = Scalar(window());
     m_shift = m_shadow_shift;
@@ -271,6 +300,7 @@ class RollingMoments {
       m_covariance.col(j).tail(n - j) = m_shadow_cross.col(j).tail(n - j) / (w - 1);
     }
     m_shadow_filled = -1;
+    return true;
   }
 
   // Counts, per asset, how many of the latest observations equal the newest one.
@@ -286,9 +316,11 @@ class RollingMoments {
   }
 
   // A constant window has exactly zero variance: clear the rounding residue (O(N) per such asset).
-  void zero_constant_assets() {
+  // Returns true when an asset was cleared.
+  bool zero_constant_assets() {
     if (m_count < 2)
-      return;
+      return false;
+    bool cleared = false;
     for (Index i = 0; i < assets(); ++i) {
       if (m_run_length(i) < m_count)
         continue;
@@ -296,7 +328,9 @@ class RollingMoments {
       m_offset(i) = Scalar(0);
       m_mean(i) = m_shift(i);
       detail::zero_row_and_column(m_covariance, i);
+      cleared = true;
     }
+    return cleared;
   }
 
   void refresh_variance() {
@@ -317,6 +351,7 @@ class RollingMoments {
   Eigen::Matrix<Index, Eigen::Dynamic, 1> m_run_length;
   VectorType m_u;
   VectorType m_d;
+  VectorType m_weights;  // w of update(x, reference, sums)
   VectorType m_shadow_shift;
   VectorType m_shadow_sum;
   MatrixType m_shadow_cross;  // lower triangle

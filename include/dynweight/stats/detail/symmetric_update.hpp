@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <utility>
 
 #include "dynweight/core/types.hpp"
 
@@ -29,15 +30,149 @@ void scale_and_rank_one_update(Matrix<Scalar>& lower, std::type_identity_t<Scala
   }
 }
 
-/// `S += alpha (u vᵀ + v uᵀ)` on the lower triangle: Eigen's `rankUpdate(u, v, alpha)`, called
-/// through `Map`s because Eigen 3.4 copies plain-vector arguments of that function into fresh
-/// (heap) vectors on every call.
+/// Σ_{i>j} S_ij² and Σ_{i>j} w_i w_j S_ij over the strict lower triangle of a symmetric S: the
+/// reductions of a covariance that shrinkage estimators need beside it.
+template <class Scalar>
+struct StrictLowerSums {
+  Scalar squares = 0;
+  Scalar weighted = 0;
+};
+
+namespace kernel {
+
+template <class Scalar>
+using Packet = typename Eigen::internal::packet_traits<Scalar>::type;
+
+// The packet accumulators of `StrictLowerSums` over one column segment: two of each, so that
+// consecutive adds do not wait on each other (a single running sum would be bound by the add
+// latency, not by the loads).
+template <class Scalar>
+struct SegmentSums {
+  using P = Packet<Scalar>;
+  P squares0 = Eigen::internal::pset1<P>(Scalar(0));
+  P squares1 = squares0;
+  P weighted0 = squares0;
+  P weighted1 = squares0;
+  Scalar squares_tail = 0;
+  Scalar weighted_tail = 0;
+
+  // Adds this segment's Σ t_i² and w_j Σ t_i w_i to `sums`.
+  void finish(Scalar wj, StrictLowerSums<Scalar>& sums) const {
+    using Eigen::internal::padd;
+    using Eigen::internal::predux;
+    sums.squares += predux(padd(squares0, squares1)) + squares_tail;
+    sums.weighted += wj * (predux(padd(weighted0, weighted1)) + weighted_tail);
+  }
+};
+
+// t = col + (a u + b v) over [0, m), written back to col (Eigen's rank-2 column update, same
+// operation order); with `WithSums`, also Σ t_i² and Σ t_i w_i over [1, m) (the strict lower part
+// of a column segment whose first entry is the diagonal).
+template <bool WithSums, class Scalar>
+void rank_two_column(Scalar* col, const Scalar* u, const Scalar* v, Scalar a, Scalar b, Index m,
+                     const Scalar* w, SegmentSums<Scalar>& acc) {
+  using P = Packet<Scalar>;
+  using namespace Eigen::internal;
+  constexpr Index size = packet_traits<Scalar>::size;
+  if (m == 0)
+    return;
+  col[0] += a * u[0] + b * v[0];
+  const P pa = pset1<P>(a);
+  const P pb = pset1<P>(b);
+  Index i = 1;
+  for (; i + 2 * size <= m; i += 2 * size) {
+    const P t0 =
+        padd(ploadu<P>(col + i), padd(pmul(pa, ploadu<P>(u + i)), pmul(pb, ploadu<P>(v + i))));
+    const P t1 = padd(ploadu<P>(col + i + size),
+                      padd(pmul(pa, ploadu<P>(u + i + size)), pmul(pb, ploadu<P>(v + i + size))));
+    pstoreu(col + i, t0);
+    pstoreu(col + i + size, t1);
+    if constexpr (WithSums) {
+      acc.squares0 = padd(acc.squares0, pmul(t0, t0));
+      acc.squares1 = padd(acc.squares1, pmul(t1, t1));
+      acc.weighted0 = padd(acc.weighted0, pmul(t0, ploadu<P>(w + i)));
+      acc.weighted1 = padd(acc.weighted1, pmul(t1, ploadu<P>(w + i + size)));
+    }
+  }
+  for (; i < m; ++i) {
+    const Scalar t = col[i] + (a * u[i] + b * v[i]);
+    col[i] = t;
+    if constexpr (WithSums) {
+      acc.squares_tail += t * t;
+      acc.weighted_tail += t * w[i];
+    }
+  }
+}
+
+// Σ t_i² and Σ t_i w_i over [1, m) of a column segment, read only.
+template <class Scalar>
+void column_sums(const Scalar* col, Index m, const Scalar* w, SegmentSums<Scalar>& acc) {
+  using P = Packet<Scalar>;
+  using namespace Eigen::internal;
+  constexpr Index size = packet_traits<Scalar>::size;
+  Index i = 1;
+  for (; i + 2 * size <= m; i += 2 * size) {
+    const P t0 = ploadu<P>(col + i);
+    const P t1 = ploadu<P>(col + i + size);
+    acc.squares0 = padd(acc.squares0, pmul(t0, t0));
+    acc.squares1 = padd(acc.squares1, pmul(t1, t1));
+    acc.weighted0 = padd(acc.weighted0, pmul(t0, ploadu<P>(w + i)));
+    acc.weighted1 = padd(acc.weighted1, pmul(t1, ploadu<P>(w + i + size)));
+  }
+  for (; i < m; ++i) {
+    acc.squares_tail += col[i] * col[i];
+    acc.weighted_tail += col[i] * w[i];
+  }
+}
+
+}  // namespace kernel
+
+/// `S += alpha (u vᵀ + v uᵀ)` on the lower triangle, one column segment at a time as Eigen's
+/// `rankUpdate(u, v, alpha)` does it (and with its operation order). Written out with Eigen's
+/// packet primitives so that the fused form below can reduce each column while it is in
+/// registers; also, Eigen 3.4 copies plain-vector arguments of `rankUpdate` into fresh heap
+/// vectors on every call.
 template <class Scalar>
 void rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u, const Vector<Scalar>& v,
                      Scalar alpha) {
-  using ConstMap = Eigen::Map<const Vector<Scalar>>;
-  lower.template selfadjointView<Eigen::Lower>().rankUpdate(ConstMap(u.data(), u.size()),
-                                                            ConstMap(v.data(), v.size()), alpha);
+  const Index n = lower.rows();
+  kernel::SegmentSums<Scalar> unused;
+  for (Index j = 0; j < n; ++j) {
+    kernel::rank_two_column<false>(lower.data() + j * lower.outerStride() + j, u.data() + j,
+                                   v.data() + j, alpha * v(j), alpha * u(j), n - j,
+                                   /*w, unused:*/ u.data(), unused);
+  }
+}
+
+/// `rank_two_update`, returning the `StrictLowerSums` of the updated S with weights `w`, gathered
+/// in the same pass (about 1.1× the plain update instead of a second pass over the triangle).
+template <class Scalar>
+StrictLowerSums<Scalar> rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u,
+                                        const Vector<Scalar>& v, Scalar alpha,
+                                        const Vector<Scalar>& w) {
+  const Index n = lower.rows();
+  StrictLowerSums<Scalar> sums;
+  for (Index j = 0; j < n; ++j) {
+    kernel::SegmentSums<Scalar> acc;
+    kernel::rank_two_column<true>(lower.data() + j * lower.outerStride() + j, u.data() + j,
+                                  v.data() + j, alpha * v(j), alpha * u(j), n - j, w.data() + j,
+                                  acc);
+    acc.finish(w(j), sums);
+  }
+  return sums;
+}
+
+/// The `StrictLowerSums` of the symmetric matrix stored in the lower triangle of `lower`.
+template <class Scalar>
+StrictLowerSums<Scalar> strict_lower_sums(const Matrix<Scalar>& lower, const Vector<Scalar>& w) {
+  const Index n = lower.rows();
+  StrictLowerSums<Scalar> sums;
+  for (Index j = 0; j < n; ++j) {
+    kernel::SegmentSums<Scalar> acc;
+    kernel::column_sums(lower.data() + j * lower.outerStride() + j, n - j, w.data() + j, acc);
+    acc.finish(w(j), sums);
+  }
+  return sums;
 }
 
 /// Fills the lower triangle (diagonal included) with `value`.
