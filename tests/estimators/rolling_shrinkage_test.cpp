@@ -1,5 +1,7 @@
 #include "dynweight/estimators/rolling_shrinkage.hpp"
 
+#include "dynweight/estimators/constant_correlation.hpp"
+
 #include <Eigen/Core>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -35,10 +37,17 @@ Eigen::MatrixXd read_full_matrix(const std::string& relative, Index n) {
 struct BatchShrinkage {
   Eigen::MatrixXd covariance;
   double intensity;
-  double mu;
+  double mu;  // r̄ for constant correlation
 };
 
 BatchShrinkage batch(const Eigen::MatrixXd& window, RollingShrinkageMethod method) {
+  if (method == RollingShrinkageMethod::constant_correlation) {
+    // The batch estimator, itself checked against NumPy in constant_correlation_test.cpp.
+    dynweight::ConstantCorrelation<double> cc;
+    Eigen::MatrixXd shrunk(window.cols(), window.cols());
+    const auto result = cc.compute(window, shrunk);
+    return {shrunk, result.intensity, result.target_parameter};
+  }
   const double t = double(window.rows());
   const double n = double(window.cols());
   const Eigen::MatrixXd y = window.rowwise() - window.colwise().mean();
@@ -66,7 +75,9 @@ BatchShrinkage batch(const Eigen::MatrixXd& window, RollingShrinkageMethod metho
 
 }  // namespace
 
-TEST_CASE("RollingShrinkage matches scikit-learn on every 60-bar window",
+// LW and OAS against scikit-learn; constant correlation against the NumPy implementation of the
+// 2003 paper in the same script (columns cc_shrinkage, cc_rbar).
+TEST_CASE("RollingShrinkage matches the reference on every 60-bar window",
           "[estimators][rolling_shrinkage][sklearn]") {
   const auto data = dynweight::test::read_wide("shrinkage/data_rolling.csv");
   const Eigen::MatrixXd observations = data.values.transpose();  // one observation per column
@@ -74,8 +85,13 @@ TEST_CASE("RollingShrinkage matches scikit-learn on every 60-bar window",
   std::vector<std::string> header;
   const auto intensities = dynweight::test::read_csv_rows(
       dynweight::test::reference_path("shrinkage/rolling_w60_intensities.csv"), &header);
-  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas);
-  const bool lw = method == RollingShrinkageMethod::ledoit_wolf;
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  const int column = method == RollingShrinkageMethod::ledoit_wolf ? 1
+                     : method == RollingShrinkageMethod::oas       ? 3
+                                                                   : 5;
+  const char* suffix = column == 1 ? "lw" : column == 3 ? "oas" : "cc";
+  REQUIRE(header.at(std::size_t(column)).find(suffix) == 0);
   RollingShrinkage<double> shrinkage(n, {.window = 60}, method);
   Eigen::MatrixXd shrunk(n, n);
   std::size_t next = 0;
@@ -89,15 +105,16 @@ TEST_CASE("RollingShrinkage matches scikit-learn on every 60-bar window",
     REQUIRE(result.status.ok());
     const auto& row = intensities.at(next++);
     REQUIRE(std::stol(row.at(0)) == t);
-    CAPTURE(t, lw);
+    CAPTURE(t, suffix);
     // Intensities are ratios of O(1) quantities formed from sums that both sides round
     // differently; 1e-12 absolute leaves ~1000 ulps for that.
-    CHECK(result.intensity == Approx(std::stod(row.at(lw ? 1 : 3))).margin(1e-12).epsilon(0));
-    CHECK(result.target_parameter == Approx(std::stod(row.at(lw ? 2 : 4))).epsilon(1e-12));
+    CHECK(result.intensity ==
+          Approx(std::stod(row.at(std::size_t(column)))).margin(1e-12).epsilon(0));
+    CHECK(result.target_parameter ==
+          Approx(std::stod(row.at(std::size_t(column) + 1))).epsilon(1e-12));
     if (t == 59 || t == 200 || t == 399) {
-      const auto expected = read_full_matrix("shrinkage/rolling_w60_t" + std::to_string(t) + "_" +
-                                                 (lw ? "lw" : "oas") + "_covariance.csv",
-                                             n);
+      const auto expected = read_full_matrix(
+          "shrinkage/rolling_w60_t" + std::to_string(t) + "_" + suffix + "_covariance.csv", n);
       CHECK(near(shrunk, expected, 1e-12));
     }
   }
@@ -112,7 +129,8 @@ TEST_CASE("RollingShrinkage equals a batch recompute of the window at every bar"
           "[estimators][rolling_shrinkage]") {
   const Index n = GENERATE(1, 2, 10, 60);
   const Index window = GENERATE(5, 40);
-  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas);
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
   const double level = GENERATE(0.0, 100.0);
   const Index resync = GENERATE(-1, 3);
   Eigen::MatrixXd data =
@@ -139,6 +157,11 @@ TEST_CASE("RollingShrinkage equals a batch recompute of the window at every bar"
     CAPTURE(n, window, level, resync, t);
     REQUIRE(result.intensity == Approx(expected.intensity).margin(1e-10).epsilon(0));
     REQUIRE(near(shrunk, expected.covariance, 1e-10));
+    if (std::isnan(expected.mu)) {  // constant correlation without a pair of live assets
+      REQUIRE(std::isnan(result.target_parameter));
+    } else {
+      REQUIRE(result.target_parameter == Approx(expected.mu).margin(1e-10).epsilon(1e-10));
+    }
     REQUIRE(lower_result.intensity == result.intensity);
     for (Index j = 0; j < n; ++j) {
       for (Index i = 0; i < n; ++i)
@@ -150,7 +173,8 @@ TEST_CASE("RollingShrinkage equals a batch recompute of the window at every bar"
 TEST_CASE("RollingShrinkage: no drift over 10^6 bars", "[estimators][rolling_shrinkage][drift]") {
   const Index n = 4;
   const Index window = 50;
-  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas);
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
   RollingShrinkage<double> shrinkage(n, {.window = window}, method);
   std::mt19937_64 engine(5);
   std::normal_distribution<double> normal(0.0, 0.01);
@@ -178,7 +202,10 @@ TEST_CASE("RollingShrinkage: update and compute do not allocate",
           "[estimators][rolling_shrinkage][allocation]") {
   const Index n = 12;
   const Eigen::MatrixXd observations = dynweight::test::correlated_returns(100, n, 1).transpose();
-  RollingShrinkage<double> shrinkage(n, {.window = 20}, RollingShrinkageMethod::ledoit_wolf);
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  // resync_period 30: the exact rebuilds (constant correlation's matrix product) run in scope.
+  RollingShrinkage<double> shrinkage(n, {.window = 20, .resync_period = 30}, method);
   Eigen::MatrixXd shrunk(n, n);
   double sum = 0;
   dynweight::test::NoAllocationScope scope;
@@ -194,9 +221,10 @@ TEST_CASE("RollingShrinkage rejects bad input and stays unchanged",
           "[estimators][rolling_shrinkage][errors]") {
   const Index n = 3;
   const Eigen::MatrixXd observations = dynweight::test::correlated_returns(40, n, 2).transpose();
-  RollingShrinkage<double> shrinkage(n, {.window = 10}, RollingShrinkageMethod::oas,
-                                     {"A", "B", "C"});
-  RollingShrinkage<double> twin(n, {.window = 10}, RollingShrinkageMethod::oas);
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  RollingShrinkage<double> shrinkage(n, {.window = 10}, method, {"A", "B", "C"});
+  RollingShrinkage<double> twin(n, {.window = 10}, method);
   for (Index t = 0; t < 15; ++t) {
     shrinkage.update(observations.col(t));
     twin.update(observations.col(t));
@@ -220,14 +248,22 @@ TEST_CASE("RollingShrinkage rejects bad input and stays unchanged",
 TEST_CASE("RollingShrinkage on a constant window", "[estimators][rolling_shrinkage]") {
   RollingShrinkage<double> lw(3, {.window = 5}, RollingShrinkageMethod::ledoit_wolf);
   RollingShrinkage<double> oas(3, {.window = 5}, RollingShrinkageMethod::oas);
+  RollingShrinkage<double> cc(3, {.window = 5}, RollingShrinkageMethod::constant_correlation);
   const Eigen::Vector3d x(1.0, 2.0, 3.0);
-  Eigen::Matrix3d a, b;
+  Eigen::Matrix3d a, b, c;
   for (int t = 0; t < 8; ++t) {
     lw.update(x);
     oas.update(x);
+    cc.update(x);
   }
   const auto ra = lw.compute(a);
   const auto rb = oas.compute(b);
+  const auto rc = cc.compute(c);
+  // As ConstantCorrelation: no live pair, so r̄ is NaN, the target is S and δ = 0.
+  CHECK(rc.intensity == 0.0);
+  CHECK(std::isnan(rc.target_parameter));
+  CHECK(rc.status.code == dynweight::StatusCode::numerical_issue);
+  CHECK(c.isZero(0.0));
   CHECK(ra.intensity == 0.0);  // scikit-learn's conventions when S is already μI (here 0)
   CHECK(rb.intensity == 1.0);
   CHECK(ra.status.code == dynweight::StatusCode::numerical_issue);  // μ = 0, as the batch ones

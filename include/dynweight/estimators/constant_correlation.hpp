@@ -166,12 +166,8 @@ class ConstantCorrelation : public detail::BatchShrinkageEstimator<Scalar_> {
     m_terms = {static_cast<double>(pi_hat), static_cast<double>(rho_hat),
                static_cast<double>(gamma_hat)};
 
-    const Scalar trace = lower.diagonal().sum();
-    const Scalar noise = 16 * std::numeric_limits<Scalar>::epsilon() * trace;
-    if (!(gamma_hat > noise * noise))
-      return Scalar(0);
-    const Scalar kappa = (pi_hat - rho_hat) / gamma_hat;
-    return std::clamp(kappa * inv_t, Scalar(0), Scalar(1));
+    return detail::constant_correlation_intensity(pi_hat, rho_hat, gamma_hat,
+                                                  Scalar(lower.diagonal().sum()), Scalar(t));
   }
 
   detail::ConstantCorrelationTarget<Scalar> m_target;

@@ -11,6 +11,8 @@
 #include "dynweight/core/status.hpp"
 #include "dynweight/core/types.hpp"
 #include "dynweight/core/validation.hpp"
+#include "dynweight/estimators/constant_correlation.hpp"
+#include "dynweight/estimators/detail/cross_moment_sums.hpp"
 #include "dynweight/estimators/shrinkage.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
 
@@ -20,6 +22,8 @@ namespace dynweight {
 enum class RollingShrinkageMethod {
   ledoit_wolf,  ///< Ledoit & Wolf (2004), as scikit-learn's `LedoitWolf`
   oas,          ///< Chen, Wiesel, Eldar & Hero (2010), as scikit-learn's `OAS`
+  /// Ledoit & Wolf (2003) toward the constant-correlation target, as `ConstantCorrelation`
+  constant_correlation,
 };
 
 /// Shrinkage toward the scaled identity of the covariance of the last W observations, kept up to
@@ -78,6 +82,13 @@ class RollingShrinkage {
         m_entering(assets),
         m_leaving(assets),
         m_offset(assets) {
+    if (method == RollingShrinkageMethod::constant_correlation) {
+      m_cross.resize(assets, m_moments.window());
+      m_target.resize(assets);
+      m_oldest.resize(assets);
+      m_cross_offset.resize(assets);
+      m_cross_weights.resize(2 * assets);
+    }
     reset();
   }
 
@@ -90,6 +101,10 @@ class RollingShrinkage {
     m_weighted_sum.setZero();
     m_sums_current = false;
     m_since_resync = 0;
+    if (m_method == RollingShrinkageMethod::constant_correlation)
+      m_cross.reset();
+    m_bilinear_current = false;
+    m_since_rebuild = 0;
   }
 
   /// Adds one observation, dropping the oldest once the window is full. Throws `dynweight::Error`
@@ -97,8 +112,11 @@ class RollingShrinkage {
   void update(const Eigen::Ref<const VectorType>& x) {
     const bool full = m_moments.count() == m_moments.window();
     const bool first = m_moments.count() == 0;
-    if (full)
+    if (full) {
       m_leaving = m_moments.oldest() - m_shift;
+      if (m_method == RollingShrinkageMethod::constant_correlation)
+        m_oldest = m_moments.oldest();
+    }
     // Validates first; nothing of ours has changed if it throws. The sums of the new covariance
     // come out of the update's own pass over the lower triangle.
     detail::StrictLowerSums<Scalar> sums;
@@ -124,6 +142,8 @@ class RollingShrinkage {
     }
     m_sums = sums;
     m_sums_current = summed && !shifted;
+    if (m_method == RollingShrinkageMethod::constant_correlation)
+      update_cross_moments(x, full);
   }
 
   /// Writes the shrunk covariance into `shrunk` (N×N): the full symmetric matrix, or with
@@ -139,33 +159,25 @@ class RollingShrinkage {
     if (!ready())
       return {Status::not_ready("the rolling window is not ready"), 0.0, 0.0};
 
-    // S = scale · cov (MLE, divisor T, from the sample covariance with ddof = 1). The off-diagonal
-    // sums come from the update's pass when it saw the final covariance, else from one pass here;
-    // the diagonal's share is O(N).
+    if (m_method == RollingShrinkageMethod::constant_correlation)
+      return compute_constant_correlation(shrunk, storage);
+
+    // S = scale · cov (MLE, divisor T, from the sample covariance with ddof = 1).
     const auto t = static_cast<double>(m_moments.count());
     const double scale = (t - 1) / t;
     const MatrixType& cov = m_moments.covariance_lower();
-    m_offset = m_moments.mean() - m_shift;
-    if (!m_sums_current) {
-      m_sums = detail::strict_lower_sums(cov, m_offset);
-      m_sums_current = true;
-    }
+    const double q = fourth_power_sum();
     const double cov_mu = double(cov.diagonal().sum()) / double(n);
-    double diagonal_squares = 0, deviations = 0, quadratic = 2 * double(m_sums.weighted);
+    double diagonal_squares = 0, deviations = 0;
     for (Index j = 0; j < n; ++j) {
       const double diagonal = cov(j, j);
       diagonal_squares += diagonal * diagonal;
       deviations += (diagonal - cov_mu) * (diagonal - cov_mu);
-      quadratic += double(m_offset(j)) * diagonal * double(m_offset(j));
     }
     const double off_diagonal = double(m_sums.squares);
     const detail::ScaledIdentityMoments<double> moments{
         scale * cov_mu, scale * scale * (2 * off_diagonal + diagonal_squares),
         scale * scale * (2 * off_diagonal + deviations)};
-
-    const double c2 = double(m_offset.squaredNorm());
-    const double q = double(m_sum_a2) - 4.0 * double(m_offset.dot(m_weighted_sum)) +
-                     2.0 * c2 * double(m_sum_a) + 4.0 * t * scale * quadratic + t * c2 * c2;
     const double intensity = m_method == RollingShrinkageMethod::ledoit_wolf
                                  ? detail::ledoit_wolf_intensity(q, moments, t, double(n))
                                  : detail::oas_intensity(moments, t, double(n));
@@ -175,6 +187,9 @@ class RollingShrinkage {
     return detail::scaled_identity_result(intensity, moments.mu);
   }
 
+  /// π̂, ρ̂ and γ̂ of the last `compute` (constant correlation only), as `ConstantCorrelation::terms`.
+  [[nodiscard]] const ConstantCorrelationTerms& terms() const { return m_terms; }
+
   [[nodiscard]] Index assets() const { return m_moments.assets(); }
   [[nodiscard]] bool ready() const { return m_moments.ready() && m_moments.count() >= 2; }
   [[nodiscard]] RollingShrinkageMethod method() const { return m_method; }
@@ -182,6 +197,133 @@ class RollingShrinkage {
   [[nodiscard]] const RollingMoments<Scalar>& moments() const { return m_moments; }
 
  private:
+  // Q = Σ_t ||y_t||⁴ by the identity in the class comment; also makes m_offset = c and m_sums
+  // those of the current covariance.
+  double fourth_power_sum() {
+    const Index n = assets();
+    const auto t = static_cast<double>(m_moments.count());
+    const double scale = (t - 1) / t;
+    const MatrixType& cov = m_moments.covariance_lower();
+    m_offset = m_moments.mean() - m_shift;
+    if (!m_sums_current) {
+      m_sums = detail::strict_lower_sums(cov, m_offset);
+      m_sums_current = true;
+    }
+    double quadratic = 2 * double(m_sums.weighted);  // cᵀ cov c
+    for (Index j = 0; j < n; ++j)
+      quadratic += double(m_offset(j)) * double(cov(j, j)) * double(m_offset(j));
+    const double c2 = double(m_offset.squaredNorm());
+    return double(m_sum_a2) - 4.0 * double(m_offset.dot(m_weighted_sum)) +
+           2.0 * c2 * double(m_sum_a) + 4.0 * t * scale * quadratic + t * c2 * c2;
+  }
+
+  // The weights of the cross-moment bilinear form for the current window: s and 1/s of the
+  // target into m_target, c' = m − K' and [1/s; −3 c' / s] into m_cross_weights. False while the
+  // window holds fewer than two observations (no s yet).
+  bool prepare_cross_weights() {
+    const Index n = assets();
+    const Index count = m_moments.count();
+    if (count < 2)
+      return false;
+    const Scalar scale = Scalar(count - 1) / Scalar(count);
+    m_target.compute_deviations(m_moments.covariance_lower(), scale);
+    m_cross_offset = m_moments.mean() - m_cross.shift();
+    m_cross_weights.head(n) = m_target.inv_sd();
+    m_cross_weights.tail(n) = Scalar(-3) * m_target.inv_sd().cwiseProduct(m_cross_offset);
+    return true;
+  }
+
+  // Moves the cross-moment sums with the window; their bilinear form comes out of the same pass.
+  void update_cross_moments(const Eigen::Ref<const VectorType>& x, bool full) {
+    const bool weighted = prepare_cross_weights();
+    if (!weighted)
+      m_cross_weights.setZero();  // no bilinear form yet: zero weights, zero column weights
+    const auto column_weights = weighted
+                                    ? Eigen::Ref<const VectorType>(m_target.sd())
+                                    : Eigen::Ref<const VectorType>(m_cross_weights.head(assets()));
+    m_bilinear =
+        double(m_cross.update(x, full ? &m_oldest : nullptr, m_cross_weights, column_weights));
+    m_bilinear_current = weighted;
+    const Index period = m_moments.options().effective_resync_period();
+    if (full && period > 0 && ++m_since_rebuild >= period) {
+      m_cross.rebuild(m_moments.window_observations(), m_moments.count(), m_moments.mean());
+      m_since_rebuild = 0;
+      m_bilinear_current = false;
+    }
+  }
+
+  ShrinkageResult compute_constant_correlation(Eigen::Ref<MatrixType> shrunk,
+                                               OutputStorage storage) {
+    const Index n = assets();
+    const auto count = m_moments.count();
+    const auto t = static_cast<double>(count);
+    const Scalar scale = Scalar(count - 1) / Scalar(count);
+    const MatrixType& cov = m_moments.covariance_lower();
+    const double q = fourth_power_sum();
+    const double frobenius2 = double(scale) * double(scale) * 2 * double(m_sums.squares) +
+                              double(scale) * double(scale) * double(cov.diagonal().squaredNorm());
+
+    m_target.compute(cov, scale);  // s, 1/s, r̄
+    const VectorType& sd = m_target.sd();
+    const VectorType& inv_sd = m_target.inv_sd();
+    m_cross_offset = m_moments.mean() - m_cross.shift();
+    if (!m_bilinear_current) {
+      prepare_cross_weights();
+      m_bilinear = double(m_cross.bilinear(m_cross_weights, sd));
+      m_bilinear_current = true;
+    }
+    const VectorType& c = m_cross_offset;
+
+    // One pass over the lower triangle of S: Σ_{i>j} s_i s_j S_ij and zᵀ S s, z = c² / s.
+    double off_sss = 0, zss = 0;
+    for (Index j = 0; j < n; ++j) {
+      const Index m = n - j - 1;
+      const auto below = cov.col(j).tail(m);
+      const double zj = double(inv_sd(j) * c(j) * c(j));
+      const double below_s = double(below.dot(sd.tail(m)));
+      off_sss += double(sd(j)) * below_s;
+      zss += zj * (double(cov(j, j)) * double(sd(j)) + below_s) +
+             double(sd(j)) *
+                 double(below.dot(inv_sd.tail(m).cwiseProduct(c.tail(m)).cwiseProduct(c.tail(m))));
+    }
+    off_sss *= double(scale);
+    zss *= double(scale);
+
+    // Per asset (positive variance only; a constant asset's centred observations are 0):
+    // Σ_t y⁴ and Σ_t y³ from the power sums about K', with Σ_t u = T c'.
+    double sum_fourth = 0, x_m3 = 0, x_c3 = 0, c_s = 0, diag2 = 0;
+    for (Index i = 0; i < n; ++i) {
+      const double variance = double(scale) * double(cov(i, i));
+      diag2 += variance * variance;
+      if (inv_sd(i) == 0)
+        continue;
+      const double ci = double(c(i));
+      const double p2 = double(m_cross.power2()(i));
+      const double p3 = double(m_cross.power3()(i));
+      const double p4 = double(m_cross.power4()(i));
+      sum_fourth += p4 - 4 * ci * p3 + 6 * ci * ci * p2 - 3 * t * ci * ci * ci * ci;
+      x_m3 += double(inv_sd(i)) * (p3 - 3 * ci * p2 + 2 * t * ci * ci * ci);
+      x_c3 += double(inv_sd(i)) * ci * ci * ci;
+      c_s += ci * double(sd(i));
+    }
+    sum_fourth /= t;
+    // Σ_t (Σ_i y_ti³ / s_i)(Σ_j s_j y_tj), from [A; B] about K' (see the class comment).
+    const double cross = m_bilinear + 3 * t * zss + 2 * t * x_c3 * c_s - x_m3 * c_s;
+
+    const double pi_hat = q / t - frobenius2;
+    const double pi_diagonal = sum_fourth - diag2;
+    const double theta_sum = cross / t - sum_fourth - 2 * off_sss;
+    const double rbar = double(m_target.mean_correlation());
+    const double rho_hat = pi_diagonal + rbar * theta_sum;
+    const double gamma_hat = double(m_target.squared_distance(cov, scale));
+    m_terms = {pi_hat, rho_hat, gamma_hat};
+    const double trace = double(scale) * double(cov.diagonal().sum());
+    const double delta =
+        detail::constant_correlation_intensity(pi_hat, rho_hat, gamma_hat, trace, t);
+    m_target.shrink(cov, static_cast<Scalar>(delta), shrunk, scale, storage);
+    return {m_target.status(), delta, m_target.reported_mean_correlation()};
+  }
+
   // Re-accumulates Σa, Σa², Σ a u exactly from the window, about K = the current mean.
   void resync() {
     m_shift = m_moments.mean();
@@ -212,6 +354,16 @@ class RollingShrinkage {
   detail::StrictLowerSums<Scalar> m_sums;
   bool m_sums_current = false;
   Index m_since_resync = 0;
+  // Constant correlation only (empty otherwise):
+  detail::CrossMomentSums<Scalar> m_cross;  // [A; B] and Σu², Σu³, Σu⁴ about K'
+  detail::ConstantCorrelationTarget<Scalar> m_target;
+  VectorType m_oldest;         // the observation leaving the window (scratch)
+  VectorType m_cross_offset;   // c' = m − K'
+  VectorType m_cross_weights;  // [1/s; −3 c'/s]
+  double m_bilinear = 0;       // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
+  bool m_bilinear_current = false;
+  Index m_since_rebuild = 0;
+  ConstantCorrelationTerms m_terms;
 };
 
 }  // namespace dynweight

@@ -292,17 +292,11 @@ class ConstantCorrelationTarget {
     m_inv_sd.resize(assets);
   }
 
-  /// Computes s, 1/s (0 for a zero-variance asset) and r̄ from the lower triangle of S.
-  void compute(const Matrix<Scalar>& lower) {
+  /// Computes s, 1/s (0 for a zero-variance asset) and r̄ from the lower triangle `lower` of
+  /// S / scale (`scale` = 1 when it is S itself).
+  void compute(const Matrix<Scalar>& lower, Scalar scale = Scalar(1)) {
     const Index n = lower.rows();
-    resize(n);
-    m_live = 0;
-    for (Index i = 0; i < n; ++i) {
-      const Scalar variance = lower(i, i);
-      m_sd(i) = std::sqrt(variance);
-      m_inv_sd(i) = variance > 0 ? Scalar(1) / m_sd(i) : Scalar(0);
-      m_live += variance > 0 ? 1 : 0;
-    }
+    compute_deviations(lower, scale);
     Scalar sum = 0;
     for (Index j = 0; j < n; ++j) {
       if (m_inv_sd(j) == 0)
@@ -310,7 +304,20 @@ class ConstantCorrelationTarget {
       sum += m_inv_sd(j) * lower.col(j).tail(n - j - 1).dot(m_inv_sd.tail(n - j - 1));
     }
     const Index pairs = m_live * (m_live - 1) / 2;
-    m_mean_correlation = pairs > 0 ? sum / Scalar(pairs) : Scalar(0);
+    m_mean_correlation = pairs > 0 ? scale * sum / Scalar(pairs) : Scalar(0);
+  }
+
+  /// Computes s and 1/s only (O(N)); `compute` does this and then r̄.
+  void compute_deviations(const Matrix<Scalar>& lower, Scalar scale = Scalar(1)) {
+    const Index n = lower.rows();
+    resize(n);
+    m_live = 0;
+    for (Index i = 0; i < n; ++i) {
+      const Scalar variance = scale * lower(i, i);
+      m_sd(i) = std::sqrt(variance);
+      m_inv_sd(i) = variance > 0 ? Scalar(1) / m_sd(i) : Scalar(0);
+      m_live += variance > 0 ? 1 : 0;
+    }
   }
 
   /// r̄ as used in the target (0 when there is no pair).
@@ -343,28 +350,33 @@ class ConstantCorrelationTarget {
     return {};
   }
 
-  /// ||F − S||_F² = Σ_{i≠j} (r̄ s_i s_j − S_ij)².
-  [[nodiscard]] Scalar squared_distance(const Matrix<Scalar>& lower) const {
+  /// ||F − S||_F² = Σ_{i≠j} (r̄ s_i s_j − S_ij)², with S = scale · `lower`.
+  [[nodiscard]] Scalar squared_distance(const Matrix<Scalar>& lower,
+                                        Scalar scale = Scalar(1)) const {
     const Index n = lower.rows();
     Scalar sum = 0;
     for (Index j = 0; j < n; ++j) {
       const Index m = n - j - 1;
-      sum += ((m_mean_correlation * m_sd(j)) * m_sd.tail(m) - lower.col(j).tail(m)).squaredNorm();
+      sum += ((m_mean_correlation * m_sd(j)) * m_sd.tail(m) - scale * lower.col(j).tail(m))
+                 .squaredNorm();
     }
     return 2 * sum;
   }
 
-  /// out = (1 − δ) S + δ F, full symmetric; the diagonal is S_ii exactly.
-  void shrink(const Matrix<Scalar>& lower, Scalar delta, Eigen::Ref<Matrix<Scalar>> out) const {
+  /// out = (1 − δ) S + δ F with S = scale · `lower`, full symmetric or its lower triangle; the
+  /// diagonal is S_ii exactly.
+  void shrink(const Matrix<Scalar>& lower, Scalar delta, Eigen::Ref<Matrix<Scalar>> out,
+              Scalar scale = Scalar(1), OutputStorage storage = OutputStorage::full) const {
     const Index n = lower.rows();
-    const Scalar keep = Scalar(1) - delta;
+    const Scalar keep = (Scalar(1) - delta) * scale;
     for (Index j = 0; j < n; ++j) {
       const Index m = n - j - 1;
-      out(j, j) = lower(j, j);
+      out(j, j) = scale * lower(j, j);
       out.col(j).tail(m) =
           (delta * m_mean_correlation * m_sd(j)) * m_sd.tail(m) + keep * lower.col(j).tail(m);
     }
-    mirror_lower_to_upper(out);
+    if (storage == OutputStorage::full)
+      mirror_lower_to_upper(out);
   }
 
  private:
@@ -373,6 +385,19 @@ class ConstantCorrelationTarget {
   Scalar m_mean_correlation = 0;
   Index m_live = 0;
 };
+
+/// The constant-correlation intensity of Ledoit & Wolf (2003) from π̂, ρ̂, γ̂ and tr S:
+/// max(0, min(1, (π̂ − ρ̂)/γ̂ / T)), and 0 when γ̂ ≤ (16 ε tr S)² (F equals S up to rounding, as
+/// always for N = 2; the shrunk matrix is then S whatever δ would be).
+template <FloatingScalar Scalar>
+Scalar constant_correlation_intensity(Scalar pi_hat, Scalar rho_hat, Scalar gamma_hat, Scalar trace,
+                                      Scalar observations) {
+  const Scalar noise = 16 * std::numeric_limits<Scalar>::epsilon() * trace;
+  if (!(gamma_hat > noise * noise))
+    return Scalar(0);
+  const Scalar kappa = (pi_hat - rho_hat) / gamma_hat;
+  return std::clamp(kappa / observations, Scalar(0), Scalar(1));
+}
 
 }  // namespace detail
 }  // namespace dynweight

@@ -125,6 +125,38 @@ void column_sums(const Scalar* col, Index m, const Scalar* w, SegmentSums<Scalar
   }
 }
 
+// t = col + (a u + b v) over [0, m), written back, returning Σ t_i w_i (a column of a general,
+// non-symmetric rank-2 update, with its dot product against `w` taken while in registers).
+template <class Scalar>
+Scalar rank_two_column_dot(Scalar* col, const Scalar* u, const Scalar* v, Scalar a, Scalar b,
+                           Index m, const Scalar* w) {
+  using P = Packet<Scalar>;
+  using namespace Eigen::internal;
+  constexpr Index size = packet_traits<Scalar>::size;
+  const P pa = pset1<P>(a);
+  const P pb = pset1<P>(b);
+  P dot0 = pset1<P>(Scalar(0));
+  P dot1 = dot0;
+  Index i = 0;
+  for (; i + 2 * size <= m; i += 2 * size) {
+    const P t0 =
+        padd(ploadu<P>(col + i), padd(pmul(pa, ploadu<P>(u + i)), pmul(pb, ploadu<P>(v + i))));
+    const P t1 = padd(ploadu<P>(col + i + size),
+                      padd(pmul(pa, ploadu<P>(u + i + size)), pmul(pb, ploadu<P>(v + i + size))));
+    pstoreu(col + i, t0);
+    pstoreu(col + i + size, t1);
+    dot0 = padd(dot0, pmul(t0, ploadu<P>(w + i)));
+    dot1 = padd(dot1, pmul(t1, ploadu<P>(w + i + size)));
+  }
+  Scalar tail = 0;
+  for (; i < m; ++i) {
+    const Scalar t = col[i] + (a * u[i] + b * v[i]);
+    col[i] = t;
+    tail += t * w[i];
+  }
+  return predux(padd(dot0, dot1)) + tail;
+}
+
 }  // namespace kernel
 
 /// `S += alpha (u vᵀ + v uᵀ)` on the lower triangle, one column segment at a time as Eigen's

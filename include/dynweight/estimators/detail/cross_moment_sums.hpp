@@ -1,0 +1,190 @@
+#pragma once
+
+/// \file
+/// Running third- and fourth-order cross-moment sums of a rolling window, the statistics the
+/// rolling constant-correlation shrinkage keeps beside the covariance.
+
+#include <Eigen/Core>
+#include <memory>
+
+#include "dynweight/core/types.hpp"
+#include "dynweight/stats/detail/symmetric_update.hpp"
+
+namespace dynweight::detail {
+
+/// With u_t = x_t − K for a reference point K near the data, the N×N sums
+///   A_ij = Σ_t u_ti³ u_tj,   B_ij = Σ_t u_ti² u_tj
+/// (stored stacked, as the 2N×N matrix [A; B]) and the per-asset power sums p_k = Σ_t u_t^k,
+/// k = 2, 3, 4, over the observations in a window. An observation enters and leaves in one pass
+/// over [A; B] (a general rank-2 update), which also returns Σ_j y_j ([A; B]_:j · w) for weights
+/// given by the caller, so that the bilinear forms the constant-correlation intensity needs cost
+/// no second pass. `rebuild` re-accumulates everything exactly from the window about a new K.
+template <FloatingScalar Scalar>
+class CrossMomentSums {
+ public:
+  using VectorType = Vector<Scalar>;
+  using MatrixType = Matrix<Scalar>;
+
+  CrossMomentSums() = default;
+  CrossMomentSums(const CrossMomentSums& other) { *this = other; }
+  CrossMomentSums& operator=(const CrossMomentSums& other) {
+    if (this == &other)
+      return *this;
+    m_stacked = other.m_stacked;
+    m_power2 = other.m_power2;
+    m_power3 = other.m_power3;
+    m_power4 = other.m_power4;
+    m_shift = other.m_shift;
+    m_entering = other.m_entering;
+    m_leaving = other.m_leaving;
+    m_linear_in = other.m_linear_in;
+    m_linear_out = other.m_linear_out;
+    m_empty = other.m_empty;
+    m_centred = other.m_centred;
+    m_powers = other.m_powers;
+    allocate_blocking();
+    return *this;
+  }
+  CrossMomentSums(CrossMomentSums&&) noexcept = default;
+  CrossMomentSums& operator=(CrossMomentSums&&) noexcept = default;
+  ~CrossMomentSums() = default;
+
+  /// Sizes every buffer for `assets` series and windows of up to `window` observations.
+  void resize(Index assets, Index window) {
+    m_stacked.resize(2 * assets, assets);
+    m_power2.resize(assets);
+    m_power3.resize(assets);
+    m_power4.resize(assets);
+    m_shift.resize(assets);
+    m_entering.resize(2 * assets);
+    m_leaving.resize(2 * assets);
+    m_linear_in.resize(assets);
+    m_linear_out.resize(assets);
+    m_centred.resize(assets, window);
+    m_powers.resize(2 * assets, window);
+    allocate_blocking();
+    reset();
+  }
+
+  /// Empties the sums; K becomes the next observation added.
+  void reset() {
+    m_stacked.setZero();
+    m_power2.setZero();
+    m_power3.setZero();
+    m_power4.setZero();
+    m_shift.setZero();
+    m_empty = true;
+  }
+
+  /// Adds the observation `x` and, when `leaving` is not null, removes `*leaving`; returns
+  /// Σ_j column_weights_j ([A; B]_:j · weights) of the updated sums (`weights`: 2N).
+  Scalar update(const Eigen::Ref<const VectorType>& x, const VectorType* leaving,
+                const VectorType& weights, const Eigen::Ref<const VectorType>& column_weights) {
+    const Index n = m_shift.size();
+    if (m_empty) {
+      m_shift = x;
+      m_empty = false;
+    }
+    stage(x, m_entering, m_linear_in, Scalar(1));
+    if (leaving != nullptr) {
+      stage(*leaving, m_leaving, m_linear_out, Scalar(-1));
+    } else {
+      m_leaving.setZero();
+      m_linear_out.setZero();
+    }
+    // Column j gains u_j [u³; u²] and loses u'_j [u'³; u'²].
+    Scalar sum = 0;
+    for (Index j = 0; j < n; ++j) {
+      sum += column_weights(j) *
+             kernel::rank_two_column_dot(m_stacked.data() + j * m_stacked.outerStride(),
+                                         m_entering.data(), m_leaving.data(), m_linear_in(j),
+                                         m_linear_out(j), 2 * n, weights.data());
+    }
+    return sum;
+  }
+
+  /// Σ_j column_weights_j ([A; B]_:j · weights), one read-only pass.
+  [[nodiscard]] Scalar bilinear(const VectorType& weights, const VectorType& column_weights) const {
+    Scalar sum = 0;
+    for (Index j = 0; j < m_stacked.cols(); ++j)
+      sum += column_weights(j) * m_stacked.col(j).dot(weights);
+    return sum;
+  }
+
+  /// Re-accumulates the sums exactly from the `count` observations in the columns of `ring`
+  /// (their order does not matter), about K = `shift`. One matrix product, with packing buffers
+  /// sized by `resize` (no allocation).
+  void rebuild(const MatrixType& ring, Index count, const VectorType& shift) {
+    const Index n = m_shift.size();
+    m_shift = shift;
+    m_empty = false;
+    auto centred = m_centred.leftCols(count);
+    auto powers = m_powers.leftCols(count);
+    centred = ring.leftCols(count).colwise() - m_shift;
+    powers.topRows(n) = centred.array().cube().matrix();
+    powers.bottomRows(n) = centred.array().square().matrix();
+    m_power2 = powers.bottomRows(n).rowwise().sum();
+    m_power3 = powers.topRows(n).rowwise().sum();
+    m_power4 = centred.array().square().square().matrix().rowwise().sum();
+    m_stacked.setZero();
+    // [A; B] = [U³; U²] Uᵀ, U = centred (N×T): Uᵀ is the row-major T×N view of the same data.
+    Eigen::internal::general_matrix_matrix_product<
+        Index, Scalar, Eigen::ColMajor, false, Scalar, Eigen::RowMajor, false, Eigen::ColMajor,
+        1>::run(2 * n, n, count, m_powers.data(), m_powers.outerStride(), m_centred.data(),
+                m_centred.outerStride(), m_stacked.data(), 1, m_stacked.outerStride(), Scalar(1),
+                *m_blocking);
+  }
+
+  /// K, the point the sums are about.
+  [[nodiscard]] const VectorType& shift() const { return m_shift; }
+  /// [A; B], 2N×N.
+  [[nodiscard]] const MatrixType& stacked() const { return m_stacked; }
+  [[nodiscard]] const VectorType& power2() const { return m_power2; }
+  [[nodiscard]] const VectorType& power3() const { return m_power3; }
+  [[nodiscard]] const VectorType& power4() const { return m_power4; }
+
+ private:
+  using Blocking =
+      Eigen::internal::gemm_blocking_space<Eigen::ColMajor, Scalar, Scalar, Eigen::Dynamic,
+                                           Eigen::Dynamic, Eigen::Dynamic>;
+
+  // [u³; u²] of u = x − K into `stacked` (2N), sign · u into `linear`, and sign · (u², u³, u⁴)
+  // into the power sums.
+  void stage(const Eigen::Ref<const VectorType>& x, VectorType& stacked, VectorType& linear,
+             Scalar sign) {
+    const Index n = m_shift.size();
+    linear = x - m_shift;
+    stacked.bottomRows(n) = linear.array().square().matrix();
+    stacked.topRows(n) = (stacked.bottomRows(n).array() * linear.array()).matrix();
+    m_power2 += sign * stacked.bottomRows(n);
+    m_power3 += sign * stacked.topRows(n);
+    m_power4 += sign * stacked.bottomRows(n).cwiseAbs2();
+    linear *= sign;
+  }
+
+  void allocate_blocking() {
+    const Index n = m_shift.size();
+    const Index window = m_centred.cols();
+    m_blocking.reset();
+    if (n > 0 && window > 0) {
+      m_blocking = std::make_unique<Blocking>(2 * n, n, window, 1, false);
+      m_blocking->allocateAll();
+    }
+  }
+
+  MatrixType m_stacked;  // [A; B]
+  VectorType m_power2;
+  VectorType m_power3;
+  VectorType m_power4;
+  VectorType m_shift;       // K
+  VectorType m_entering;    // [u³; u²] of the entering observation (scratch)
+  VectorType m_leaving;     // [u'³; u'²] of the leaving one (scratch)
+  VectorType m_linear_in;   // u of the entering observation (scratch)
+  VectorType m_linear_out;  // −u' of the leaving one (scratch)
+  MatrixType m_centred;     // N×W scratch of rebuild
+  MatrixType m_powers;      // 2N×W scratch of rebuild
+  std::unique_ptr<Blocking> m_blocking;
+  bool m_empty = true;
+};
+
+}  // namespace dynweight::detail
