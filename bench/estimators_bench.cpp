@@ -6,7 +6,9 @@
 //                      intensity, shrunk covariance written as its lower triangle, the library's
 //                      storage), vs BM_RankUpdateFloor/N (one bare rank-2 update of N×N, the floor
 //                      of any O(N²) per-bar update);
-//   BM_LedoitWolfRollingUpdateFull/N   the same with the full symmetric matrix written.
+//   BM_LedoitWolfRollingUpdateFull/N   the same with the full symmetric matrix written;
+//   BM_ConstCorrRollingUpdate/N   the same for the constant-correlation target (its N×N
+//                      cross-moment sums moved and reduced in the same bar).
 
 #include <benchmark/benchmark.h>
 
@@ -49,6 +51,9 @@ void BM_LedoitWolfRollingUpdate(benchmark::State& state) {
 void BM_LedoitWolfRollingUpdateFull(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::ledoit_wolf,
                         dynweight::OutputStorage::full);
+}
+void BM_ConstCorrRollingUpdate(benchmark::State& state) {
+  rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::constant_correlation);
 }
 void BM_OasRollingUpdate(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::oas);
@@ -98,6 +103,7 @@ BENCHMARK(BM_SampleCovarianceFloor)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_LedoitWolfRollingUpdate)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_LedoitWolfRollingUpdateFull)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_OasRollingUpdate)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_ConstCorrRollingUpdate)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RankUpdateFloor)->Apply(dynweight::bench::sizes);
 
 BENCHMARK_MAIN();

@@ -88,6 +88,7 @@ class RollingShrinkage {
       m_oldest.resize(assets);
       m_cross_offset.resize(assets);
       m_cross_weights.resize(2 * assets);
+      m_z.resize(assets);
     }
     reset();
   }
@@ -263,31 +264,33 @@ class RollingShrinkage {
     const double frobenius2 = double(scale) * double(scale) * 2 * double(m_sums.squares) +
                               double(scale) * double(scale) * double(cov.diagonal().squaredNorm());
 
-    m_target.compute(cov, scale);  // s, 1/s, r̄
+    // s and 1/s (0 for a constant asset), and c' = m − K' with the bilinear weights.
+    prepare_cross_weights();
     const VectorType& sd = m_target.sd();
     const VectorType& inv_sd = m_target.inv_sd();
-    m_cross_offset = m_moments.mean() - m_cross.shift();
+    const VectorType& c = m_cross_offset;
     if (!m_bilinear_current) {
-      prepare_cross_weights();
       m_bilinear = double(m_cross.bilinear(m_cross_weights, sd));
       m_bilinear_current = true;
     }
-    const VectorType& c = m_cross_offset;
 
-    // One pass over the lower triangle of S: Σ_{i>j} s_i s_j S_ij and zᵀ S s, z = c² / s.
-    double off_sss = 0, zss = 0;
+    // One read of the lower triangle of cov: Σ_{i>j} cov_ij/(s_i s_j) (for r̄), Σ_{i>j} s_i s_j
+    // cov_ij and zᵀ cov s with z = c'² / s.
+    m_z = inv_sd.cwiseProduct(c).cwiseProduct(c);
+    double correlation_sum = 0, off_sss = 0, zss = 0;
     for (Index j = 0; j < n; ++j) {
       const Index m = n - j - 1;
-      const auto below = cov.col(j).tail(m);
-      const double zj = double(inv_sd(j) * c(j) * c(j));
-      const double below_s = double(below.dot(sd.tail(m)));
-      off_sss += double(sd(j)) * below_s;
-      zss += zj * (double(cov(j, j)) * double(sd(j)) + below_s) +
-             double(sd(j)) *
-                 double(below.dot(inv_sd.tail(m).cwiseProduct(c.tail(m)).cwiseProduct(c.tail(m))));
+      const Scalar* below = cov.data() + j * cov.outerStride() + j + 1;
+      const auto dots = detail::kernel::three_dots(below, m, inv_sd.data() + j + 1,
+                                                   sd.data() + j + 1, m_z.data() + j + 1);
+      correlation_sum += double(inv_sd(j)) * double(dots[0]);
+      off_sss += double(sd(j)) * double(dots[1]);
+      zss += double(m_z(j)) * (double(cov(j, j)) * double(sd(j)) + double(dots[1])) +
+             double(sd(j)) * double(dots[2]);
     }
     off_sss *= double(scale);
     zss *= double(scale);
+    m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * correlation_sum));
 
     // Per asset (positive variance only; a constant asset's centred observations are 0):
     // Σ_t y⁴ and Σ_t y³ from the power sums about K', with Σ_t u = T c'.
@@ -315,7 +318,22 @@ class RollingShrinkage {
     const double theta_sum = cross / t - sum_fourth - 2 * off_sss;
     const double rbar = double(m_target.mean_correlation());
     const double rho_hat = pi_diagonal + rbar * theta_sum;
-    const double gamma_hat = double(m_target.squared_distance(cov, scale));
+    // γ̂/2 = Σ_{i>j} (S_ij − r̄ s_i s_j)² = Σ S_ij² − 2 r̄ Σ s_i s_j S_ij + r̄² Σ s_i² s_j², from
+    // sums already at hand. Its rounding error is ~ε times the largest of the three terms; when
+    // γ̂ is less than 10⁻⁴ of that (correlations nearly all equal; always when N = 2), it is
+    // recomputed exactly by one more pass, so γ̂ keeps 12 digits either way.
+    double pair_squares = 0, suffix = 0;  // Σ_{i>j} s_i² s_j²
+    for (Index i = n - 1; i >= 0; --i) {
+      const double variance = double(sd(i)) * double(sd(i));
+      pair_squares += variance * suffix;
+      suffix += variance;
+    }
+    const double off_squares = double(scale) * double(scale) * double(m_sums.squares);
+    const double magnitude =
+        std::max({off_squares, std::abs(2 * rbar * off_sss), rbar * rbar * pair_squares});
+    double gamma_hat = 2 * (off_squares - 2 * rbar * off_sss + rbar * rbar * pair_squares);
+    if (!(gamma_hat > 2e-4 * magnitude))
+      gamma_hat = double(m_target.squared_distance(cov, scale));
     m_terms = {pi_hat, rho_hat, gamma_hat};
     const double trace = double(scale) * double(cov.diagonal().sum());
     const double delta =
@@ -360,6 +378,7 @@ class RollingShrinkage {
   VectorType m_oldest;         // the observation leaving the window (scratch)
   VectorType m_cross_offset;   // c' = m − K'
   VectorType m_cross_weights;  // [1/s; −3 c'/s]
+  VectorType m_z;              // c'² / s (scratch)
   double m_bilinear = 0;       // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
   bool m_bilinear_current = false;
   Index m_since_rebuild = 0;

@@ -303,8 +303,7 @@ class ConstantCorrelationTarget {
         continue;
       sum += m_inv_sd(j) * lower.col(j).tail(n - j - 1).dot(m_inv_sd.tail(n - j - 1));
     }
-    const Index pairs = m_live * (m_live - 1) / 2;
-    m_mean_correlation = pairs > 0 ? scale * sum / Scalar(pairs) : Scalar(0);
+    set_correlation_sum(scale * sum);
   }
 
   /// Computes s and 1/s only (O(N)); `compute` does this and then r̄.
@@ -318,6 +317,13 @@ class ConstantCorrelationTarget {
       m_inv_sd(i) = variance > 0 ? Scalar(1) / m_sd(i) : Scalar(0);
       m_live += variance > 0 ? 1 : 0;
     }
+  }
+
+  /// Sets r̄ from Σ_{i>j} S_ij/(s_i s_j) over the live pairs, after `compute_deviations` (for
+  /// callers that form the sum in a pass of their own).
+  void set_correlation_sum(Scalar sum) {
+    const Index pairs = m_live * (m_live - 1) / 2;
+    m_mean_correlation = pairs > 0 ? sum / Scalar(pairs) : Scalar(0);
   }
 
   /// r̄ as used in the target (0 when there is no pair).

@@ -6,6 +6,7 @@
 /// triangle is read and written once.
 
 #include <algorithm>
+#include <array>
 #include <type_traits>
 #include <utility>
 
@@ -155,6 +156,36 @@ Scalar rank_two_column_dot(Scalar* col, const Scalar* u, const Scalar* v, Scalar
     tail += t * w[i];
   }
   return predux(padd(dot0, dot1)) + tail;
+}
+
+// Σ t_i w_i for three weight vectors w over [0, m) of a read-only segment, in one pass (two
+// packet accumulators per sum).
+template <class Scalar>
+std::array<Scalar, 3> three_dots(const Scalar* t, Index m, const Scalar* w0, const Scalar* w1,
+                                 const Scalar* w2) {
+  using P = Packet<Scalar>;
+  using namespace Eigen::internal;
+  constexpr Index size = packet_traits<Scalar>::size;
+  const P zero = pset1<P>(Scalar(0));
+  P a0 = zero, a1 = zero, b0 = zero, b1 = zero, c0 = zero, c1 = zero;
+  Index i = 0;
+  for (; i + 2 * size <= m; i += 2 * size) {
+    const P t0 = ploadu<P>(t + i);
+    const P t1 = ploadu<P>(t + i + size);
+    a0 = padd(a0, pmul(t0, ploadu<P>(w0 + i)));
+    a1 = padd(a1, pmul(t1, ploadu<P>(w0 + i + size)));
+    b0 = padd(b0, pmul(t0, ploadu<P>(w1 + i)));
+    b1 = padd(b1, pmul(t1, ploadu<P>(w1 + i + size)));
+    c0 = padd(c0, pmul(t0, ploadu<P>(w2 + i)));
+    c1 = padd(c1, pmul(t1, ploadu<P>(w2 + i + size)));
+  }
+  std::array<Scalar, 3> sums{predux(padd(a0, a1)), predux(padd(b0, b1)), predux(padd(c0, c1))};
+  for (; i < m; ++i) {
+    sums[0] += t[i] * w0[i];
+    sums[1] += t[i] * w1[i];
+    sums[2] += t[i] * w2[i];
+  }
+  return sums;
 }
 
 }  // namespace kernel
