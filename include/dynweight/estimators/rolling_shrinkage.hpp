@@ -237,13 +237,21 @@ class RollingShrinkage {
   // Moves the cross-moment sums with the window; their bilinear form comes out of the same pass.
   void update_cross_moments(const Eigen::Ref<const VectorType>& x, bool full) {
     const bool weighted = prepare_cross_weights();
-    if (!weighted)
+    if (weighted) {
+      m_z = m_target.inv_sd().cwiseProduct(m_cross_offset).cwiseProduct(m_cross_offset);
+    } else {
       m_cross_weights.setZero();  // no bilinear form yet: zero weights, zero column weights
+    }
     const auto column_weights = weighted
                                     ? Eigen::Ref<const VectorType>(m_target.sd())
                                     : Eigen::Ref<const VectorType>(m_cross_weights.head(assets()));
-    m_bilinear =
-        double(m_cross.update(x, full ? &m_oldest : nullptr, m_cross_weights, column_weights));
+    // The reductions of the covariance ride along the pass over [A; B], column by column.
+    m_reductions = {};
+    m_bilinear = double(m_cross.update(x, full ? &m_oldest : nullptr, m_cross_weights,
+                                       column_weights, [this, weighted](Index j) {
+                                         if (weighted)
+                                           reduce_covariance_column(j, m_reductions);
+                                       }));
     m_bilinear_current = weighted;
     const Index period = m_moments.options().effective_resync_period();
     if (full && period > 0 && ++m_since_rebuild >= period) {
@@ -251,6 +259,27 @@ class RollingShrinkage {
       m_since_rebuild = 0;
       m_bilinear_current = false;
     }
+  }
+
+  // Σ_{i>j} cov_ij/(s_i s_j) (for r̄), Σ_{i>j} s_i s_j cov_ij and zᵀ cov s, z = c'²/s, over
+  // column j of the lower triangle of cov (one read, three packet dot products).
+  struct CovarianceReductions {
+    double correlation_sum = 0;
+    double off_sss = 0;
+    double zss = 0;
+  };
+  void reduce_covariance_column(Index j, CovarianceReductions& sums) const {
+    const MatrixType& cov = m_moments.covariance_lower();
+    const VectorType& sd = m_target.sd();
+    const VectorType& inv_sd = m_target.inv_sd();
+    const Index m = assets() - j - 1;
+    const Scalar* below = cov.data() + j * cov.outerStride() + j + 1;
+    const auto dots = detail::kernel::three_dots(below, m, inv_sd.data() + j + 1, sd.data() + j + 1,
+                                                 m_z.data() + j + 1);
+    sums.correlation_sum += double(inv_sd(j)) * double(dots[0]);
+    sums.off_sss += double(sd(j)) * double(dots[1]);
+    sums.zss += double(m_z(j)) * (double(cov(j, j)) * double(sd(j)) + double(dots[1])) +
+                double(sd(j)) * double(dots[2]);
   }
 
   ShrinkageResult compute_constant_correlation(Eigen::Ref<MatrixType> shrunk,
@@ -271,26 +300,15 @@ class RollingShrinkage {
     const VectorType& c = m_cross_offset;
     if (!m_bilinear_current) {
       m_bilinear = double(m_cross.bilinear(m_cross_weights, sd));
+      m_z = inv_sd.cwiseProduct(c).cwiseProduct(c);
+      m_reductions = {};
+      for (Index j = 0; j < n; ++j)
+        reduce_covariance_column(j, m_reductions);
       m_bilinear_current = true;
     }
-
-    // One read of the lower triangle of cov: Σ_{i>j} cov_ij/(s_i s_j) (for r̄), Σ_{i>j} s_i s_j
-    // cov_ij and zᵀ cov s with z = c'² / s.
-    m_z = inv_sd.cwiseProduct(c).cwiseProduct(c);
-    double correlation_sum = 0, off_sss = 0, zss = 0;
-    for (Index j = 0; j < n; ++j) {
-      const Index m = n - j - 1;
-      const Scalar* below = cov.data() + j * cov.outerStride() + j + 1;
-      const auto dots = detail::kernel::three_dots(below, m, inv_sd.data() + j + 1,
-                                                   sd.data() + j + 1, m_z.data() + j + 1);
-      correlation_sum += double(inv_sd(j)) * double(dots[0]);
-      off_sss += double(sd(j)) * double(dots[1]);
-      zss += double(m_z(j)) * (double(cov(j, j)) * double(sd(j)) + double(dots[1])) +
-             double(sd(j)) * double(dots[2]);
-    }
-    off_sss *= double(scale);
-    zss *= double(scale);
-    m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * correlation_sum));
+    const double off_sss = double(scale) * m_reductions.off_sss;
+    const double zss = double(scale) * m_reductions.zss;
+    m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));
 
     // Per asset (positive variance only; a constant asset's centred observations are 0):
     // Σ_t y⁴ and Σ_t y³ from the power sums about K', with Σ_t u = T c'.
@@ -375,11 +393,12 @@ class RollingShrinkage {
   // Constant correlation only (empty otherwise):
   detail::CrossMomentSums<Scalar> m_cross;  // [A; B] and Σu², Σu³, Σu⁴ about K'
   detail::ConstantCorrelationTarget<Scalar> m_target;
-  VectorType m_oldest;         // the observation leaving the window (scratch)
-  VectorType m_cross_offset;   // c' = m − K'
-  VectorType m_cross_weights;  // [1/s; −3 c'/s]
-  VectorType m_z;              // c'² / s (scratch)
-  double m_bilinear = 0;       // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
+  VectorType m_oldest;                // the observation leaving the window (scratch)
+  VectorType m_cross_offset;          // c' = m − K'
+  VectorType m_cross_weights;         // [1/s; −3 c'/s]
+  VectorType m_z;                     // c'² / s
+  CovarianceReductions m_reductions;  // of the current covariance when m_bilinear_current
+  double m_bilinear = 0;              // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
   bool m_bilinear_current = false;
   Index m_since_rebuild = 0;
   ConstantCorrelationTerms m_terms;

@@ -24,6 +24,9 @@ class CrossMomentSums {
  public:
   using VectorType = Vector<Scalar>;
   using MatrixType = Matrix<Scalar>;
+  struct NoAfterColumn {
+    void operator()(Index /*column*/) const {}
+  };
 
   CrossMomentSums() = default;
   CrossMomentSums(const CrossMomentSums& other) { *this = other; }
@@ -78,8 +81,12 @@ class CrossMomentSums {
 
   /// Adds the observation `x` and, when `leaving` is not null, removes `*leaving`; returns
   /// Σ_j column_weights_j ([A; B]_:j · weights) of the updated sums (`weights`: 2N).
+  /// `after_column(j)` is called once column j is done, so that a caller can interleave its own
+  /// per-column work with this pass (and share its trip through the cache).
+  template <class AfterColumn = NoAfterColumn>
   Scalar update(const Eigen::Ref<const VectorType>& x, const VectorType* leaving,
-                const VectorType& weights, const Eigen::Ref<const VectorType>& column_weights) {
+                const VectorType& weights, const Eigen::Ref<const VectorType>& column_weights,
+                AfterColumn&& after_column = {}) {
     const Index n = m_shift.size();
     if (m_empty) {
       m_shift = x;
@@ -99,6 +106,7 @@ class CrossMomentSums {
              kernel::rank_two_column_dot(m_stacked.data() + j * m_stacked.outerStride(),
                                          m_entering.data(), m_leaving.data(), m_linear_in(j),
                                          m_linear_out(j), 2 * n, weights.data());
+      after_column(j);
     }
     return sum;
   }
