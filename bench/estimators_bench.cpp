@@ -8,7 +8,9 @@
 //                      of any O(N²) per-bar update);
 //   BM_LedoitWolfRollingUpdateFull/N   the same with the full symmetric matrix written;
 //   BM_ConstCorrRollingUpdate/N   the same for the constant-correlation target (its N×N
-//                      cross-moment sums moved and reduced in the same bar).
+//                      cross-moment sums moved and reduced in the same bar);
+//   BM_ConstCorrRollingRebuild/N  a bar that also rebuilds those sums exactly from the window
+//                      (resync_period = 1 makes every bar such a bar; by default one bar in 16 W).
 
 #include <benchmark/benchmark.h>
 
@@ -25,10 +27,12 @@ using dynweight::bench::kWindow;
 using dynweight::bench::observation_pool;
 
 void rolling_shrinkage_bar(benchmark::State& state, dynweight::RollingShrinkageMethod method,
-                           dynweight::OutputStorage storage = dynweight::OutputStorage::lower) {
+                           dynweight::OutputStorage storage = dynweight::OutputStorage::lower,
+                           dynweight::Index resync_period = -1) {
   const auto n = static_cast<dynweight::Index>(state.range(0));
   const Eigen::MatrixXd pool = observation_pool(n);
-  dynweight::RollingShrinkage<double> shrinkage(n, {.window = kWindow}, method);
+  dynweight::RollingShrinkage<double> shrinkage(
+      n, {.window = kWindow, .resync_period = resync_period}, method);
   for (dynweight::Index t = 0; t < kWindow; ++t)
     shrinkage.update(pool.col(t % kPool));
   Eigen::MatrixXd shrunk(n, n);
@@ -54,6 +58,10 @@ void BM_LedoitWolfRollingUpdateFull(benchmark::State& state) {
 }
 void BM_ConstCorrRollingUpdate(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::constant_correlation);
+}
+void BM_ConstCorrRollingRebuild(benchmark::State& state) {
+  rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::constant_correlation,
+                        dynweight::OutputStorage::lower, 1);
 }
 void BM_OasRollingUpdate(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::oas);
@@ -104,6 +112,7 @@ BENCHMARK(BM_LedoitWolfRollingUpdate)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_LedoitWolfRollingUpdateFull)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_OasRollingUpdate)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_ConstCorrRollingUpdate)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_ConstCorrRollingRebuild)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RankUpdateFloor)->Apply(dynweight::bench::sizes);
 
 BENCHMARK_MAIN();

@@ -1,7 +1,8 @@
 #pragma once
 
 /// \file
-/// Ledoit–Wolf (2004) and OAS shrinkage of the live rolling window, in O(N²) per bar.
+/// Ledoit–Wolf (2004), OAS and Ledoit–Wolf (2003) constant-correlation shrinkage of the live
+/// rolling window, in O(N²) per bar.
 
 #include <Eigen/Core>
 #include <cmath>
@@ -18,7 +19,7 @@
 
 namespace dynweight {
 
-/// Which scaled-identity shrinkage a `RollingShrinkage` applies.
+/// Which shrinkage a `RollingShrinkage` applies.
 enum class RollingShrinkageMethod {
   ledoit_wolf,  ///< Ledoit & Wolf (2004), as scikit-learn's `LedoitWolf`
   oas,          ///< Chen, Wiesel, Eldar & Hero (2010), as scikit-learn's `OAS`
@@ -26,36 +27,57 @@ enum class RollingShrinkageMethod {
   constant_correlation,
 };
 
-/// Shrinkage toward the scaled identity of the covariance of the last W observations, kept up to
-/// date bar by bar: after each `update()`, `compute()` gives exactly what scikit-learn's
-/// `LedoitWolf(assume_centered=False)` or `OAS` give on the window's T×N matrix (T = `count()`),
-/// without re-reading the window.
+/// Shrinkage of the covariance of the last W observations, kept up to date bar by bar: after each
+/// `update()`, `compute()` gives what scikit-learn's `LedoitWolf(assume_centered=False)` or `OAS`,
+/// or dynweight's `ConstantCorrelation` (Ledoit & Wolf 2003), give on the window's T×N matrix
+/// (T = `count()`), without re-reading the window.
 ///
 /// With Y the window centred on its mean, S = YᵀY/T (divisor T, the MLE covariance: (T−1)/T times
-/// `moments().covariance()`), μ = tr S / N and the shrunk Σ̂ = (1 − δ) S + δ μ I:
-///   Ledoit–Wolf: b = (Q/T − ‖S‖²_F)/(N T), d = ‖S − μI‖²_F / N, δ = min(b, d)/d,
-///   OAS:         a = ‖S‖²_F/N², δ = min((a + μ²) / ((T + 1)(a − μ²/N)), 1),
-/// where Q = Σ_t ‖y_t‖⁴ is the one statistic the covariance does not carry.
+/// `moments().covariance()`), μ = tr S / N and the shrunk Σ̂ = (1 − δ) S + δ F:
+///   Ledoit–Wolf: F = μI, b = (Q/T − ‖S‖²_F)/(N T), d = ‖S − μI‖²_F / N, δ = min(b, d)/d,
+///   OAS:         F = μI, a = ‖S‖²_F/N², δ = min((a + μ²) / ((T + 1)(a − μ²/N)), 1),
+///   constant correlation: F_ij = r̄ s_i s_j, δ from π̂ = Q/T − ‖S‖²_F, ρ̂ and γ̂ as in
+///                `ConstantCorrelation`,
+/// where Q = Σ_t ‖y_t‖⁴, and for ρ̂ the sum Σ_t (Σ_i y_ti³/s_i)(Σ_j s_j y_tj), are what the
+/// covariance does not carry.
 ///
 /// **Incremental Q.** With a reference point K and u_t = x_t − K, a_t = ‖u_t‖², and the offset
 /// c = m − K of the window mean, y_t = u_t − c gives the exact identity
 ///   Q = Σ a_t² − 4 cᵀ Σ a_t u_t + 2‖c‖² Σ a_t + 4T cᵀ S c + T ‖c‖⁴,
 /// so the engine keeps the scalars Σ a_t, Σ a_t² and the vector Σ a_t u_t, adding the entering
-/// observation and removing the leaving one in O(N); the O(N²) work per bar is the rolling
-/// covariance itself (`RollingMoments`, one rank-2 update) and, in `compute()`, one pass over the
-/// lower triangle for ‖S‖²_F and cᵀSc plus the output. Every W bars the sums are re-accumulated
-/// exactly from the window about K = the current mean (O(W·N), i.e. O(N) amortised), so they do not
+/// observation and removing the leaving one in O(N). ‖S‖²_F and cᵀSc are gathered inside the
+/// rolling covariance's own rank-2 pass (`RollingMoments::update(x, reference, sums)`), so the
+/// O(N²) work per bar is that one pass plus the output. Every W bars the sums are re-accumulated
+/// exactly from the window about K = the current mean (O(W·N), O(N) amortised), so they do not
 /// drift and c stays small.
+///
+/// **Incremental ρ̂ (constant correlation).** About a second reference point K' (c' = m − K'), the
+/// engine keeps the N×N running sums A_ij = Σ_t u_ti³ u_tj and B_ij = Σ_t u_ti² u_tj and the power
+/// sums Σ u², Σ u³, Σ u⁴ per asset (`detail::CrossMomentSums`). With x = 1/s, the exact identity
+///   Σ_t (xᵀy_t³)(sᵀy_t) = xᵀAs − 3 (x∘c')ᵀBs + 3T (x∘c'²)ᵀ S s + 2T (x·c'³)(c'·s)
+///                         − (x·m₃)(c'·s),   m₃ = Σ_t y_t³ = Σu³ − 3c'∘Σu² + 2T c'³,
+/// re-centres them on the current mean. Each bar moves [A; B] by one general rank-2 update and
+/// takes the bilinear forms xᵀAs, (x∘c')ᵀBs in the same pass, with r̄, sᵀSs and the S term from
+/// the covariance riding along; γ̂ comes from sums already at hand (with an exact extra pass when
+/// that form would lose more than 4 of its digits to cancellation, e.g. N = 2). Every
+/// `options.effective_resync_period()` full updates (16 W by default; 0 disables it) [A; B] and
+/// the power sums are rebuilt exactly from the window about K' = the current mean, by one matrix
+/// product with preallocated packing buffers: O(W·N²) at that bar (15 ms at N = 500, W = 250,
+/// `BM_ConstCorrRollingRebuild`), O(N²/16) amortised.
 ///
 /// **Degenerate windows.** N = 1: δ = 0 (scikit-learn's convention; any δ gives the same matrix).
 /// When S is already a multiple of the identity (d = 0, e.g. an all-constant window) Ledoit–Wolf
 /// reports δ = 0 and OAS δ = 1, as scikit-learn; the shrunk matrix is S either way, and when
 /// μ = 0 (every asset constant) the status is `numerical_issue`, as for the batch estimators.
-/// The intensities and the output are those of `LedoitWolf` / `Oas` (shared code in
-/// `estimators/shrinkage.hpp`); only the statistics they are fed are kept incrementally.
+/// Constant correlation treats an asset whose window is constant as `ConstantCorrelation` does
+/// (left out of r̄, status `numerical_issue`). The intensities, targets and output are those of the
+/// batch estimators (shared code in `estimators/shrinkage.hpp`); only the statistics they are fed
+/// are kept incrementally.
 ///
-/// **Cost.** `update()`: one `RollingMoments` update plus O(N); `compute()`: O(N²), one read of the
-/// lower triangle and one write of the output. No allocation after construction.
+/// **Cost.** Identity targets: `update()` is one `RollingMoments` update (with its sums) plus
+/// O(N); `compute()` is O(N) plus one write of the output (`OutputStorage::lower` halves it).
+/// Constant correlation adds one pass over the 2N×N [A; B] per `update()`, and 2N² + 3N·W
+/// doubles of memory ([A; B] and the rebuild's scratch). No allocation after construction.
 ///
 /// \code
 /// dynweight::RollingShrinkage<double> lw(3, {.window = 250},
