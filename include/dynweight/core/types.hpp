@@ -39,4 +39,14 @@ using ConstMatrixRef = Eigen::Ref<const Matrix<Scalar>>;
 template <FloatingScalar Scalar>
 using MatrixRef = Eigen::Ref<Matrix<Scalar>>;
 
+/// Which part of a symmetric N×N matrix is stored (read, or written).
+enum class SymmetricStorage {
+  /// The full symmetric matrix.
+  full,
+  /// The lower triangle, diagonal included; the strict upper triangle is unspecified (left as it
+  /// was when written). Read it through `selfadjointView<Eigen::Lower>()`, as the library's own
+  /// covariances.
+  lower,
+};
+
 }  // namespace dynweight

@@ -85,6 +85,12 @@ inline std::string at_bar(const CheckContext& context) {
                         "; must be ", requirement}));
 }
 
+/// "<who> needs the <what> estimate, which was not given".
+[[noreturn, gnu::noinline, gnu::cold]] inline void fail_missing(std::string_view who,
+                                                                std::string_view what) {
+  throw Error(concat({"dynweight: ", who, " needs the ", what, " estimate, which was not given"}));
+}
+
 template <class Derived, class Predicate>
 void check_entries(const CheckContext& context, std::string_view argument,
                    const Eigen::DenseBase<Derived>& values, Predicate&& acceptable,

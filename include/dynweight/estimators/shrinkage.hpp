@@ -41,15 +41,9 @@ constexpr std::string_view to_string(ShrinkageTarget target) noexcept {
   return "unknown";
 }
 
-/// What a shrinkage estimator writes into its N×N output.
-enum class OutputStorage {
-  /// The full symmetric matrix.
-  full,
-  /// The lower triangle, diagonal included; the strict upper triangle is left as it was. Read it
-  /// through `selfadjointView<Eigen::Lower>()`, as the library's own covariances. Half the
-  /// writes of `full`, for per-bar pipelines.
-  lower,
-};
+/// What a shrinkage estimator writes into its N×N output: `full`, or `lower` (half the writes,
+/// for per-bar pipelines).
+using OutputStorage = SymmetricStorage;
 
 /// What a shrinkage estimator reports beside the shrunk covariance.
 struct ShrinkageResult {

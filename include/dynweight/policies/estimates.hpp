@@ -1,0 +1,148 @@
+#pragma once
+
+/// \file
+/// `Estimates`: the const views of the current estimates that weighting policies read.
+
+#include <Eigen/Core>
+#include <string_view>
+
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+#include "dynweight/stats/rolling_moments.hpp"
+
+namespace dynweight {
+
+/// Non-owning views of the current estimates of N assets: mean and volatility per period,
+/// covariance, correlation, average dollar volume, names. Each is optional; a policy that needs
+/// one that is absent throws `dynweight::Error` naming it. The viewed objects must outlive the
+/// `Estimates` (binding a temporary is a compile error), and they are read, never copied, so a
+/// view costs nothing to build on every bar.
+///
+/// Covariance and correlation are symmetric matrices stored `full` or as their `lower` triangle
+/// (the rolling engines' storage; the upper triangle is then never read).
+///
+/// \code
+/// dynweight::Estimates<double> estimates(n);
+/// estimates.set_volatility(moments.volatility())
+///     .set_covariance(moments.covariance_lower(), dynweight::SymmetricStorage::lower);
+/// // or: auto estimates = dynweight::Estimates<double>::of(moments);
+/// \endcode
+template <FloatingScalar Scalar_ = double>
+class Estimates {
+ public:
+  using Scalar = Scalar_;
+  using VectorType = Vector<Scalar>;
+  using MatrixType = Matrix<Scalar>;
+
+  /// Estimates of `assets` series; `names` (optional, one per asset, not copied) label errors.
+  explicit Estimates(Index assets, const AssetNames* names = nullptr)
+      : m_assets(checked_assets(assets)), m_names(names) {
+    if (names != nullptr)
+      check_names(CheckContext{"Estimates"}, *names, assets);
+  }
+
+  /// The mean, volatility and covariance (lower triangle) and names of a rolling window.
+  static Estimates of(const RollingMoments<Scalar>& moments) {
+    Estimates estimates(moments.assets(), &moments.names());
+    estimates.set_mean(moments.mean())
+        .set_volatility(moments.volatility())
+        .set_covariance(moments.covariance_lower(), SymmetricStorage::lower);
+    return estimates;
+  }
+
+  Estimates& set_mean(const VectorType& mean) { return set_vector(m_mean, mean, "mean"); }
+  Estimates& set_volatility(const VectorType& volatility) {
+    return set_vector(m_volatility, volatility, "volatility");
+  }
+  Estimates& set_dollar_volume(const VectorType& dollar_volume) {
+    return set_vector(m_dollar_volume, dollar_volume, "dollar_volume");
+  }
+  Estimates& set_covariance(const MatrixType& covariance,
+                            SymmetricStorage storage = SymmetricStorage::full) {
+    set_matrix(m_covariance, covariance, "covariance");
+    m_covariance_storage = storage;
+    return *this;
+  }
+  Estimates& set_correlation(const MatrixType& correlation,
+                             SymmetricStorage storage = SymmetricStorage::full) {
+    set_matrix(m_correlation, correlation, "correlation");
+    m_correlation_storage = storage;
+    return *this;
+  }
+  // Views of temporaries would dangle.
+  Estimates& set_mean(VectorType&&) = delete;
+  Estimates& set_volatility(VectorType&&) = delete;
+  Estimates& set_dollar_volume(VectorType&&) = delete;
+  Estimates& set_covariance(MatrixType&&, SymmetricStorage = SymmetricStorage::full) = delete;
+  Estimates& set_correlation(MatrixType&&, SymmetricStorage = SymmetricStorage::full) = delete;
+
+  [[nodiscard]] Index assets() const { return m_assets; }
+  /// Asset names, or an empty list when none were given.
+  [[nodiscard]] const AssetNames& names() const { return m_names ? *m_names : no_names(); }
+
+  [[nodiscard]] bool has_mean() const { return m_mean != nullptr; }
+  [[nodiscard]] bool has_volatility() const { return m_volatility != nullptr; }
+  [[nodiscard]] bool has_dollar_volume() const { return m_dollar_volume != nullptr; }
+  [[nodiscard]] bool has_covariance() const { return m_covariance != nullptr; }
+  [[nodiscard]] bool has_correlation() const { return m_correlation != nullptr; }
+
+  /// The views; each throws `dynweight::Error` naming `who` (the policy) when absent.
+  [[nodiscard]] const VectorType& mean(std::string_view who = "a policy") const {
+    return required(m_mean, who, "mean");
+  }
+  [[nodiscard]] const VectorType& volatility(std::string_view who = "a policy") const {
+    return required(m_volatility, who, "volatility");
+  }
+  [[nodiscard]] const VectorType& dollar_volume(std::string_view who = "a policy") const {
+    return required(m_dollar_volume, who, "dollar_volume");
+  }
+  [[nodiscard]] const MatrixType& covariance(std::string_view who = "a policy") const {
+    return required(m_covariance, who, "covariance");
+  }
+  [[nodiscard]] SymmetricStorage covariance_storage() const { return m_covariance_storage; }
+  [[nodiscard]] const MatrixType& correlation(std::string_view who = "a policy") const {
+    return required(m_correlation, who, "correlation");
+  }
+  [[nodiscard]] SymmetricStorage correlation_storage() const { return m_correlation_storage; }
+
+ private:
+  static Index checked_assets(Index assets) {
+    check_parameter(assets >= 1, CheckContext{"Estimates"}, "assets", static_cast<double>(assets),
+                    ">= 1");
+    return assets;
+  }
+  static const AssetNames& no_names() {
+    static const AssetNames empty;
+    return empty;
+  }
+
+  Estimates& set_vector(const VectorType*& slot, const VectorType& value, const char* what) {
+    check_size(CheckContext{"Estimates", names()}, what, value.size(), m_assets);
+    slot = &value;
+    return *this;
+  }
+  void set_matrix(const MatrixType*& slot, const MatrixType& value, const char* what) {
+    const CheckContext context{"Estimates", names()};
+    check_size(context, what, value.rows(), m_assets);
+    check_size(context, what, value.cols(), m_assets);
+    slot = &value;
+  }
+  template <class T>
+  static const T& required(const T* slot, std::string_view who, std::string_view what) {
+    if (slot == nullptr)
+      detail::fail_missing(who, what);
+    return *slot;
+  }
+
+  Index m_assets;
+  const AssetNames* m_names;
+  const VectorType* m_mean = nullptr;
+  const VectorType* m_volatility = nullptr;
+  const VectorType* m_dollar_volume = nullptr;
+  const MatrixType* m_covariance = nullptr;
+  const MatrixType* m_correlation = nullptr;
+  SymmetricStorage m_covariance_storage = SymmetricStorage::full;
+  SymmetricStorage m_correlation_storage = SymmetricStorage::full;
+};
+
+}  // namespace dynweight

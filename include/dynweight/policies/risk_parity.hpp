@@ -1,0 +1,376 @@
+#pragma once
+
+/// \file
+/// Risk parity / risk budgeting: long-only weights whose risk contributions match budgets.
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "dynweight/core/status.hpp"
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+#include "dynweight/policies/estimates.hpp"
+#include "dynweight/policies/policy.hpp"
+#include "dynweight/stats/detail/symmetric_update.hpp"
+
+namespace dynweight {
+
+/// Options of `RiskParity`.
+struct RiskParityOptions {
+  /// Stop when max_i |RC_i/ΣRC − b_i| <= tolerance.
+  double tolerance = 1e-10;
+  /// Cap on coordinate sweeps plus Newton steps; at the cap the best iterate is returned with
+  /// status `max_iterations` and its residual.
+  Index max_iterations = 1000;
+  /// Coordinate sweeps before the solver switches to damped Newton steps (for ill-conditioned
+  /// covariances, where coordinate descent slows down).
+  Index sweeps_before_newton = 60;
+  /// An asset whose variance is below relative_floor² × the largest variance (volatility below
+  /// relative_floor × the largest) is excluded: weight 0, the other budgets renormalised, status
+  /// `numerical_issue`.
+  double relative_floor = 1e-8;
+  /// Start from the previous solution when the assets and the excluded set are unchanged.
+  bool warm_start = true;
+
+  /// Throws `dynweight::Error` unless tolerance > 0, max_iterations >= 1,
+  /// sweeps_before_newton >= 0 and 0 <= relative_floor < 1.
+  void validate() const {
+    const CheckContext context{"RiskParity"};
+    check_parameter(tolerance > 0 && std::isfinite(tolerance), context, "tolerance", tolerance,
+                    "finite and > 0");
+    check_parameter(max_iterations >= 1, context, "max_iterations",
+                    static_cast<double>(max_iterations), ">= 1");
+    check_parameter(sweeps_before_newton >= 0, context, "sweeps_before_newton",
+                    static_cast<double>(sweeps_before_newton), ">= 0");
+    check_parameter(relative_floor >= 0 && relative_floor < 1, context, "relative_floor",
+                    relative_floor, "in [0, 1)");
+  }
+};
+
+/// Long-only risk budgeting: weights w >= 0, Σw = 1, whose risk contributions RC_i = w_i (Σw)_i
+/// satisfy RC_i / Σ_j RC_j = b_i for budgets b >= 0, Σb = 1 (equal by default), to
+/// max_i |RC_i/ΣRC − b_i| <= `tolerance` (1e-10).
+///
+/// **Method.** Spinu's (2013) convex form: x minimises f(x) = ½ xᵀΣx − Σ_i b_i ln x_i over x > 0
+/// (strictly convex when Σ is positive definite; its minimiser satisfies x_i (Σx)_i = b_i, so
+/// w = x/Σx is the solution). The solver runs cyclical coordinate descent on f, each coordinate
+/// minimised exactly (the positive root of Σ_ii x_i² + a_i x_i − b_i = 0, a_i = (Σx)_i − Σ_ii x_i),
+/// keeping Σx up to date by one column update per coordinate, so a sweep is one pass over Σ
+/// (Griveau-Billion, Richard & Roncalli 2013 prove its convergence). After `sweeps_before_newton`
+/// sweeps without convergence it switches to damped Newton steps on f (Hessian Σ + diag(b/x²),
+/// Cholesky, backtracking line search: globally convergent, quadratic near the solution).
+/// Σx is recomputed exactly before the residual is accepted.
+///
+/// **Start.** Cold: x_i ∝ √b_i / σ_i (the exact solution for a diagonal Σ). Warm (default): the
+/// previous bar's solution, when the assets and the excluded set are unchanged. Either start is
+/// scaled to the optimal multiple along its ray, t² = Σb / xᵀΣx.
+///
+/// **Budgets and degenerate assets.** A zero budget gives exactly zero weight (the problem is
+/// solved on the others). An asset whose volatility is below `relative_floor` × the largest (a
+/// stale or constant price) is excluded with weight 0, the remaining budgets are renormalised to
+/// sum to 1, and the status is `numerical_issue` (the weights are valid). A covariance that is not
+/// positive definite on the remaining assets shows up as a non-finite or non-converging iterate:
+/// the status is `numerical_issue` or `max_iterations`, the weights are the best finite iterate or,
+/// if there is none, left unchanged. Never an exception for numerical trouble.
+///
+/// **Bad input** (`dynweight::Error`, policy and weights unchanged): budgets negative, not finite
+/// or not summing to 1 within 1e-12, or of the wrong size; a covariance of the wrong size or with
+/// a non-finite or negative diagonal entry (the off-diagonal entries are checked by
+/// `Estimates::set_covariance`).
+///
+/// **Cost.** One pass over Σ per sweep (plus one N×N copy when Σ is given as a lower triangle or
+/// some assets are excluded); the Newton fallback is O(N³) per step. No allocation after the first
+/// call at a given N (and number of excluded assets).
+template <FloatingScalar Scalar_ = double>
+class RiskParity {
+ public:
+  using Scalar = Scalar_;
+  using VectorType = Vector<Scalar>;
+  using MatrixType = Matrix<Scalar>;
+
+  /// Budgets b (one per asset, >= 0, summing to 1 within 1e-12); empty for equal budgets.
+  explicit RiskParity(RiskParityOptions options = {}, VectorType budgets = {})
+      : m_options(options), m_budgets(std::move(budgets)) {
+    m_options.validate();
+    if (m_budgets.size() == 0)
+      return;
+    const CheckContext context{"RiskParity"};
+    check_nonnegative(context, "budgets", m_budgets);
+    const double sum = static_cast<double>(m_budgets.sum());
+    check_parameter(std::abs(sum - 1.0) <= 1e-12, context, "sum of budgets", sum,
+                    "1 (within 1e-12)");
+  }
+
+  Status compute(const Estimates<Scalar>& estimates, Eigen::Ref<VectorType> weights) {
+    const Index n = estimates.assets();
+    const CheckContext context{"RiskParity::compute", estimates.names()};
+    check_size(context, "weights", weights.size(), n);
+    if (m_budgets.size() > 0)
+      check_size(context, "budgets", m_budgets.size(), n);
+    const MatrixType& sigma = estimates.covariance("RiskParity");
+    check_nonnegative(context, "covariance diagonal", sigma.diagonal());
+
+    resize(n);
+    const bool excluded = select_assets(sigma);
+    const MatrixType& s = active_covariance(sigma, estimates.covariance_storage());
+    const Index m = m_active_count;
+    auto x = m_x.head(m);
+    auto y = m_y.head(m);
+    auto b = m_b.head(m);
+
+    start(s, excluded);
+    Index iterations = 0;
+    double residual = residual_of(x, y, b);
+    bool exact = true;  // y = Σx recomputed at this iterate (not only updated)
+    while (!(residual <= m_options.tolerance) && iterations < m_options.max_iterations &&
+           std::isfinite(residual)) {
+      if (iterations < m_options.sweeps_before_newton) {
+        sweep(s);
+      } else if (!newton_step(s)) {
+        break;
+      }
+      ++iterations;
+      residual = residual_of(x, y, b);
+      exact = false;
+      if (residual <= m_options.tolerance) {
+        y.noalias() = s * x;  // accept only on an exact Σx
+        residual = residual_of(x, y, b);
+        exact = true;
+      }
+    }
+    if (!exact) {
+      y.noalias() = s * x;
+      residual = residual_of(x, y, b);
+    }
+    if (!x.allFinite() || !std::isfinite(residual) || !(x.array() > 0).all()) {
+      m_has_previous = false;
+      return {StatusCode::numerical_issue, iterations, residual,
+              "the iterate is not finite and positive (is the covariance positive definite?): "
+              "the weights were left unchanged"};
+    }
+
+    // w = x / Σx on the active assets, 0 elsewhere.
+    const Scalar total = x.sum();
+    weights.setZero();
+    for (Index k = 0; k < m; ++k)
+      weights(m_active(k)) = x(k) / total;
+    m_previous = weights;
+    m_has_previous = true;
+    m_previous_active.head(m) = m_active.head(m);
+    m_previous_count = m;
+
+    if (!(residual <= m_options.tolerance)) {
+      return {StatusCode::max_iterations, iterations, residual,
+              "the risk contributions did not reach the tolerance: best iterate returned"};
+    }
+    if (excluded) {
+      return {StatusCode::numerical_issue, iterations, residual,
+              "an asset's volatility is below the floor (stale or constant price): it was "
+              "excluded with weight 0 and the other budgets renormalised"};
+    }
+    return Status::success_after(iterations, residual);
+  }
+
+  /// Forgets the previous solution: the next `compute` starts cold.
+  void reset_warm_start() { m_has_previous = false; }
+
+  [[nodiscard]] const RiskParityOptions& options() const { return m_options; }
+  /// The budgets given at construction (empty for equal budgets).
+  [[nodiscard]] const VectorType& budgets() const { return m_budgets; }
+
+ private:
+  void resize(Index n) {
+    if (m_x.size() == n)
+      return;
+    m_x.resize(n);
+    m_y.resize(n);
+    m_b.resize(n);
+    m_gradient.resize(n);
+    m_step.resize(n);
+    m_step_image.resize(n);
+    m_trial.resize(n);
+    m_active.resize(n);
+    m_previous_active.resize(n);
+    m_previous.resize(n);
+    m_work.resize(n, n);
+    m_hessian.resize(n, n);
+    m_has_previous = false;
+  }
+
+  // The assets solved for: positive budget and volatility above the floor. Returns true when an
+  // asset with a positive budget was excluded by the floor. Fills m_active, m_active_count, m_b.
+  bool select_assets(const MatrixType& sigma) {
+    const Index n = sigma.rows();
+    const Scalar largest = sigma.diagonal().maxCoeff();
+    const Scalar floor =
+        static_cast<Scalar>(m_options.relative_floor * m_options.relative_floor) * largest;
+    Index m = 0;
+    bool excluded = false;
+    Scalar budget_sum = 0;
+    for (Index i = 0; i < n; ++i) {
+      const Scalar budget = budget_of(i, n);
+      if (budget == 0)
+        continue;
+      if (!(sigma(i, i) > floor) || sigma(i, i) == 0) {
+        excluded = true;
+        continue;
+      }
+      m_active(m) = i;
+      m_b(m) = budget;
+      budget_sum += budget;
+      ++m;
+    }
+    m_active_count = m;
+    if (excluded && m > 0)
+      m_b.head(m) /= budget_sum;
+    return excluded;
+  }
+
+  Scalar budget_of(Index i, Index n) const {
+    return m_budgets.size() > 0 ? m_budgets(i) : Scalar(1) / Scalar(n);
+  }
+
+  // Σ on the active assets as a full symmetric matrix: the caller's own when it is full and every
+  // asset is active, else a copy in m_work.
+  const MatrixType& active_covariance(const MatrixType& sigma, SymmetricStorage storage) {
+    const Index n = sigma.rows();
+    const Index m = m_active_count;
+    if (m == n && storage == SymmetricStorage::full)
+      return sigma;
+    if (m == n) {
+      m_work = sigma;
+      detail::mirror_lower_to_upper(m_work);
+      return m_work;
+    }
+    m_gathered.resize(m, m);
+    for (Index c = 0; c < m; ++c) {
+      for (Index r = c; r < m; ++r) {
+        const Index i = m_active(r);
+        const Index j = m_active(c);
+        m_gathered(r, c) = storage == SymmetricStorage::full || i >= j ? sigma(i, j) : sigma(j, i);
+      }
+    }
+    detail::mirror_lower_to_upper(m_gathered);
+    return m_gathered;
+  }
+
+  // x from the previous solution (warm) or √b/σ (cold), scaled to t² = Σb / xᵀΣx; y = Σx.
+  void start(const MatrixType& s, bool excluded) {
+    const Index m = m_active_count;
+    auto x = m_x.head(m);
+    auto y = m_y.head(m);
+    const bool warm = m_options.warm_start && m_has_previous && !excluded &&
+                      m_previous_count == m && m_previous_active.head(m) == m_active.head(m);
+    for (Index k = 0; k < m; ++k) {
+      x(k) = warm && m_previous(m_active(k)) > 0 ? m_previous(m_active(k))
+                                                 : std::sqrt(m_b(k) / s(k, k));
+    }
+    y.noalias() = s * x;
+    const Scalar t = std::sqrt(m_b.head(m).sum() / x.dot(y));
+    x *= t;
+    y *= t;
+  }
+
+  // One cyclical coordinate-descent sweep on f, keeping y = Σx by column updates.
+  void sweep(const MatrixType& s) {
+    const Index m = m_active_count;
+    auto x = m_x.head(m);
+    auto y = m_y.head(m);
+    for (Index i = 0; i < m; ++i) {
+      const Scalar d = s(i, i);
+      const Scalar a = y(i) - d * x(i);
+      const Scalar root = std::sqrt(a * a + 4 * d * m_b(i));
+      // The positive root of d x² + a x − b = 0, in the form without cancellation.
+      const Scalar updated = a > 0 ? 2 * m_b(i) / (a + root) : (root - a) / (2 * d);
+      const Scalar change = updated - x(i);
+      if (change != 0) {
+        y += change * s.col(i);
+        x(i) = updated;
+      }
+    }
+  }
+
+  // One damped Newton step on f; false when no step decreases f (stalled).
+  bool newton_step(const MatrixType& s) {
+    const Index m = m_active_count;
+    auto x = m_x.head(m);
+    auto y = m_y.head(m);
+    auto b = m_b.head(m);
+    auto g = m_gradient.head(m);
+    auto step = m_step.head(m);
+    auto image = m_step_image.head(m);
+    auto trial = m_trial.head(m);
+    y.noalias() = s * x;
+    g = y - b.cwiseQuotient(x);
+    Eigen::Ref<MatrixType> h = m_hessian.topLeftCorner(m, m);
+    h = s;
+    h.diagonal() += b.cwiseQuotient(x.cwiseAbs2());
+    const Eigen::LLT<Eigen::Ref<MatrixType>> llt(h);  // in place: no allocation at any m
+    if (llt.info() != Eigen::Success)
+      return false;
+    step = -g;
+    llt.solveInPlace(step);
+    image.noalias() = s * step;
+    const Scalar slope = g.dot(step);
+    const Scalar f0 = objective(x, y);
+    for (Scalar t = 1; t > Scalar(1e-12); t /= 2) {
+      trial = x + t * step;
+      if (!(trial.array() > 0).all())
+        continue;
+      // f(x + t δ) with Σ(x + t δ) = y + t Σδ.
+      const Scalar f = Scalar(0.5) * trial.dot(y + t * image) - b.dot(trial.array().log().matrix());
+      if (f <= f0 + Scalar(1e-4) * t * slope) {
+        x = trial;
+        y += t * image;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  Scalar objective(const auto& x, const auto& y) const {
+    const auto b = m_b.head(m_active_count);
+    return Scalar(0.5) * x.dot(y) - b.dot(x.array().log().matrix());
+  }
+
+  // max_i |RC_i/ΣRC − b_i| with RC_i = x_i (Σx)_i.
+  static double residual_of(const auto& x, const auto& y, const auto& b) {
+    const Scalar total = x.dot(y);
+    double worst = 0;
+    for (Index k = 0; k < x.size(); ++k) {
+      const double gap = std::abs(double(x(k) * y(k) / total) - double(b(k)));
+      worst = std::isnan(gap) ? gap : std::max(worst, gap);
+      if (std::isnan(worst))
+        return worst;
+    }
+    return worst;
+  }
+
+  RiskParityOptions m_options;
+  VectorType m_budgets;  // empty: equal
+  VectorType m_x;        // Spinu's x on the active assets
+  VectorType m_y;        // Σx
+  VectorType m_b;        // budgets of the active assets (renormalised when some are excluded)
+  VectorType m_gradient;
+  VectorType m_step;
+  VectorType m_step_image;  // Σ step
+  VectorType m_trial;
+  Eigen::Matrix<Index, Eigen::Dynamic, 1> m_active;  // indices of the active assets
+  Index m_active_count = 0;
+  MatrixType m_work;      // full Σ mirrored from a lower triangle
+  MatrixType m_gathered;  // Σ of the active assets
+  MatrixType m_hessian;   // Newton's Hessian, factorised in place
+  VectorType m_previous;  // last weights (all assets)
+  Eigen::Matrix<Index, Eigen::Dynamic, 1> m_previous_active;  // its active assets (first count)
+  Index m_previous_count = 0;
+  bool m_has_previous = false;
+};
+
+static_assert(WeightingPolicy<RiskParity<double>>);
+static_assert(WeightingPolicy<RiskParity<float>>);
+
+}  // namespace dynweight

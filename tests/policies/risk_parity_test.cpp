@@ -1,0 +1,334 @@
+#include "dynweight/policies/risk_parity.hpp"
+
+#include <Eigen/Core>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "allocation_counter.hpp"
+#include "market_data.hpp"
+#include "near.hpp"
+#include "reference_csv.hpp"
+
+using Catch::Matchers::Contains;
+using dynweight::Estimates;
+using dynweight::Index;
+using dynweight::RiskParity;
+using dynweight::StatusCode;
+using dynweight::SymmetricStorage;
+using dynweight::test::near;
+
+namespace {
+
+// The sample covariance (ddof = 1) of 250 correlated returns: a realistic, full-rank Σ.
+Eigen::MatrixXd sample_covariance(Index n, std::uint64_t seed) {
+  return dynweight::test::two_pass_covariance(dynweight::test::correlated_returns(250, n, seed));
+}
+
+// max_i |RC_i/ΣRC − b_i| in long double, from the weights alone (the independent check).
+double budget_residual(const Eigen::MatrixXd& sigma, const Eigen::VectorXd& w,
+                       const Eigen::VectorXd& b) {
+  const Index n = w.size();
+  std::vector<long double> rc(std::size_t(n), 0.0L);
+  long double total = 0;
+  for (Index i = 0; i < n; ++i) {
+    long double row = 0;
+    for (Index j = 0; j < n; ++j)
+      row += static_cast<long double>(sigma(i, j)) * w(j);
+    rc[std::size_t(i)] = w(i) * row;
+    total += rc[std::size_t(i)];
+  }
+  long double worst = 0;
+  for (Index i = 0; i < n; ++i)
+    worst = std::max(worst, std::abs(rc[std::size_t(i)] / total - b(i)));
+  return static_cast<double>(worst);
+}
+
+Eigen::VectorXd solve(RiskParity<double>& policy, const Eigen::MatrixXd& sigma,
+                      dynweight::Status* status = nullptr,
+                      SymmetricStorage storage = SymmetricStorage::full) {
+  Estimates<double> estimates(sigma.rows());
+  estimates.set_covariance(sigma, storage);
+  Eigen::VectorXd w(sigma.rows());
+  const auto result = policy.compute(estimates, w);
+  if (status != nullptr)
+    *status = result;
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("RiskParity: a diagonal covariance gives w_i proportional to sqrt(b_i)/sigma_i",
+          "[policies][risk_parity]") {
+  const Eigen::VectorXd sigma = (Eigen::VectorXd(4) << 0.01, 0.02, 0.005, 0.03).finished();
+  const Eigen::VectorXd b = (Eigen::VectorXd(4) << 0.1, 0.2, 0.3, 0.4).finished();
+  const Eigen::MatrixXd cov = sigma.cwiseAbs2().asDiagonal();
+  RiskParity<double> policy({}, b);
+  dynweight::Status status;
+  const Eigen::VectorXd w = solve(policy, cov, &status);
+  REQUIRE(status.ok());
+  const Eigen::VectorXd expected =
+      b.cwiseSqrt().cwiseQuotient(sigma) / b.cwiseSqrt().cwiseQuotient(sigma).sum();
+  CHECK(near(w, expected, 1e-15));
+}
+
+// Properties on realistic covariances. Two solutions that both meet the 1e-10 budget tolerance
+// can differ by about the tolerance times the conditioning of the budget equations, hence 1e-8
+// (relative, max norm) wherever two solves are compared.
+TEST_CASE("RiskParity: properties over sizes and seeds", "[policies][risk_parity]") {
+  const Index n = GENERATE(2, 5, 20, 100);
+  const std::uint64_t seed = GENERATE(1u, 2u, 3u);
+  const Eigen::MatrixXd sigma = sample_covariance(n, seed);
+  CAPTURE(n, seed);
+
+  RiskParity<double> policy;
+  dynweight::Status status;
+  const Eigen::VectorXd w = solve(policy, sigma, &status);
+  REQUIRE(status.ok());
+  CHECK(status.residual <= 1e-10);
+  CHECK((w.array() >= 0).all());
+  CHECK(std::abs(w.sum() - 1.0) <= 1e-14);
+  const Eigen::VectorXd equal = Eigen::VectorXd::Constant(n, 1.0 / double(n));
+  CHECK(budget_residual(sigma, w, equal) <= 1e-10);
+
+  SECTION("scaling the covariance leaves the weights unchanged") {
+    RiskParity<double> other;
+    const Eigen::MatrixXd scaled = 37.5 * sigma;
+    CHECK(near(solve(other, scaled), w, 1e-8));
+  }
+  SECTION("permuting the assets permutes the weights") {
+    std::vector<Index> order(static_cast<std::size_t>(n));
+    std::iota(order.begin(), order.end(), Index(0));
+    std::mt19937_64 engine(seed);
+    std::shuffle(order.begin(), order.end(), engine);
+    Eigen::MatrixXd permuted(n, n);
+    for (Index i = 0; i < n; ++i) {
+      for (Index j = 0; j < n; ++j)
+        permuted(i, j) = sigma(order[std::size_t(i)], order[std::size_t(j)]);
+    }
+    RiskParity<double> other;
+    const Eigen::VectorXd wp = solve(other, permuted);
+    Eigen::VectorXd back(n);
+    for (Index i = 0; i < n; ++i)
+      back(order[std::size_t(i)]) = wp(i);
+    CHECK(near(back, w, 1e-8));
+  }
+  SECTION("a lower-triangle covariance gives the same weights") {
+    Eigen::MatrixXd lower = sigma;
+    lower.triangularView<Eigen::StrictlyUpper>().setConstant(
+        std::numeric_limits<double>::quiet_NaN());
+    RiskParity<double> other;
+    CHECK(near(solve(other, lower, nullptr, SymmetricStorage::lower), w, 1e-8));
+  }
+  SECTION("budgets are met, zero budgets give zero weight") {
+    std::mt19937_64 engine(seed + 100);
+    std::uniform_real_distribution<double> uniform(0.2, 1.0);
+    Eigen::VectorXd b(n);
+    for (Index i = 0; i < n; ++i)
+      b(i) = uniform(engine);
+    if (n > 2)
+      b(1) = 0.0;
+    b /= b.sum();
+    RiskParity<double> budgeted({}, b);
+    dynweight::Status budgeted_status;
+    const Eigen::VectorXd wb = solve(budgeted, sigma, &budgeted_status);
+    REQUIRE(budgeted_status.ok());
+    CHECK(budget_residual(sigma, wb, b) <= 1e-10);
+    if (n > 2)
+      CHECK(wb(1) == 0.0);
+  }
+  SECTION("warm and cold starts agree as the covariance moves") {
+    RiskParity<double> warm;
+    RiskParity<double> cold({.warm_start = false});
+    const Eigen::MatrixXd returns = dynweight::test::correlated_returns(300, n, seed + 7);
+    for (Index t = 0; t < 5; ++t) {
+      const Eigen::MatrixXd moved =
+          dynweight::test::two_pass_covariance(returns.middleRows(t * 10, 250));
+      dynweight::Status warm_status, cold_status;
+      const Eigen::VectorXd ww = solve(warm, moved, &warm_status);
+      const Eigen::VectorXd wc = solve(cold, moved, &cold_status);
+      REQUIRE(warm_status.ok());
+      REQUIRE(cold_status.ok());
+      CHECK(near(ww, wc, 1e-8));
+      if (t > 0 && n > 2)  // the warm start saves iterations once it has a previous solution
+        CHECK(warm_status.iterations <= cold_status.iterations);
+    }
+  }
+}
+
+TEST_CASE("RiskParity: a stale asset is excluded and the status says so",
+          "[policies][risk_parity]") {
+  const Index n = 6;
+  Eigen::MatrixXd sigma = sample_covariance(n, 11);
+  sigma.row(2).setZero();
+  sigma.col(2).setZero();
+  RiskParity<double> policy;
+  dynweight::Status status;
+  const Eigen::VectorXd w = solve(policy, sigma, &status);
+  CHECK(status.code == StatusCode::numerical_issue);
+  CHECK(status.residual <= 1e-10);
+  CHECK(w(2) == 0.0);
+  CHECK(std::abs(w.sum() - 1.0) <= 1e-14);
+  // The others: the solution of the problem without asset 2.
+  Eigen::MatrixXd reduced(n - 1, n - 1);
+  const std::vector<Index> keep{0, 1, 3, 4, 5};
+  for (Index i = 0; i < n - 1; ++i) {
+    for (Index j = 0; j < n - 1; ++j)
+      reduced(i, j) = sigma(keep[std::size_t(i)], keep[std::size_t(j)]);
+  }
+  RiskParity<double> other;
+  const Eigen::VectorXd wr = solve(other, reduced);
+  for (Index i = 0; i < n - 1; ++i)
+    CHECK(w(keep[std::size_t(i)]) == Approx(wr(i)).epsilon(1e-8));
+}
+
+TEST_CASE("RiskParity: an indefinite covariance is a status, not a crash",
+          "[policies][risk_parity]") {
+  // A correlation of -1.5: Σ is indefinite and no positive w has equal risk contributions
+  // (x₁ > 1.5 x₂ and x₂ > 1.5 x₁ would both be needed).
+  Eigen::Matrix2d sigma;
+  sigma << 1.0, -1.5, -1.5, 1.0;
+  const Eigen::MatrixXd cov = 1e-4 * sigma;
+  RiskParity<double> policy({.max_iterations = 200, .sweeps_before_newton = 20});
+  Estimates<double> estimates(2);
+  estimates.set_covariance(cov);
+  Eigen::VectorXd w = Eigen::VectorXd::Constant(2, 0.5);
+  dynweight::Status status;
+  REQUIRE_NOTHROW(status = policy.compute(estimates, w));
+  CHECK_FALSE(status.ok());
+  CHECK(w.allFinite());
+  CHECK(std::abs(w.sum() - 1.0) <= 1e-14);
+}
+
+TEST_CASE("RiskParity rejects bad input and stays unchanged", "[policies][risk_parity][errors]") {
+  const Index n = 4;
+  const dynweight::AssetNames names{"A", "B", "C", "D"};
+  REQUIRE_THROWS_WITH(RiskParity<double>({}, Eigen::Vector4d(0.5, 0.5, 0.5, -0.5)),
+                      Contains("budgets[3]") && Contains("-0.5"));
+  REQUIRE_THROWS_WITH(RiskParity<double>({}, Eigen::Vector4d(0.3, 0.3, 0.3, 0.3)),
+                      Contains("sum of budgets = 1.2"));
+  REQUIRE_THROWS_WITH(RiskParity<double>({.tolerance = 0.0}), Contains("tolerance = 0"));
+
+  const Eigen::MatrixXd good = sample_covariance(n, 5);
+  const Eigen::MatrixXd next = sample_covariance(n, 6);
+  RiskParity<double> policy;
+  RiskParity<double> twin;
+  solve(policy, good);
+  solve(twin, good);
+
+  Eigen::MatrixXd bad = next;
+  bad(2, 2) = std::numeric_limits<double>::quiet_NaN();
+  Estimates<double> estimates(n, &names);
+  estimates.set_covariance(bad);
+  Eigen::VectorXd w = Eigen::VectorXd::Constant(n, 9.0);
+  REQUIRE_THROWS_WITH(policy.compute(estimates, w),
+                      Contains("covariance diagonal[2] (asset 2 ('C'))") && Contains("nan"));
+  CHECK(w == Eigen::VectorXd::Constant(n, 9.0));
+  Eigen::VectorXd short_weights(3);
+  estimates.set_covariance(next);
+  REQUIRE_THROWS_WITH(policy.compute(estimates, short_weights), Contains("weights has 3"));
+  RiskParity<double> wrong_budgets({}, Eigen::Vector3d(0.2, 0.3, 0.5));
+  REQUIRE_THROWS_WITH(wrong_budgets.compute(estimates, w), Contains("budgets has 3 entries"));
+  Estimates<double> missing(n);
+  REQUIRE_THROWS_WITH(policy.compute(missing, w),
+                      Contains("RiskParity needs the covariance estimate"));
+
+  // After the rejections the policy goes on exactly like its twin.
+  dynweight::Status a, b;
+  const Eigen::VectorXd wa = solve(policy, next, &a);
+  const Eigen::VectorXd wb = solve(twin, next, &b);
+  CHECK(a.iterations == b.iterations);
+  CHECK(dynweight::test::identical(wa, wb));
+}
+
+TEST_CASE("RiskParity: compute does not allocate after the first call",
+          "[policies][risk_parity][allocation]") {
+  const Index n = 30;
+  const Eigen::MatrixXd first = sample_covariance(n, 21);
+  const Eigen::MatrixXd second = sample_covariance(n, 22);
+  Eigen::MatrixXd stale = second;
+  stale.row(4).setZero();
+  stale.col(4).setZero();
+  const auto storage = GENERATE(SymmetricStorage::full, SymmetricStorage::lower);
+  RiskParity<double> policy({.sweeps_before_newton = 3});  // the Newton path too
+  Estimates<double> estimates(n);
+  Eigen::VectorXd w(n);
+  estimates.set_covariance(first, storage);
+  policy.compute(estimates, w);  // sizes the workspace
+  estimates.set_covariance(stale, storage);
+  policy.compute(estimates, w);  // and the excluded-asset workspace
+  dynweight::test::NoAllocationScope scope;
+  estimates.set_covariance(second, storage);
+  const auto warm = policy.compute(estimates, w);
+  policy.reset_warm_start();
+  const auto cold = policy.compute(estimates, w);
+  estimates.set_covariance(stale, storage);
+  const auto excluded = policy.compute(estimates, w);
+  CHECK(scope.allocations() == 0);
+  CHECK(warm.ok());
+  CHECK(cold.ok());
+  CHECK(excluded.code == StatusCode::numerical_issue);
+}
+
+TEST_CASE("RiskParity in float", "[policies][risk_parity]") {
+  const Eigen::MatrixXd sigma = sample_covariance(10, 31);
+  const Eigen::MatrixXf sigma_f = sigma.cast<float>();
+  RiskParity<float> policy({.tolerance = 1e-5});
+  Estimates<float> estimates(10);
+  estimates.set_covariance(sigma_f);
+  Eigen::VectorXf w(10);
+  const auto status = policy.compute(estimates, w);
+  REQUIRE(status.ok());
+  RiskParity<double> reference;
+  const Eigen::VectorXd wd = solve(reference, sigma);
+  CHECK(near(w.cast<double>(), wd, 1e-4));
+}
+
+namespace {
+
+Eigen::VectorXd read_column(const std::string& relative) {
+  const auto rows =
+      dynweight::test::read_csv_rows(dynweight::test::reference_path(relative), nullptr);
+  Eigen::VectorXd values(static_cast<Index>(rows.size()));
+  for (const auto& row : rows)
+    values(std::stol(row.at(0))) = dynweight::test::parse_number(row.at(1));
+  return values;
+}
+
+}  // namespace
+
+// SciPy reference (tests/reference/make_risk_parity_reference.py: Spinu's convex form by
+// trust-exact plus Newton polishing, residuals <= 1e-13). Here the solver runs to 1e-12. The
+// budgets are the defining condition and are checked independently (long double) to 1e-12. Two
+// solutions that both meet their budgets to ε differ by up to about ε times the conditioning of
+// the budget equations, bounded here by cond(Σ) from cases.csv: weights agree to 1e-12 · cond(Σ)
+// relative (5e-10 for n100, 2e-4 for the ill-conditioned case, whose budgets are the real test).
+TEST_CASE("RiskParity matches the SciPy reference", "[policies][risk_parity][reference]") {
+  const auto cases = dynweight::test::read_csv_rows(
+      dynweight::test::reference_path("risk_parity/cases.csv"), nullptr);
+  REQUIRE(cases.size() == 7);
+  for (const auto& row : cases) {
+    const std::string name = row.at(0);
+    const double condition = dynweight::test::parse_number(row.at(2));
+    CAPTURE(name, condition);
+    const Eigen::MatrixXd sigma =
+        dynweight::test::read_square_matrix("risk_parity/" + name + "_covariance.csv");
+    const Eigen::VectorXd budgets = read_column("risk_parity/" + name + "_budgets.csv");
+    const Eigen::VectorXd expected = read_column("risk_parity/" + name + "_weights.csv");
+    RiskParity<double> policy({.tolerance = 1e-12}, budgets);
+    dynweight::Status status;
+    const Eigen::VectorXd w = solve(policy, sigma, &status);
+    CAPTURE(status.iterations, status.residual);
+    REQUIRE(status.ok());
+    CHECK(budget_residual(sigma, w, budgets) <= 1e-12);
+    for (Index i = 0; i < budgets.size(); ++i) {
+      if (budgets(i) == 0)
+        CHECK(w(i) == 0.0);
+    }
+    CHECK(near(w, expected, 1e-12 * condition));
+  }
+}
