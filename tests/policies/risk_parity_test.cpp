@@ -223,16 +223,36 @@ TEST_CASE("RiskParity rejects bad input and stays unchanged", "[policies][risk_p
   Eigen::MatrixXd bad = next;
   bad(2, 2) = std::numeric_limits<double>::quiet_NaN();
   Estimates<double> estimates(n, &names);
+  REQUIRE_THROWS_WITH(estimates.set_covariance(bad),
+                      Contains("covariance(2, 2) (row 2, asset 2 ('C'))") && Contains("nan"));
+  bad(2, 2) = -1e-4;
   estimates.set_covariance(bad);
   Eigen::VectorXd w = Eigen::VectorXd::Constant(n, 9.0);
   REQUIRE_THROWS_WITH(policy.compute(estimates, w),
-                      Contains("covariance diagonal[2] (asset 2 ('C'))") && Contains("nan"));
+                      Contains("covariance diagonal[2] (asset 2 ('C'))") && Contains("-1e-04"));
   CHECK(w == Eigen::VectorXd::Constant(n, 9.0));
   Eigen::VectorXd short_weights(3);
   estimates.set_covariance(next);
   REQUIRE_THROWS_WITH(policy.compute(estimates, short_weights), Contains("weights has 3"));
   RiskParity<double> wrong_budgets({}, Eigen::Vector3d(0.2, 0.3, 0.5));
   REQUIRE_THROWS_WITH(wrong_budgets.compute(estimates, w), Contains("budgets has 3 entries"));
+  // Off-diagonal trouble is caught when the matrix is given to the estimates.
+  Eigen::MatrixXd asymmetric = next;
+  asymmetric(3, 1) += 1e-6;
+  REQUIRE_THROWS_WITH(estimates.set_covariance(asymmetric),
+                      Contains("covariance is not symmetric: (3, 1)") && Contains("asset 3 ('D')"));
+  Eigen::MatrixXd non_finite = next;
+  non_finite(0, 3) = std::numeric_limits<double>::infinity();
+  REQUIRE_THROWS_WITH(estimates.set_covariance(non_finite),
+                      Contains("covariance(0, 3) (row 0, asset 3 ('D'))") && Contains("inf"));
+  non_finite(0, 3) = next(0, 3);
+  non_finite(3, 0) = std::numeric_limits<double>::quiet_NaN();
+  REQUIRE_THROWS_WITH(estimates.set_covariance(non_finite, SymmetricStorage::lower),
+                      Contains("covariance(3, 0)") && Contains("nan"));
+  non_finite(3, 0) = next(3, 0);
+  non_finite(0, 3) = std::numeric_limits<double>::quiet_NaN();  // upper: never read
+  REQUIRE_NOTHROW(estimates.set_covariance(non_finite, SymmetricStorage::lower));
+  estimates.set_covariance(next);
   Estimates<double> missing(n);
   REQUIRE_THROWS_WITH(policy.compute(missing, w),
                       Contains("RiskParity needs the covariance estimate"));

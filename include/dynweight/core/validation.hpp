@@ -91,6 +91,19 @@ inline std::string at_bar(const CheckContext& context) {
   throw Error(concat({"dynweight: ", who, " needs the ", what, " estimate, which was not given"}));
 }
 
+/// "<what> is not symmetric: (i, j) = a but (j, i) = b".
+[[noreturn, gnu::noinline, gnu::cold]] inline void fail_asymmetric(const CheckContext& context,
+                                                                   std::string_view what, Index i,
+                                                                   Index j, double lower,
+                                                                   double upper) {
+  const std::string row = std::to_string(i);
+  const std::string col = std::to_string(j);
+  fail(context,
+       concat({what, " is not symmetric: (", row, ", ", col, ") = ", format_value(lower), " but (",
+               col, ", ", row, ") = ", format_value(upper), " (", describe_asset(i, context.names),
+               ", ", describe_asset(j, context.names), ")"}));
+}
+
 template <class Derived, class Predicate>
 void check_entries(const CheckContext& context, std::string_view argument,
                    const Eigen::DenseBase<Derived>& values, Predicate&& acceptable,

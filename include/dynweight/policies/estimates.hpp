@@ -4,6 +4,8 @@
 /// `Estimates`: the const views of the current estimates that weighting policies read.
 
 #include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
 #include <string_view>
 
 #include "dynweight/core/types.hpp"
@@ -57,15 +59,18 @@ class Estimates {
   Estimates& set_dollar_volume(const VectorType& dollar_volume) {
     return set_vector(m_dollar_volume, dollar_volume, "dollar_volume");
   }
+  /// Checks (O(N²), once per matrix set): N×N, every stored entry finite, and, when `full`,
+  /// symmetric to 1e-12 × the largest diagonal entry; then views it.
   Estimates& set_covariance(const MatrixType& covariance,
                             SymmetricStorage storage = SymmetricStorage::full) {
-    set_matrix(m_covariance, covariance, "covariance");
+    set_matrix(m_covariance, covariance, storage, "covariance");
     m_covariance_storage = storage;
     return *this;
   }
+  /// As `set_covariance`.
   Estimates& set_correlation(const MatrixType& correlation,
                              SymmetricStorage storage = SymmetricStorage::full) {
-    set_matrix(m_correlation, correlation, "correlation");
+    set_matrix(m_correlation, correlation, storage, "correlation");
     m_correlation_storage = storage;
     return *this;
   }
@@ -121,10 +126,40 @@ class Estimates {
     slot = &value;
     return *this;
   }
-  void set_matrix(const MatrixType*& slot, const MatrixType& value, const char* what) {
+  void set_matrix(const MatrixType*& slot, const MatrixType& value, SymmetricStorage storage,
+                  const char* what) {
     const CheckContext context{"Estimates", names()};
     check_size(context, what, value.rows(), m_assets);
     check_size(context, what, value.cols(), m_assets);
+    const Index n = m_assets;
+    if (storage == SymmetricStorage::full) {
+      check_finite(context, what, value);
+      const Scalar tolerance = Scalar(1e-12) * value.diagonal().cwiseAbs().maxCoeff();
+      constexpr Index tile = 32;  // transposed reads stay in cache
+      for (Index jb = 0; jb < n; jb += tile) {
+        for (Index ib = jb; ib < n; ib += tile) {
+          const Index jn = std::min(tile, n - jb);
+          const Index in = std::min(tile, n - ib);
+          for (Index j = jb; j < jb + jn; ++j) {
+            for (Index i = std::max(ib, j + 1); i < ib + in; ++i) {
+              if (!(std::abs(value(i, j) - value(j, i)) <= tolerance))
+                detail::fail_asymmetric(context, what, i, j, static_cast<double>(value(i, j)),
+                                        static_cast<double>(value(j, i)));
+            }
+          }
+        }
+      }
+    } else {
+      for (Index j = 0; j < n; ++j) {
+        if (value.col(j).tail(n - j).allFinite())
+          continue;
+        for (Index i = j; i < n; ++i) {
+          if (!std::isfinite(value(i, j)))
+            detail::fail_entry(context, what, i, j, false, static_cast<double>(value(i, j)),
+                               "finite");
+        }
+      }
+    }
     slot = &value;
   }
   template <class T>

@@ -61,10 +61,12 @@ struct RiskParityOptions {
 /// minimised exactly (the positive root of Σ_ii x_i² + a_i x_i − b_i = 0, a_i = (Σx)_i − Σ_ii x_i),
 /// keeping Σx up to date (in blocks of four coordinates, so a sweep is one pass over Σ at the
 /// speed of a matrix-vector product); Griveau-Billion, Richard & Roncalli (2013) prove its
-/// convergence. After `sweeps_before_newton`
-/// sweeps without convergence it switches to damped Newton steps on f (Hessian Σ + diag(b/x²),
-/// Cholesky, backtracking line search: globally convergent, quadratic near the solution).
-/// The residual is taken on the Σx the sweeps keep up to date (exact updates, rounding only).
+/// convergence. The sweeps are accelerated by safeguarded Anderson mixing of the last five
+/// (an accelerated point is taken only when it lowers the residual), which costs no extra pass.
+/// After `sweeps_before_newton` sweeps without convergence it switches to damped Newton steps on f
+/// (Hessian Σ + diag(b/x²), Cholesky, backtracking line search: globally convergent, quadratic near
+/// the solution). The residual is taken on the Σx the sweeps keep up to date (exact updates,
+/// rounding only).
 ///
 /// **Start.** Cold: x_i ∝ √b_i / σ_i (the exact solution for a diagonal Σ). Warm (default): the
 /// previous bar's solution, when the assets and the excluded set are unchanged. Either start is
@@ -80,8 +82,8 @@ struct RiskParityOptions {
 ///
 /// **Bad input** (`dynweight::Error`, policy and weights unchanged): budgets negative, not finite
 /// or not summing to 1 within 1e-12, or of the wrong size; a covariance of the wrong size or with
-/// a non-finite or negative diagonal entry (the off-diagonal entries are checked by
-/// `Estimates::set_covariance`).
+/// a negative diagonal entry (non-finite entries and asymmetry are rejected when the covariance is
+/// given to `Estimates::set_covariance`).
 ///
 /// **Cost.** One pass over Σ per sweep (plus one N×N copy when Σ is given as a lower triangle or
 /// some assets are excluded); the Newton fallback is O(N³) per step. No allocation after the first
