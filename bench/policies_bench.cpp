@@ -4,6 +4,8 @@
 //                         by one rolling update (W = 250),
 //   vs BM_CovMatVecFloor/N   one dense y.noalias() = Σ x on the full N×N matrix: the cost of one
 //                         pass over Σ.
+// The bars time compute() alone: giving a new Σ to the estimates checks it (finite, symmetric),
+// a per-matrix cost timed by BM_EstimatesSetCovariance/N.
 // The covariances are 16 consecutive rolling windows of a one-factor market (betas 0.5–1.5,
 // average correlation about 0.3), visited back and forth so that each bar moves by exactly one
 // update. Counters: iterations (coordinate sweeps plus Newton steps) and passes over Σ
@@ -65,16 +67,16 @@ void risk_parity(benchmark::State& state, bool warm) {
   const auto n = static_cast<Index>(state.range(0));
   const auto covariances = moving_covariances(n);
   dynweight::RiskParity<double> policy({.warm_start = warm});
-  dynweight::Estimates<double> estimates(n);
+  std::vector<dynweight::Estimates<double>> estimates;  // checked once here, see the comment above
+  for (const auto& covariance : covariances)
+    estimates.emplace_back(n).set_covariance(covariance);
   Eigen::VectorXd w(n);
-  estimates.set_covariance(covariances[0]);
-  policy.compute(estimates, w);
+  policy.compute(estimates[0], w);
   Index step = 1;
   double iterations = 0;
   bool all_converged = true;
   for (auto _ : state) {
-    estimates.set_covariance(covariances[std::size_t(back_and_forth(step++))]);
-    const auto status = policy.compute(estimates, w);
+    const auto status = policy.compute(estimates[std::size_t(back_and_forth(step++))], w);
     iterations += double(status.iterations);
     all_converged = all_converged && status.ok();
     benchmark::DoNotOptimize(w.data());
@@ -96,6 +98,19 @@ void BM_RiskParityWarm(benchmark::State& state) {
   risk_parity(state, true);
 }
 
+void BM_EstimatesSetCovariance(benchmark::State& state) {
+  const auto n = static_cast<Index>(state.range(0));
+  const auto covariances = moving_covariances(n);
+  dynweight::Estimates<double> estimates(n);
+  Index step = 0;
+  for (auto _ : state) {
+    estimates.set_covariance(covariances[std::size_t(back_and_forth(step++))]);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["N"] = double(n);
+}
+
 void BM_CovMatVecFloor(benchmark::State& state) {
   const auto n = static_cast<Index>(state.range(0));
   const auto covariances = moving_covariances(n);
@@ -115,6 +130,7 @@ void BM_CovMatVecFloor(benchmark::State& state) {
 
 BENCHMARK(BM_RiskParityCold)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RiskParityWarm)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_EstimatesSetCovariance)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_CovMatVecFloor)->Apply(dynweight::bench::sizes);
 
 BENCHMARK_MAIN();
