@@ -72,7 +72,9 @@ class CorrelationShrinkage {
     m_volatility = m_shrunk.diagonal().cwiseMax(Scalar(0)).cwiseSqrt();
 
     Estimates<Scalar> shrunk(n, estimates.names().empty() ? nullptr : &estimates.names());
-    shrunk.set_covariance(m_shrunk).set_volatility(m_volatility);
+    // Σ̂ is symmetric by construction and finite when S is (checked when it was set).
+    shrunk.set_covariance(m_shrunk, SymmetricStorage::full, Estimates<Scalar>::unchecked)
+        .set_volatility(m_volatility);
     if (estimates.has_mean())
       shrunk.set_mean(estimates.mean());
     if (estimates.has_dollar_volume())

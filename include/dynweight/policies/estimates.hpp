@@ -67,6 +67,21 @@ class Estimates {
     m_covariance_storage = storage;
     return *this;
   }
+  /// Tag of the unchecked `set_covariance`.
+  struct Unchecked {};
+  static constexpr Unchecked unchecked{};
+  /// Views `covariance` without the O(N²) check, for callers that built it finite and symmetric
+  /// themselves (e.g. `CorrelationShrinkage`, from checked estimates); only its size is checked.
+  Estimates& set_covariance(const MatrixType& covariance, SymmetricStorage storage, Unchecked) {
+    const CheckContext context{"Estimates", names()};
+    check_size(context, "covariance", covariance.rows(), m_assets);
+    check_size(context, "covariance", covariance.cols(), m_assets);
+    m_covariance = &covariance;
+    m_covariance_storage = storage;
+    return *this;
+  }
+  Estimates& set_covariance(MatrixType&&, SymmetricStorage, Unchecked) = delete;
+
   /// As `set_covariance`.
   Estimates& set_correlation(const MatrixType& correlation,
                              SymmetricStorage storage = SymmetricStorage::full) {
