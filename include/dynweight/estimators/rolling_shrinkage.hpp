@@ -296,12 +296,13 @@ class RollingShrinkage {
     const VectorType& inv_sd = m_target.inv_sd();
     const Index m = assets() - j - 1;
     const Scalar* below = cov.data() + j * cov.outerStride() + j + 1;
-    const auto dots = detail::kernel::three_dots(below, m, inv_sd.data() + j + 1, sd.data() + j + 1,
-                                                 m_z.data() + j + 1);
-    sums.correlation_sum += double(inv_sd(j)) * double(dots[0]);
-    sums.off_sss += double(sd(j)) * double(dots[1]);
-    sums.zss += double(m_z(j)) * (double(cov(j, j)) * double(sd(j)) + double(dots[1])) +
-                double(sd(j)) * double(dots[2]);
+    detail::kernel::Reduction<Scalar, 3, false> dots(
+        {inv_sd.data() + j + 1, sd.data() + j + 1, m_z.data() + j + 1});
+    detail::kernel::read_segment(below, m, dots);
+    sums.correlation_sum += double(inv_sd(j)) * double(dots.dot(0));
+    sums.off_sss += double(sd(j)) * double(dots.dot(1));
+    sums.zss += double(m_z(j)) * (double(cov(j, j)) * double(sd(j)) + double(dots.dot(1))) +
+                double(sd(j)) * double(dots.dot(2));
   }
 
   ShrinkageResult compute_constant_correlation(Eigen::Ref<MatrixType> shrunk,

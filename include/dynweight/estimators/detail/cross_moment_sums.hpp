@@ -102,10 +102,10 @@ class CrossMomentSums {
     // Column j gains u_j [u³; u²] and loses u'_j [u'³; u'²].
     Scalar sum = 0;
     for (Index j = 0; j < n; ++j) {
-      sum += column_weights(j) *
-             kernel::rank_two_column_dot(m_stacked.data() + j * m_stacked.outerStride(),
-                                         m_entering.data(), m_leaving.data(), m_linear_in(j),
-                                         m_linear_out(j), 2 * n, weights.data());
+      kernel::Reduction<Scalar, 1, false> dot({weights.data()});
+      kernel::rank_two_segment(m_stacked.data() + j * m_stacked.outerStride(), m_entering.data(),
+                               m_leaving.data(), m_linear_in(j), m_linear_out(j), 2 * n, dot);
+      sum += column_weights(j) * dot.dot(0);
       after_column(j);
     }
     return sum;

@@ -44,100 +44,68 @@ namespace kernel {
 template <class Scalar>
 using Packet = typename Eigen::internal::packet_traits<Scalar>::type;
 
-// The packet accumulators of `StrictLowerSums` over one column segment: two of each, so that
-// consecutive adds do not wait on each other (a single running sum would be bound by the add
-// latency, not by the loads).
-template <class Scalar>
-struct SegmentSums {
+/// What the segment loops below feed their values to: sums Σ t_i w_k,i for `Weights` weight
+/// vectors and, with `Squares`, Σ t_i², each in two packet accumulators so that consecutive adds
+/// do not wait on each other (one running sum would be bound by the add latency, not the loads).
+/// `weights[k]` points at the weight of the segment's first value.
+template <class Scalar, int Weights, bool Squares>
+struct Reduction {
   using P = Packet<Scalar>;
-  P squares0 = Eigen::internal::pset1<P>(Scalar(0));
-  P squares1 = squares0;
-  P weighted0 = squares0;
-  P weighted1 = squares0;
-  Scalar squares_tail = 0;
-  Scalar weighted_tail = 0;
+  static constexpr Index size = Eigen::internal::packet_traits<Scalar>::size;
 
-  // Adds this segment's Σ t_i² and w_j Σ t_i w_i to `sums`.
-  void finish(Scalar wj, StrictLowerSums<Scalar>& sums) const {
-    using Eigen::internal::padd;
-    using Eigen::internal::predux;
-    sums.squares += predux(padd(squares0, squares1)) + squares_tail;
-    sums.weighted += wj * (predux(padd(weighted0, weighted1)) + weighted_tail);
+  explicit Reduction(std::array<const Scalar*, Weights> w = {}) : weights(w) {
+    for (auto& sum : dots)
+      sum = Eigen::internal::pset1<P>(Scalar(0));
+    squares[0] = squares[1] = Eigen::internal::pset1<P>(Scalar(0));
   }
+
+  void packets(const P& t0, const P& t1, Index i) {
+    using namespace Eigen::internal;
+    for (int k = 0; k < Weights; ++k) {
+      dots[2 * k] = padd(dots[2 * k], pmul(t0, ploadu<P>(weights[k] + i)));
+      dots[2 * k + 1] = padd(dots[2 * k + 1], pmul(t1, ploadu<P>(weights[k] + i + size)));
+    }
+    if constexpr (Squares) {
+      squares[0] = padd(squares[0], pmul(t0, t0));
+      squares[1] = padd(squares[1], pmul(t1, t1));
+    }
+  }
+  void scalar(Scalar t, Index i) {
+    for (int k = 0; k < Weights; ++k)
+      dot_tail[k] += t * weights[k][i];
+    if constexpr (Squares)
+      squares_tail += t * t;
+  }
+  [[nodiscard]] Scalar dot(int k) const {
+    using namespace Eigen::internal;
+    return predux(padd(dots[2 * k], dots[2 * k + 1])) + dot_tail[k];
+  }
+  [[nodiscard]] Scalar sum_of_squares() const {
+    using namespace Eigen::internal;
+    return predux(padd(squares[0], squares[1])) + squares_tail;
+  }
+
+  std::array<const Scalar*, Weights> weights;
+  P dots[Weights > 0 ? 2 * Weights : 1];  // a C array: std::array drops the packet's attributes
+  P squares[2];
+  std::array<Scalar, Weights> dot_tail{};
+  Scalar squares_tail = 0;
 };
 
-// t = col + (a u + b v) over [0, m), written back to col (Eigen's rank-2 column update, same
-// operation order); with `WithSums`, also Σ t_i² and Σ t_i w_i over [1, m) (the strict lower part
-// of a column segment whose first entry is the diagonal).
-template <bool WithSums, class Scalar>
-void rank_two_column(Scalar* col, const Scalar* u, const Scalar* v, Scalar a, Scalar b, Index m,
-                     const Scalar* w, SegmentSums<Scalar>& acc) {
-  using P = Packet<Scalar>;
-  using namespace Eigen::internal;
-  constexpr Index size = packet_traits<Scalar>::size;
-  if (m == 0)
-    return;
-  col[0] += a * u[0] + b * v[0];
-  const P pa = pset1<P>(a);
-  const P pb = pset1<P>(b);
-  Index i = 1;
-  for (; i + 2 * size <= m; i += 2 * size) {
-    const P t0 =
-        padd(ploadu<P>(col + i), padd(pmul(pa, ploadu<P>(u + i)), pmul(pb, ploadu<P>(v + i))));
-    const P t1 = padd(ploadu<P>(col + i + size),
-                      padd(pmul(pa, ploadu<P>(u + i + size)), pmul(pb, ploadu<P>(v + i + size))));
-    pstoreu(col + i, t0);
-    pstoreu(col + i + size, t1);
-    if constexpr (WithSums) {
-      acc.squares0 = padd(acc.squares0, pmul(t0, t0));
-      acc.squares1 = padd(acc.squares1, pmul(t1, t1));
-      acc.weighted0 = padd(acc.weighted0, pmul(t0, ploadu<P>(w + i)));
-      acc.weighted1 = padd(acc.weighted1, pmul(t1, ploadu<P>(w + i + size)));
-    }
-  }
-  for (; i < m; ++i) {
-    const Scalar t = col[i] + (a * u[i] + b * v[i]);
-    col[i] = t;
-    if constexpr (WithSums) {
-      acc.squares_tail += t * t;
-      acc.weighted_tail += t * w[i];
-    }
-  }
-}
-
-// Σ t_i² and Σ t_i w_i over [1, m) of a column segment, read only.
+/// A reduction that keeps nothing (the plain update).
 template <class Scalar>
-void column_sums(const Scalar* col, Index m, const Scalar* w, SegmentSums<Scalar>& acc) {
-  using P = Packet<Scalar>;
-  using namespace Eigen::internal;
-  constexpr Index size = packet_traits<Scalar>::size;
-  Index i = 1;
-  for (; i + 2 * size <= m; i += 2 * size) {
-    const P t0 = ploadu<P>(col + i);
-    const P t1 = ploadu<P>(col + i + size);
-    acc.squares0 = padd(acc.squares0, pmul(t0, t0));
-    acc.squares1 = padd(acc.squares1, pmul(t1, t1));
-    acc.weighted0 = padd(acc.weighted0, pmul(t0, ploadu<P>(w + i)));
-    acc.weighted1 = padd(acc.weighted1, pmul(t1, ploadu<P>(w + i + size)));
-  }
-  for (; i < m; ++i) {
-    acc.squares_tail += col[i] * col[i];
-    acc.weighted_tail += col[i] * w[i];
-  }
-}
+using NoReduction = Reduction<Scalar, 0, false>;
 
-// t = col + (a u + b v) over [0, m), written back, returning Σ t_i w_i (a column of a general,
-// non-symmetric rank-2 update, with its dot product against `w` taken while in registers).
-template <class Scalar>
-Scalar rank_two_column_dot(Scalar* col, const Scalar* u, const Scalar* v, Scalar a, Scalar b,
-                           Index m, const Scalar* w) {
+/// t = col + (a u + b v) over [0, m), written back to col (Eigen's rank-2 column update, with its
+/// operation order), each t handed to `reduce` while it is in registers.
+template <class Scalar, class Reduce>
+void rank_two_segment(Scalar* col, const Scalar* u, const Scalar* v, Scalar a, Scalar b, Index m,
+                      Reduce& reduce) {
   using P = Packet<Scalar>;
   using namespace Eigen::internal;
   constexpr Index size = packet_traits<Scalar>::size;
   const P pa = pset1<P>(a);
   const P pb = pset1<P>(b);
-  P dot0 = pset1<P>(Scalar(0));
-  P dot1 = dot0;
   Index i = 0;
   for (; i + 2 * size <= m; i += 2 * size) {
     const P t0 =
@@ -146,46 +114,25 @@ Scalar rank_two_column_dot(Scalar* col, const Scalar* u, const Scalar* v, Scalar
                       padd(pmul(pa, ploadu<P>(u + i + size)), pmul(pb, ploadu<P>(v + i + size))));
     pstoreu(col + i, t0);
     pstoreu(col + i + size, t1);
-    dot0 = padd(dot0, pmul(t0, ploadu<P>(w + i)));
-    dot1 = padd(dot1, pmul(t1, ploadu<P>(w + i + size)));
+    reduce.packets(t0, t1, i);
   }
-  Scalar tail = 0;
   for (; i < m; ++i) {
     const Scalar t = col[i] + (a * u[i] + b * v[i]);
     col[i] = t;
-    tail += t * w[i];
+    reduce.scalar(t, i);
   }
-  return predux(padd(dot0, dot1)) + tail;
 }
 
-// Σ t_i w_i for three weight vectors w over [0, m) of a read-only segment, in one pass (two
-// packet accumulators per sum).
-template <class Scalar>
-std::array<Scalar, 3> three_dots(const Scalar* t, Index m, const Scalar* w0, const Scalar* w1,
-                                 const Scalar* w2) {
+/// Hands each value of the read-only segment t[0, m) to `reduce`.
+template <class Scalar, class Reduce>
+void read_segment(const Scalar* t, Index m, Reduce& reduce) {
   using P = Packet<Scalar>;
-  using namespace Eigen::internal;
-  constexpr Index size = packet_traits<Scalar>::size;
-  const P zero = pset1<P>(Scalar(0));
-  P a0 = zero, a1 = zero, b0 = zero, b1 = zero, c0 = zero, c1 = zero;
+  constexpr Index size = Eigen::internal::packet_traits<Scalar>::size;
   Index i = 0;
-  for (; i + 2 * size <= m; i += 2 * size) {
-    const P t0 = ploadu<P>(t + i);
-    const P t1 = ploadu<P>(t + i + size);
-    a0 = padd(a0, pmul(t0, ploadu<P>(w0 + i)));
-    a1 = padd(a1, pmul(t1, ploadu<P>(w0 + i + size)));
-    b0 = padd(b0, pmul(t0, ploadu<P>(w1 + i)));
-    b1 = padd(b1, pmul(t1, ploadu<P>(w1 + i + size)));
-    c0 = padd(c0, pmul(t0, ploadu<P>(w2 + i)));
-    c1 = padd(c1, pmul(t1, ploadu<P>(w2 + i + size)));
-  }
-  std::array<Scalar, 3> sums{predux(padd(a0, a1)), predux(padd(b0, b1)), predux(padd(c0, c1))};
-  for (; i < m; ++i) {
-    sums[0] += t[i] * w0[i];
-    sums[1] += t[i] * w1[i];
-    sums[2] += t[i] * w2[i];
-  }
-  return sums;
+  for (; i + 2 * size <= m; i += 2 * size)
+    reduce.packets(Eigen::internal::ploadu<P>(t + i), Eigen::internal::ploadu<P>(t + i + size), i);
+  for (; i < m; ++i)
+    reduce.scalar(t[i], i);
 }
 
 }  // namespace kernel
@@ -199,11 +146,10 @@ template <class Scalar>
 void rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u, const Vector<Scalar>& v,
                      Scalar alpha) {
   const Index n = lower.rows();
-  kernel::SegmentSums<Scalar> unused;
+  kernel::NoReduction<Scalar> none;
   for (Index j = 0; j < n; ++j) {
-    kernel::rank_two_column<false>(lower.data() + j * lower.outerStride() + j, u.data() + j,
-                                   v.data() + j, alpha * v(j), alpha * u(j), n - j,
-                                   /*w, unused:*/ u.data(), unused);
+    kernel::rank_two_segment(lower.data() + j * lower.outerStride() + j, u.data() + j, v.data() + j,
+                             alpha * v(j), alpha * u(j), n - j, none);
   }
 }
 
@@ -216,11 +162,15 @@ StrictLowerSums<Scalar> rank_two_update(Matrix<Scalar>& lower, const Vector<Scal
   const Index n = lower.rows();
   StrictLowerSums<Scalar> sums;
   for (Index j = 0; j < n; ++j) {
-    kernel::SegmentSums<Scalar> acc;
-    kernel::rank_two_column<true>(lower.data() + j * lower.outerStride() + j, u.data() + j,
-                                  v.data() + j, alpha * v(j), alpha * u(j), n - j, w.data() + j,
-                                  acc);
-    acc.finish(w(j), sums);
+    Scalar* column = lower.data() + j * lower.outerStride() + j;
+    const Scalar a = alpha * v(j);
+    const Scalar b = alpha * u(j);
+    column[0] += a * u(j) + b * v(j);  // the diagonal: updated, not summed
+    kernel::Reduction<Scalar, 1, true> below({w.data() + j + 1});
+    kernel::rank_two_segment(column + 1, u.data() + j + 1, v.data() + j + 1, a, b, n - j - 1,
+                             below);
+    sums.squares += below.sum_of_squares();
+    sums.weighted += w(j) * below.dot(0);
   }
   return sums;
 }
@@ -231,9 +181,10 @@ StrictLowerSums<Scalar> strict_lower_sums(const Matrix<Scalar>& lower, const Vec
   const Index n = lower.rows();
   StrictLowerSums<Scalar> sums;
   for (Index j = 0; j < n; ++j) {
-    kernel::SegmentSums<Scalar> acc;
-    kernel::column_sums(lower.data() + j * lower.outerStride() + j, n - j, w.data() + j, acc);
-    acc.finish(w(j), sums);
+    kernel::Reduction<Scalar, 1, true> below({w.data() + j + 1});
+    kernel::read_segment(lower.data() + j * lower.outerStride() + j + 1, n - j - 1, below);
+    sums.squares += below.sum_of_squares();
+    sums.weighted += w(j) * below.dot(0);
   }
   return sums;
 }
