@@ -19,6 +19,7 @@
 #include "dynweight/policies/liquidity_scaled.hpp"
 #include "dynweight/policies/policy.hpp"
 #include "dynweight/policies/risk_parity.hpp"
+#include "dynweight/rebalance/rebalancer.hpp"
 #include "dynweight/stats/dollar_volume.hpp"
 #include "dynweight/stats/ewma_decay.hpp"
 #include "dynweight/stats/ewma_moments.hpp"

@@ -16,6 +16,7 @@ enum class StatusCode {
   max_iterations,   ///< An iterative solver stopped at its cap; the result is its best iterate.
   numerical_issue,  ///< The data do not allow a reliable result (e.g. a singular matrix).
   not_ready,        ///< Not enough observations yet (a window still filling).
+  constrained,      ///< The result honours every constraint, but one kept it from the target.
 };
 
 /// Human-readable name of a status code.
@@ -29,6 +30,8 @@ constexpr std::string_view to_string(StatusCode code) noexcept {
       return "numerical_issue";
     case StatusCode::not_ready:
       return "not_ready";
+    case StatusCode::constrained:
+      return "constrained";
   }
   return "unknown";
 }

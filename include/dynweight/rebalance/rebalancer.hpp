@@ -1,0 +1,719 @@
+#pragma once
+
+/// \file
+/// `Rebalancer`: target weights and the book → whole-lot trades that the cash, the market and the
+/// trading rules allow.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dynweight/core/status.hpp"
+#include "dynweight/core/types.hpp"
+#include "dynweight/core/validation.hpp"
+
+namespace dynweight {
+
+/// How the no-trade band is measured.
+enum class BandMode {
+  absolute,  ///< asset i is not traded while |w_i − w*_i| <= band
+  relative,  ///< asset i is not traded while |w_i − w*_i| <= band · |w*_i|
+};
+
+/// Why an asset's trade differs from the whole-lot trade nearest its target.
+enum class TradeLimit : std::uint8_t {
+  none,       ///< traded to the lot count nearest its target (or already there)
+  band,       ///< inside the no-trade band: not traded
+  min_trade,  ///< the nearest lot count was below the minimum order: rounded to 0 or the minimum
+  participation,  ///< cut to the participation cap q × ADV
+  no_short,       ///< a sale cut at the shares held (long-only)
+  cash,           ///< a purchase cut (or not made) for want of cash
+};
+
+constexpr std::string_view to_string(TradeLimit limit) noexcept {
+  switch (limit) {
+    case TradeLimit::none:
+      return "none";
+    case TradeLimit::band:
+      return "band";
+    case TradeLimit::min_trade:
+      return "min_trade";
+    case TradeLimit::participation:
+      return "participation";
+    case TradeLimit::no_short:
+      return "no_short";
+    case TradeLimit::cash:
+      return "cash";
+  }
+  return "unknown";
+}
+
+/// Options of `Rebalancer`. Money is in the currency of prices and cash; quantities in shares (or
+/// coins, contracts: any real unit).
+struct RebalanceOptions {
+  double lot_size = 1.0;  ///< every asset's lot, until `set_lot_sizes`; any real > 0 (0.0001 BTC)
+  double min_quantity = 0.0;           ///< no order for fewer shares than this
+  double min_notional = 0.0;           ///< no order below this notional ...
+  double min_notional_fraction = 0.0;  ///< ... nor below this fraction of portfolio value
+  double band = 0.0;                   ///< no-trade band, in weight (see `BandMode`)
+  BandMode band_mode = BandMode::absolute;
+  /// q in |shares traded| <= q × ADV (ADV in shares, passed to `plan`); infinity: no cap.
+  double max_participation = std::numeric_limits<double>::infinity();
+  double cost_bps = 0.0;              ///< proportional cost, basis points of |notional|
+  double fee_per_trade = 0.0;         ///< fixed fee per asset traded
+  double cash_buffer = 0.0;           ///< cash after trades and costs stays >= this ...
+  double cash_buffer_fraction = 0.0;  ///< ... and >= this fraction of portfolio value
+  bool allow_short = false;           ///< long-only unless true: no short is ever created
+  bool invest_residual_cash = true;   ///< buy further lots with leftover cash where TE falls
+
+  /// Throws `dynweight::Error` unless every amount is finite and >= 0, lot_size > 0, the fractions
+  /// are < 1 and max_participation > 0 (infinity allowed).
+  void validate() const {
+    const CheckContext context{"Rebalancer"};
+    const auto nonnegative = [&](double value, const char* name) {
+      check_parameter(std::isfinite(value) && value >= 0, context, name, value, "finite and >= 0");
+    };
+    check_parameter(std::isfinite(lot_size) && lot_size > 0, context, "lot_size", lot_size,
+                    "finite and > 0");
+    nonnegative(min_quantity, "min_quantity");
+    nonnegative(min_notional, "min_notional");
+    nonnegative(band, "band");
+    nonnegative(cost_bps, "cost_bps");
+    nonnegative(fee_per_trade, "fee_per_trade");
+    nonnegative(cash_buffer, "cash_buffer");
+    check_parameter(min_notional_fraction >= 0 && min_notional_fraction < 1, context,
+                    "min_notional_fraction", min_notional_fraction, "in [0, 1)");
+    check_parameter(cash_buffer_fraction >= 0 && cash_buffer_fraction < 1, context,
+                    "cash_buffer_fraction", cash_buffer_fraction, "in [0, 1)");
+    check_parameter(cost_bps < 1e4, context, "cost_bps", cost_bps, "< 10000 (100%)");
+    check_parameter(max_participation > 0, context, "max_participation", max_participation,
+                    "> 0 (infinity: no cap)");
+  }
+};
+
+/// The outcome of `Rebalancer::plan`: the trades and the book they leave.
+template <FloatingScalar Scalar>
+struct TradePlan {
+  using VectorType = Vector<Scalar>;
+
+  VectorType shares_delta;         ///< signed shares to trade (buy > 0), a whole number of lots
+  VectorType notional;             ///< shares_delta × price (buy > 0)
+  VectorType cost;                 ///< bps × |notional| + fee, per asset (0 when not traded)
+  VectorType shares_after;         ///< shares + shares_delta
+  VectorType weights_after;        ///< shares_after × price / value_after
+  std::vector<TradeLimit> limits;  ///< why each asset is where it is
+
+  Scalar value_before = 0;  ///< Σ shares × price + cash
+  Scalar value_after = 0;   ///< value_before − total_cost
+  Scalar cash_before = 0;
+  Scalar cash_after = 0;  ///< cash − Σ notional − total_cost
+  Scalar cash_floor = 0;  ///< the buffer cash_after had to respect
+  Scalar total_cost = 0;
+  Scalar buy_notional = 0;           ///< Σ of positive notionals
+  Scalar sell_notional = 0;          ///< Σ of |negative notionals|
+  Scalar turnover = 0;               ///< one-way: (buy + sell notional) / (2 value_before)
+  Scalar tracking_error_before = 0;  ///< ‖w − w*‖₂ before trading
+  Scalar tracking_error = 0;         ///< ‖weights_after − w*‖₂
+  Index trades = 0;                  ///< assets traded
+  Status status;
+};
+
+/// Turns target weights into a plan of whole-lot trades against the current book.
+///
+/// **Input.** Targets w* (fractions of portfolio value; cash is the rest, 1 − Σw*), the book
+/// (shares per asset, cash), prices, and, when a participation cap is set, ADV in shares.
+/// Per-asset lot sizes are set once (`set_lot_sizes`, `set_lot_size(name, …)`).
+///
+/// **Method**, with V = Σ shares·price + cash:
+///  1. *Band.* Asset i is not traded while its drift |w_i − w*_i| is inside the band.
+///  2. *Fee-aware sizing.* Targets are sized on V_net = V − the cost of trading every asset
+///     outside the band exactly to target, so that they are weights of the book after costs. The
+///     ideal trade is x_i = (w*_i V_net / p_i − shares_i) / lot_i lots.
+///  3. *Rounding.* Each asset gets the allowed lot count nearest x_i: allowed are 0 and every count
+///     whose order meets the minimum quantity and notional, within the participation cap and,
+///     long-only, not selling more than is held. Each bound is a count found by a bounded search
+///     that checks the rule itself on the floats (no off-by-one from a division).
+///  4. *Cash.* Sells are always made and fund the buys. While cash after costs is below the
+///     buffer, buys are cut: the next cut is always the one that raises the squared tracking
+///     error least per unit of cash it frees. For a lot that is the one whose mean deficit before
+///     and after the cut is smallest, so the largest deficits are kept (a buy at its minimum order
+///     goes whole). Lots of one asset are cut in batches while it stays the cheapest, so the
+///     number of heap steps does not grow with the number of lots. If cash is still short with
+///     every buy cut (it started below the buffer), further sales raise it, again least
+///     tracking-error damage per unit of cash first.
+///  5. *Residual cash.* Leftover cash above the buffer buys further lots (or shrinks a sale),
+///     best tracking-error gain per unit of cash first, as long as it is affordable and lowers
+///     the tracking error; bounded by 16 N + 4096 steps (status `constrained` if ever reached).
+///  6. *Exchanges.* A purchase that cash cannot fund is made when a cut or a further sale of
+///  another
+///     asset funds it and the pair lowers the tracking error (large lots make this common); then
+///     step 5 again. Each exchange scans the 4 purchases of largest gain against every asset,
+///     O(N), and at most N + 64 are made. Steps 5–6 run only with `invest_residual_cash`.
+///
+/// Tracking error is ‖w_after − w*‖₂ over the assets (weights of the post-cost value). Every trade
+/// is a whole number of lots, no trade is below the minimum, inside the band, over its cap, or (by
+/// default) creates a short, and cash after costs never ends below the buffer unless it started
+/// there, nothing is bought and no allowed sale could lift it. The result is deterministic (ties go
+/// to the lower index).
+///
+/// **Status.** `success`, or `constrained` when cash, a participation cap or the long-only rule
+/// kept some asset from its nearest lot count, or cash stays below the buffer (no allowed sale
+/// could restore it): `result().limits` says which assets and why. Bad input throws
+/// `dynweight::Error` naming the argument and asset; the rebalancer and its last result are then
+/// unchanged.
+///
+/// **Cost.** O(N) plus O(log N) per heap step (only when cash binds). Buffers are sized at
+/// construction: `plan` never allocates.
+///
+/// \code
+/// dynweight::RebalanceOptions options;
+/// options.cost_bps = 5;
+/// options.band = 0.002;
+/// dynweight::Rebalancer<double> rebalancer(n, options, &names);
+/// rebalancer.set_lot_sizes(lots);
+/// const dynweight::Status status = rebalancer.plan(targets, shares, cash, prices);
+/// const auto& plan = rebalancer.result();  // plan.shares_delta, plan.cost, plan.weights_after ...
+/// \endcode
+template <FloatingScalar Scalar_ = double>
+class Rebalancer {
+ public:
+  using Scalar = Scalar_;
+  using VectorType = Vector<Scalar>;
+  using ConstRef = const Eigen::Ref<const VectorType>&;
+
+  /// A rebalancer of `assets` assets; `names` (optional, one per asset) are copied and label
+  /// errors.
+  explicit Rebalancer(Index assets, RebalanceOptions options = {},
+                      const AssetNames* names = nullptr)
+      : m_assets(assets), m_options(options) {
+    const CheckContext context{"Rebalancer"};
+    check_parameter(assets >= 1, context, "assets", static_cast<double>(assets), ">= 1");
+    m_options.validate();
+    if (names != nullptr) {
+      check_names(context, *names, assets);
+      m_names = *names;
+    }
+    m_lot_sizes.setConstant(assets, static_cast<Scalar>(m_options.lot_size));
+    for (VectorType* buffer : {&m_ideal, &m_lot_weight, &m_count, &m_nearest, &m_lowest, &m_highest,
+                               &m_min_lots, &m_key})
+      buffer->setZero(assets);
+    m_lowest_limit.assign(static_cast<std::size_t>(assets), TradeLimit::none);
+    m_highest_limit = m_lowest_limit;
+    m_heap.reserve(static_cast<std::size_t>(assets));
+    m_result.shares_delta.setZero(assets);
+    m_result.notional.setZero(assets);
+    m_result.cost.setZero(assets);
+    m_result.shares_after.setZero(assets);
+    m_result.weights_after.setZero(assets);
+    m_result.limits.assign(static_cast<std::size_t>(assets), TradeLimit::none);
+  }
+
+  /// Per-asset lot sizes (finite, > 0), replacing `options.lot_size`.
+  Rebalancer& set_lot_sizes(ConstRef lot_sizes) {
+    const CheckContext context{"Rebalancer::set_lot_sizes", m_names};
+    check_size(context, "lot_sizes", lot_sizes.size(), m_assets);
+    check_positive(context, "lot_sizes", lot_sizes);
+    m_lot_sizes = lot_sizes;
+    return *this;
+  }
+
+  /// The lot size of the asset named `asset` (requires names); an unknown name is an error.
+  Rebalancer& set_lot_size(std::string_view asset, Scalar lot_size) {
+    const CheckContext context{"Rebalancer::set_lot_size", m_names};
+    const auto found = std::find(m_names.begin(), m_names.end(), asset);
+    if (found == m_names.end())
+      detail::fail(context, detail::concat({"unknown asset '", asset, "'"}));
+    check_parameter(std::isfinite(lot_size) && lot_size > 0, context, "lot_size",
+                    static_cast<double>(lot_size), "finite and > 0");
+    m_lot_sizes(found - m_names.begin()) = lot_size;
+    return *this;
+  }
+
+  /// Plans the trades from `shares` and `cash` to `targets` at `prices`. Requires no participation
+  /// cap (use the overload with ADV otherwise).
+  Status plan(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices) {
+    if (std::isfinite(m_options.max_participation)) {
+      detail::fail(CheckContext{"Rebalancer::plan"},
+                   "max_participation is set, so plan needs the ADV (in shares) of every asset");
+    }
+    return plan_impl(targets, shares, cash, prices, nullptr);
+  }
+
+  /// As above, with each asset's average daily volume in shares for the participation cap.
+  Status plan(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices,
+              ConstRef adv_shares) {
+    return plan_impl(targets, shares, cash, prices, &adv_shares);
+  }
+
+  [[nodiscard]] const TradePlan<Scalar>& result() const { return m_result; }
+  [[nodiscard]] const VectorType& lot_sizes() const { return m_lot_sizes; }
+  [[nodiscard]] const RebalanceOptions& options() const { return m_options; }
+  [[nodiscard]] const AssetNames& names() const { return m_names; }
+  [[nodiscard]] Index assets() const { return m_assets; }
+
+ private:
+  static constexpr Scalar kInfinity = std::numeric_limits<Scalar>::infinity();
+
+  /// The largest n >= 0 with n·unit <= limit (limit >= 0, unit > 0): the quotient, then checked
+  /// against the rule itself and moved by at most a few steps.
+  static Scalar largest_count_within(Scalar limit, Scalar unit) {
+    if (!std::isfinite(limit))
+      return kInfinity;
+    Scalar n = std::floor(limit / unit);
+    for (int step = 0; step < 4 && n > 0 && n * unit > limit; ++step)
+      n -= 1;
+    for (int step = 0; step < 4 && (n + 1) * unit <= limit; ++step)
+      n += 1;
+    return std::max(n, Scalar(0));
+  }
+
+  /// The smallest n >= 1 with n·unit >= threshold.
+  static Scalar smallest_count_reaching(Scalar threshold, Scalar unit) {
+    Scalar n = std::max(Scalar(1), std::ceil(threshold / unit));
+    for (int step = 0; step < 4 && n * unit < threshold; ++step)
+      n += 1;
+    for (int step = 0; step < 4 && n > 1 && (n - 1) * unit >= threshold; ++step)
+      n -= 1;
+    return n;
+  }
+
+  Scalar trade_cost(Scalar notional) const {
+    if (notional == 0)
+      return 0;
+    return static_cast<Scalar>(m_options.cost_bps * 1e-4) * std::abs(notional) +
+           static_cast<Scalar>(m_options.fee_per_trade);
+  }
+
+  /// Change in cash of asset i's trade of `count` lots: −notional − cost.
+  Scalar cash_effect(Index i, Scalar count, const Eigen::Ref<const VectorType>& prices) const {
+    const Scalar notional = count * m_lot_sizes(i) * prices(i);
+    return -notional - trade_cost(notional);
+  }
+
+  /// Squared tracking-error contribution of asset i at `count` lots, in units of lot weight².
+  Scalar squared_gap(Index i, Scalar count) const {
+    const Scalar gap = (m_ideal(i) - count) * m_lot_weight(i);
+    return gap * gap;
+  }
+
+  /// The count that raises cash from asset i at least cost in lots: one lot less bought (a buy
+  /// at its minimum order goes whole), or, for an asset not bought, one lot more sold (the
+  /// minimum order first). NaN when no such step is allowed.
+  Scalar count_after_cut(Index i) const {
+    const Scalar n = m_count(i);
+    if (n > 0)
+      return n - 1 >= m_min_lots(i) ? n - 1 : Scalar(0);
+    const Scalar next = n == 0 ? -m_min_lots(i) : n - 1;
+    return next >= m_lowest(i) ? next : std::numeric_limits<Scalar>::quiet_NaN();
+  }
+
+  /// The count a purchase step moves asset i to (or kInfinity when none is allowed).
+  Scalar count_after_step_up(Index i) const {
+    const Scalar n = m_count(i);
+    Scalar next = n + 1;
+    if (n == 0)
+      next = m_min_lots(i);
+    else if (n < 0 && -next < m_min_lots(i))
+      next = 0;
+    return next <= m_highest(i) ? next : kInfinity;
+  }
+
+  void validate(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices,
+                const Eigen::Ref<const VectorType>* adv) const {
+    const CheckContext context{"Rebalancer::plan", m_names};
+    check_size(context, "targets", targets.size(), m_assets);
+    check_size(context, "shares", shares.size(), m_assets);
+    check_size(context, "prices", prices.size(), m_assets);
+    check_finite(context, "targets", targets);
+    if (!m_options.allow_short)
+      check_nonnegative(context, "targets (long-only; set allow_short to short)", targets);
+    check_finite(context, "shares", shares);
+    check_positive(context, "prices", prices);
+    check_parameter(std::isfinite(cash), context, "cash", static_cast<double>(cash), "finite");
+    if (adv != nullptr) {
+      check_size(context, "adv_shares", adv->size(), m_assets);
+      check_nonnegative(context, "adv_shares", *adv);
+    }
+    const Scalar value = shares.dot(prices) + cash;
+    check_parameter(value > 0 && std::isfinite(value), context,
+                    "portfolio value (shares · prices + cash)", static_cast<double>(value),
+                    "finite and > 0");
+  }
+
+  Status plan_impl(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices,
+                   const Eigen::Ref<const VectorType>* adv) {
+    validate(targets, shares, cash, prices, adv);
+    const Index n = m_assets;
+    const auto& o = m_options;
+    TradePlan<Scalar>& r = m_result;
+    const Scalar value = shares.dot(prices) + cash;
+    r.cash_before = cash;
+    const Scalar min_notional = static_cast<Scalar>(
+        std::max(o.min_notional, o.min_notional_fraction * static_cast<double>(value)));
+    r.cash_floor = static_cast<Scalar>(
+        std::max(o.cash_buffer, o.cash_buffer_fraction * static_cast<double>(value)));
+
+    // 1. The band, and the cost of trading every asset outside it exactly to target.
+    Scalar ideal_cost = 0;
+    Scalar gap_before = 0;
+    for (Index i = 0; i < n; ++i) {
+      const Scalar held = shares(i) * prices(i);
+      const Scalar drift = held / value - targets(i);
+      gap_before += drift * drift;
+      const Scalar band = static_cast<Scalar>(
+          o.band_mode == BandMode::absolute ? o.band : o.band * std::abs(double(targets(i))));
+      const bool frozen = o.band > 0 && std::abs(drift) <= band;
+      r.limits[static_cast<std::size_t>(i)] = frozen ? TradeLimit::band : TradeLimit::none;
+      if (!frozen)
+        ideal_cost += trade_cost(targets(i) * value - held);
+    }
+    const Scalar sizing_value = std::max(value - ideal_cost, value * Scalar(1e-6));
+
+    // 2–3. Ideal lots, the allowed range, and the nearest allowed count.
+    for (Index i = 0; i < n; ++i) {
+      const Scalar lot = m_lot_sizes(i);
+      m_lot_weight(i) = lot * prices(i) / sizing_value;
+      m_count(i) = 0;
+      if (r.limits[static_cast<std::size_t>(i)] == TradeLimit::band) {
+        m_ideal(i) = 0;
+        m_lowest(i) = m_highest(i) = m_nearest(i) = 0;
+        continue;
+      }
+      m_ideal(i) = (targets(i) * sizing_value / prices(i) - shares(i)) / lot;
+      const Scalar cap =
+          adv == nullptr
+              ? kInfinity
+              : largest_count_within(static_cast<Scalar>(o.max_participation) * (*adv)(i), lot);
+      m_highest(i) = cap;
+      m_lowest(i) = -cap;
+      m_highest_limit[static_cast<std::size_t>(i)] = TradeLimit::participation;
+      m_lowest_limit[static_cast<std::size_t>(i)] = TradeLimit::participation;
+      if (!o.allow_short) {
+        const Scalar sellable = shares(i) > 0 ? largest_count_within(shares(i), lot) : Scalar(0);
+        if (-sellable >= m_lowest(i)) {
+          m_lowest(i) = -sellable;
+          m_lowest_limit[static_cast<std::size_t>(i)] = TradeLimit::no_short;
+        }
+      }
+      m_min_lots(i) = std::max(smallest_count_reaching(static_cast<Scalar>(o.min_quantity), lot),
+                               smallest_count_reaching(min_notional, lot * prices(i)));
+      m_count(i) = m_nearest(i) = nearest_allowed(i);
+    }
+
+    // 4. Cut buys until cash after costs is at the buffer.
+    Scalar cash_after = cash;
+    for (Index i = 0; i < n; ++i)
+      cash_after += cash_effect(i, m_count(i), prices);
+    if (cash_after < r.cash_floor)
+      cash_after = raise_cash(cash_after, prices, false);
+    if (cash_after < r.cash_floor)
+      cash_after = raise_cash(cash_after, prices, true);
+
+    // 5. Put leftover cash to work where it lowers the tracking error.
+    bool capped = false;
+    if (o.invest_residual_cash) {
+      capped = invest_residual(cash_after, prices);
+      // 6. Exchanges: sell (or cut) a lot to fund a purchase that lowers the tracking error more.
+      const Index cap = m_assets + 64;
+      Index exchanges = 0;
+      while (!capped && exchanges < cap && cash_after >= r.cash_floor &&
+             exchange(cash_after, prices)) {
+        ++exchanges;
+        capped = invest_residual(cash_after, prices);
+      }
+      capped = capped || exchanges == cap;
+    }
+
+    return finish(targets, shares, cash, prices, value, gap_before, capped);
+  }
+
+  /// The allowed count nearest m_ideal(i); records the limit that moved it.
+  Scalar nearest_allowed(Index i) {
+    const auto k = static_cast<std::size_t>(i);
+    const Scalar x = m_ideal(i);
+    const Scalar rounded = std::round(x);
+    Scalar count = std::clamp(rounded, m_lowest(i), m_highest(i));
+    TradeLimit limit = TradeLimit::none;
+    if (count > rounded)
+      limit = m_lowest_limit[k];
+    else if (count < rounded)
+      limit = m_highest_limit[k];
+    const Scalar minimum = m_min_lots(i);
+    if (count != 0 && std::abs(count) < minimum) {
+      const Scalar signed_minimum = count > 0 ? minimum : -minimum;
+      const bool reachable = signed_minimum >= m_lowest(i) && signed_minimum <= m_highest(i);
+      count = reachable && std::abs(x - signed_minimum) < std::abs(x) ? signed_minimum : Scalar(0);
+      if (limit == TradeLimit::none)
+        limit = TradeLimit::min_trade;
+    }
+    m_result.limits[k] = limit;
+    return count;
+  }
+
+  // Heap order: by m_key, ties to the lower index. `max_first` for the residual-cash phase.
+  template <bool max_first>
+  struct HeapOrder {
+    const VectorType* key;
+    bool operator()(Index a, Index b) const {
+      const Scalar ka = (*key)(a), kb = (*key)(b);
+      if (ka != kb)
+        return max_first ? ka < kb : ka > kb;
+      return a > b;
+    }
+  };
+
+  /// Squared-TE increase per unit of cash freed by asset i's next cut; NaN when it has none.
+  Scalar cut_key(Index i, const Eigen::Ref<const VectorType>& prices) const {
+    const Scalar next = count_after_cut(i);
+    if (std::isnan(next))
+      return next;
+    const Scalar freed = cash_effect(i, next, prices) - cash_effect(i, m_count(i), prices);
+    if (!(freed > 0))
+      return std::numeric_limits<Scalar>::quiet_NaN();  // a sale that the fee would eat
+    return (squared_gap(i, next) - squared_gap(i, m_count(i))) / freed;
+  }
+
+  /// Raises cash to the buffer: first by cutting buys (`sales` false), then, when no buy is left,
+  /// by selling more (`sales` true). Each step is the one that raises the squared tracking error
+  /// least per unit of cash; lots of one asset go in a batch while it stays the cheapest.
+  Scalar raise_cash(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales) {
+    const HeapOrder<false> order{&m_key};
+    const Scalar floor = m_result.cash_floor;
+    for (int pass = 0; pass < 3 && cash_after < floor; ++pass) {
+      m_heap.clear();
+      for (Index i = 0; i < m_assets; ++i) {
+        if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band ||
+            (m_count(i) > 0) == sales)
+          continue;
+        m_key(i) = cut_key(i, prices);
+        if (!std::isnan(m_key(i)))
+          m_heap.push_back(i);
+      }
+      std::make_heap(m_heap.begin(), m_heap.end(), order);
+      while (cash_after < floor && !m_heap.empty()) {
+        std::pop_heap(m_heap.begin(), m_heap.end(), order);
+        const Index i = m_heap.back();
+        m_heap.pop_back();
+        const Scalar n = m_count(i);
+        Scalar next = count_after_cut(i);
+        // Further single lots of i while it stays the cheapest and cash is still short: each
+        // lot's key grows by 2 a_i² / (cash per lot).
+        const Scalar batch_limit = n > 0 ? n - m_min_lots(i) : (n < 0 ? n - m_lowest(i) : 0);
+        if (batch_limit > 1) {
+          const Scalar per_lot = cash_effect(i, next, prices) - cash_effect(i, n, prices);
+          const Scalar step = 2 * m_lot_weight(i) * m_lot_weight(i) / per_lot;
+          Scalar lots = std::ceil((floor - cash_after) / per_lot);
+          if (!m_heap.empty() && step > 0)
+            lots = std::min(lots, std::floor((m_key(m_heap.front()) - m_key(i)) / step) + 1);
+          next = n - std::clamp(lots, Scalar(1), batch_limit);
+        }
+        cash_after += cash_effect(i, next, prices) - cash_effect(i, n, prices);
+        m_count(i) = next;
+        m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
+        if ((next > 0) != sales) {
+          m_key(i) = cut_key(i, prices);
+          if (!std::isnan(m_key(i))) {
+            m_heap.push_back(i);
+            std::push_heap(m_heap.begin(), m_heap.end(), order);
+          }
+        }
+      }
+      // The running sum may differ from the exact one by rounding: recompute, cut again if short.
+      cash_after = exact_cash_after(prices);
+    }
+    return cash_after;
+  }
+
+  Scalar exact_cash_after(const Eigen::Ref<const VectorType>& prices) const {
+    Scalar total = m_result.cash_before;
+    for (Index i = 0; i < m_assets; ++i)
+      total += cash_effect(i, m_count(i), prices);
+    return total;
+  }
+
+  /// Squared-TE decrease of asset i's next purchase step per unit of cash it needs (+inf when the
+  /// step frees cash); 0 when there is no step or it does not lower the tracking error.
+  Scalar residual_key(Index i, const Eigen::Ref<const VectorType>& prices) const {
+    if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band)
+      return 0;
+    const Scalar next = count_after_step_up(i);
+    if (next == kInfinity)
+      return 0;
+    const Scalar gain = squared_gap(i, m_count(i)) - squared_gap(i, next);
+    if (!(gain > 0))
+      return 0;
+    const Scalar needed = cash_effect(i, m_count(i), prices) - cash_effect(i, next, prices);
+    return needed > 0 ? gain / needed : kInfinity;
+  }
+
+  /// Returns true when the step cap stopped the search.
+  bool invest_residual(Scalar& cash_after, const Eigen::Ref<const VectorType>& prices) {
+    const HeapOrder<true> order{&m_key};
+    m_heap.clear();
+    for (Index i = 0; i < m_assets; ++i) {
+      m_key(i) = residual_key(i, prices);
+      if (m_key(i) > 0)
+        m_heap.push_back(i);
+    }
+    std::make_heap(m_heap.begin(), m_heap.end(), order);
+    const Index cap = 16 * m_assets + 4096;
+    Index steps = 0;
+    for (; !m_heap.empty() && steps < cap; ++steps) {
+      std::pop_heap(m_heap.begin(), m_heap.end(), order);
+      const Index i = m_heap.back();
+      m_heap.pop_back();
+      const Scalar next = count_after_step_up(i);
+      const Scalar change = cash_effect(i, next, prices) - cash_effect(i, m_count(i), prices);
+      if (cash_after + change < m_result.cash_floor)
+        continue;  // not affordable; cheaper steps of other assets may still be
+      cash_after += change;
+      m_count(i) = next;
+      m_key(i) = residual_key(i, prices);
+      if (m_key(i) > 0) {
+        m_heap.push_back(i);
+        std::push_heap(m_heap.begin(), m_heap.end(), order);
+      }
+    }
+    return !m_heap.empty();
+  }
+
+  /// One exchange: a purchase step j (among the 4 of largest gain) funded by a cash-raising step of
+  /// another asset i (a cut or a further sale), the pair that lowers the squared tracking error
+  /// most while cash stays at or above the buffer. Returns false when no pair lowers it.
+  bool exchange(Scalar& cash_after, const Eigen::Ref<const VectorType>& prices) {
+    constexpr int kBuys = 4;
+    Index buys[kBuys];
+    Scalar gains[kBuys];
+    int found = 0;
+    for (Index j = 0; j < m_assets; ++j) {
+      if (m_result.limits[static_cast<std::size_t>(j)] == TradeLimit::band)
+        continue;
+      const Scalar next = count_after_step_up(j);
+      if (next == kInfinity)
+        continue;
+      const Scalar gain = squared_gap(j, m_count(j)) - squared_gap(j, next);
+      if (!(gain > 0))
+        continue;
+      int slot = kBuys - 1;
+      if (found < kBuys)
+        slot = found++;
+      else if (!(gain > gains[slot]))
+        continue;
+      buys[slot] = j;
+      gains[slot] = gain;
+      for (; slot > 0 && gains[slot - 1] < gains[slot]; --slot) {
+        std::swap(gains[slot - 1], gains[slot]);
+        std::swap(buys[slot - 1], buys[slot]);
+      }
+    }
+    Scalar best = 0;
+    Index best_buy = -1, best_sale = -1;
+    for (int k = 0; k < found; ++k) {
+      const Index j = buys[k];
+      const Scalar up = count_after_step_up(j);
+      const Scalar need = cash_effect(j, m_count(j), prices) - cash_effect(j, up, prices);
+      const Scalar slack = cash_after - m_result.cash_floor;
+      for (Index i = 0; i < m_assets; ++i) {
+        if (i == j || m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band)
+          continue;
+        const Scalar down = count_after_cut(i);
+        if (std::isnan(down))
+          continue;
+        const Scalar freed = cash_effect(i, down, prices) - cash_effect(i, m_count(i), prices);
+        if (slack + freed - need < 0)
+          continue;
+        const Scalar improvement = gains[k] - (squared_gap(i, down) - squared_gap(i, m_count(i)));
+        if (improvement > best) {
+          best = improvement;
+          best_buy = j;
+          best_sale = i;
+        }
+      }
+    }
+    if (best_buy < 0 || !(best > Scalar(1e-12) * gains[0]))
+      return false;
+    const Scalar up = count_after_step_up(best_buy);
+    const Scalar down = count_after_cut(best_sale);
+    cash_after +=
+        cash_effect(best_buy, up, prices) - cash_effect(best_buy, m_count(best_buy), prices);
+    cash_after +=
+        cash_effect(best_sale, down, prices) - cash_effect(best_sale, m_count(best_sale), prices);
+    m_count(best_buy) = up;
+    m_count(best_sale) = down;
+    m_result.limits[static_cast<std::size_t>(best_sale)] = TradeLimit::cash;
+    return true;
+  }
+
+  Status finish(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices, Scalar value,
+                Scalar gap_before, bool capped) {
+    TradePlan<Scalar>& r = m_result;
+    r.value_before = value;
+    r.total_cost = r.buy_notional = r.sell_notional = 0;
+    r.trades = 0;
+    for (Index i = 0; i < m_assets; ++i) {
+      const Scalar delta = m_count(i) * m_lot_sizes(i);
+      const Scalar notional = delta * prices(i);
+      r.shares_delta(i) = delta;
+      r.notional(i) = notional;
+      r.cost(i) = trade_cost(notional);
+      r.shares_after(i) = shares(i) + delta;
+      r.total_cost += r.cost(i);
+      (notional > 0 ? r.buy_notional : r.sell_notional) += std::abs(notional);
+      r.trades += delta != 0 ? 1 : 0;
+      auto& limit = r.limits[static_cast<std::size_t>(i)];
+      if (limit == TradeLimit::cash && m_count(i) >= m_nearest(i))
+        limit = TradeLimit::none;  // cut, then bought back with leftover cash
+    }
+    r.cash_after = cash - (r.buy_notional - r.sell_notional) - r.total_cost;
+    r.value_after = r.shares_after.dot(prices) + r.cash_after;
+    r.weights_after = r.shares_after.cwiseProduct(prices) / r.value_after;
+    r.tracking_error_before = std::sqrt(gap_before);
+    r.tracking_error = (r.weights_after - targets).norm();
+    r.turnover = (r.buy_notional + r.sell_notional) / (2 * value);
+
+    r.status = Status{};
+    const auto constrained = [&](const char* why) {
+      if (r.status.ok())
+        r.status = Status{StatusCode::constrained, 0, static_cast<double>(r.tracking_error), why};
+    };
+    if (r.cash_after < r.cash_floor)
+      constrained(
+          "cash after costs is below the buffer even with every buy cut and every "
+          "allowed sale made");
+    for (const TradeLimit limit : r.limits) {
+      if (limit == TradeLimit::cash)
+        constrained("a purchase was cut for want of cash (see result().limits)");
+      else if (limit == TradeLimit::participation)
+        constrained("a trade was cut to its participation cap (see result().limits)");
+      else if (limit == TradeLimit::no_short)
+        constrained("a sale was cut at the shares held: long-only (see result().limits)");
+    }
+    if (capped)
+      constrained("the residual-cash search stopped at its step cap");
+    if (r.status.ok())
+      r.status.residual = static_cast<double>(r.tracking_error);
+    return r.status;
+  }
+
+  Index m_assets;
+  RebalanceOptions m_options;
+  AssetNames m_names;
+  VectorType m_lot_sizes;
+  // Per-asset working state of one plan, in lots.
+  VectorType m_ideal;       ///< x_i, the ideal trade
+  VectorType m_lot_weight;  ///< a_i = lot_i p_i / V_net, a lot's weight
+  VectorType m_count;       ///< the planned trade
+  VectorType m_nearest;     ///< the allowed count nearest x_i (before cash)
+  VectorType m_lowest, m_highest, m_min_lots;
+  VectorType m_key;  ///< heap keys
+  std::vector<TradeLimit> m_lowest_limit, m_highest_limit;
+  std::vector<Index> m_heap;
+  TradePlan<Scalar> m_result;
+};
+
+}  // namespace dynweight
