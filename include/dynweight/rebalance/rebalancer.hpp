@@ -153,8 +153,10 @@ struct TradePlan {
 ///  6. *Exchanges.* A purchase that cash cannot fund is made when a cut or a further sale of
 ///  another
 ///     asset funds it and the pair lowers the tracking error (large lots make this common); then
-///     step 5 again. Each exchange scans the 4 purchases of largest gain against every asset,
-///     O(N), and at most N + 64 are made. Steps 5–6 run only with `invest_residual_cash`.
+///     step 5 again. A pass pairs the 64 purchases of largest gain with the 64 cash-raising steps
+///     of least loss, each asset once, while a pair lowers the squared tracking error by more
+///     than 1e-6 of it (with fine lots a single-lot exchange gains next to nothing, so none is
+///     made); at most 8 passes, O(N) each. Steps 5–6 run only with `invest_residual_cash`.
 ///
 /// Tracking error is ‖w_after − w*‖₂ over the assets (weights of the post-cost value). Every trade
 /// is a whole number of lots, no trade is below the minimum, inside the band, over its cap, or (by
@@ -200,12 +202,17 @@ class Rebalancer {
       m_names = *names;
     }
     m_lot_sizes.setConstant(assets, static_cast<Scalar>(m_options.lot_size));
+    m_inverse_lot_sizes.resize(assets);
+    m_min_quantity_lots.resize(assets);
+    lot_sizes_changed();
     for (VectorType* buffer : {&m_ideal, &m_lot_weight, &m_count, &m_nearest, &m_lowest, &m_highest,
                                &m_min_lots, &m_key, &m_per_lot, &m_step})
       buffer->setZero(assets);
     m_lowest_limit.assign(static_cast<std::size_t>(assets), TradeLimit::none);
     m_highest_limit = m_lowest_limit;
     m_heap.reserve(static_cast<std::size_t>(assets));
+    m_sales.reserve(static_cast<std::size_t>(assets));
+    m_used.assign(static_cast<std::size_t>(assets), 0);
     m_result.shares_delta.setZero(assets);
     m_result.notional.setZero(assets);
     m_result.cost.setZero(assets);
@@ -220,6 +227,7 @@ class Rebalancer {
     check_size(context, "lot_sizes", lot_sizes.size(), m_assets);
     check_positive(context, "lot_sizes", lot_sizes);
     m_lot_sizes = lot_sizes;
+    lot_sizes_changed();
     return *this;
   }
 
@@ -232,6 +240,7 @@ class Rebalancer {
     check_parameter(std::isfinite(lot_size) && lot_size > 0, context, "lot_size",
                     static_cast<double>(lot_size), "finite and > 0");
     m_lot_sizes(found - m_names.begin()) = lot_size;
+    lot_sizes_changed();
     return *this;
   }
 
@@ -259,13 +268,15 @@ class Rebalancer {
 
  private:
   static constexpr Scalar kInfinity = std::numeric_limits<Scalar>::infinity();
+  static constexpr std::size_t kExchangeCandidates = 64;
+  static constexpr int kExchangePasses = 8;
 
   /// The largest n >= 0 with n·unit <= limit (limit >= 0, unit > 0): the quotient, then checked
   /// against the rule itself and moved by at most a few steps.
-  static Scalar largest_count_within(Scalar limit, Scalar unit) {
+  static Scalar largest_count_within(Scalar limit, Scalar unit, Scalar inverse_unit) {
     if (!std::isfinite(limit))
       return kInfinity;
-    Scalar n = std::floor(limit / unit);
+    Scalar n = std::floor(limit * inverse_unit);
     for (int step = 0; step < 4 && n > 0 && n * unit > limit; ++step)
       n -= 1;
     for (int step = 0; step < 4 && (n + 1) * unit <= limit; ++step)
@@ -274,13 +285,22 @@ class Rebalancer {
   }
 
   /// The smallest n >= 1 with n·unit >= threshold.
-  static Scalar smallest_count_reaching(Scalar threshold, Scalar unit) {
-    Scalar n = std::max(Scalar(1), std::ceil(threshold / unit));
+  static Scalar smallest_count_reaching(Scalar threshold, Scalar unit, Scalar inverse_unit) {
+    Scalar n = std::max(Scalar(1), std::ceil(threshold * inverse_unit));
     for (int step = 0; step < 4 && n * unit < threshold; ++step)
       n += 1;
     for (int step = 0; step < 4 && n > 1 && (n - 1) * unit >= threshold; ++step)
       n -= 1;
     return n;
+  }
+
+  /// Per-lot constants of every plan: 1 / lot and the lots the minimum quantity needs.
+  void lot_sizes_changed() {
+    m_inverse_lot_sizes = m_lot_sizes.cwiseInverse();
+    for (Index i = 0; i < m_assets; ++i) {
+      m_min_quantity_lots(i) = smallest_count_reaching(static_cast<Scalar>(m_options.min_quantity),
+                                                       m_lot_sizes(i), m_inverse_lot_sizes(i));
+    }
   }
 
   Scalar trade_cost(Scalar notional) const {
@@ -373,33 +393,40 @@ class Rebalancer {
     const Scalar sizing_value = std::max(value - ideal_cost, value * Scalar(1e-6));
 
     // 2–3. Ideal lots, the allowed range, and the nearest allowed count.
+    const Scalar inverse_sizing_value = 1 / sizing_value;
+    const Scalar participation = static_cast<Scalar>(o.max_participation);
     for (Index i = 0; i < n; ++i) {
       const Scalar lot = m_lot_sizes(i);
-      m_lot_weight(i) = lot * prices(i) / sizing_value;
+      const Scalar inverse_lot = m_inverse_lot_sizes(i);
+      m_lot_weight(i) = lot * prices(i) * inverse_sizing_value;
       m_count(i) = 0;
       if (r.limits[static_cast<std::size_t>(i)] == TradeLimit::band) {
         m_ideal(i) = 0;
         m_lowest(i) = m_highest(i) = m_nearest(i) = 0;
         continue;
       }
-      m_ideal(i) = (targets(i) * sizing_value / prices(i) - shares(i)) / lot;
-      const Scalar cap =
-          adv == nullptr
-              ? kInfinity
-              : largest_count_within(static_cast<Scalar>(o.max_participation) * (*adv)(i), lot);
+      const Scalar inverse_price = 1 / prices(i);
+      m_ideal(i) = (targets(i) * sizing_value * inverse_price - shares(i)) * inverse_lot;
+      const Scalar cap = adv == nullptr
+                             ? kInfinity
+                             : largest_count_within(participation * (*adv)(i), lot, inverse_lot);
       m_highest(i) = cap;
       m_lowest(i) = -cap;
       m_highest_limit[static_cast<std::size_t>(i)] = TradeLimit::participation;
       m_lowest_limit[static_cast<std::size_t>(i)] = TradeLimit::participation;
       if (!o.allow_short) {
-        const Scalar sellable = shares(i) > 0 ? largest_count_within(shares(i), lot) : Scalar(0);
+        const Scalar sellable =
+            shares(i) > 0 ? largest_count_within(shares(i), lot, inverse_lot) : Scalar(0);
         if (-sellable >= m_lowest(i)) {
           m_lowest(i) = -sellable;
           m_lowest_limit[static_cast<std::size_t>(i)] = TradeLimit::no_short;
         }
       }
-      m_min_lots(i) = std::max(smallest_count_reaching(static_cast<Scalar>(o.min_quantity), lot),
-                               smallest_count_reaching(min_notional, lot * prices(i)));
+      m_min_lots(i) = min_notional > 0
+                          ? std::max(m_min_quantity_lots(i),
+                                     smallest_count_reaching(min_notional, lot * prices(i),
+                                                             inverse_lot * inverse_price))
+                          : m_min_quantity_lots(i);
       m_count(i) = m_nearest(i) = nearest_allowed(i);
     }
 
@@ -417,14 +444,12 @@ class Rebalancer {
     if (o.invest_residual_cash) {
       capped = invest_residual(cash_after, prices);
       // 6. Exchanges: sell (or cut) a lot to fund a purchase that lowers the tracking error more.
-      const Index cap = m_assets + 64;
-      Index exchanges = 0;
-      while (!capped && m_unaffordable > 0 && exchanges < cap && cash_after >= r.cash_floor &&
-             exchange(cash_after, prices)) {
-        ++exchanges;
+      int passes = 0;
+      while (!capped && m_unaffordable > 0 && passes < kExchangePasses &&
+             cash_after >= r.cash_floor && exchange_pass(cash_after, prices)) {
+        ++passes;
         capped = invest_residual(cash_after, prices);
       }
-      capped = capped || exchanges == cap;
     }
 
     return finish(targets, shares, cash, prices, value, gap_before, capped);
@@ -435,12 +460,10 @@ class Rebalancer {
     const auto k = static_cast<std::size_t>(i);
     const Scalar x = m_ideal(i);
     const Scalar rounded = std::round(x);
-    Scalar count = std::clamp(rounded, m_lowest(i), m_highest(i));
-    TradeLimit limit = TradeLimit::none;
-    if (count > rounded)
-      limit = m_lowest_limit[k];
-    else if (count < rounded)
-      limit = m_highest_limit[k];
+    Scalar count = std::min(std::max(rounded, m_lowest(i)), m_highest(i));
+    TradeLimit limit = count > rounded   ? m_lowest_limit[k]
+                       : count < rounded ? m_highest_limit[k]
+                                         : TradeLimit::none;
     const Scalar minimum = m_min_lots(i);
     if (count != 0 && std::abs(count) < minimum) {
       const Scalar signed_minimum = count > 0 ? minimum : -minimum;
@@ -483,63 +506,127 @@ class Rebalancer {
     return n > 0 ? n - m_min_lots(i) : (n < 0 ? n - m_lowest(i) : Scalar(0));
   }
 
-  /// When the shortfall needs many lots from the assets in m_heap (more than one each), cuts them
-  /// in one go to the level the greedy would reach: the k-th lot of asset i has key
-  /// key_i + (k − 1) step_i, so the lots at or below a level λ are a closed form per asset, and
-  /// the cash they free grows with λ. Bisection (60 steps) finds the highest level that frees
-  /// less than the shortfall; the heap then finishes lot by lot. Same result as the lot-by-lot
-  /// greedy up to ties, in O(60 N) instead of O(lots · log N).
-  Scalar cut_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices) {
-    const Scalar shortfall = m_result.cash_floor - cash_after;
-    Scalar one_each = 0;
-    Scalar low = kInfinity, high = -kInfinity;
+  /// The greedy's end point in one go. Each member i of m_heap (those with m_per_lot(i) > 0)
+  /// offers up to max_lots(i) lots, each costing m_per_lot(i), ranked rank0(i) + k·m_step(i) for
+  /// the k-th (the greedy takes lots in rank order). Bisection finds a level λ whose lots cost less
+  /// than `budget` (or no more, unless `strict`), within one lot per member of the highest such
+  /// level, and hands each member's count of lots ranked <= λ to take(i, lots). At most 60
+  /// steps of O(members).
+  template <class Rank, class MaxLots, class Take>
+  void take_to_level(Scalar budget, bool strict, Rank rank0, MaxLots max_lots, Take take) {
+    Scalar low = kInfinity, high = -kInfinity, finest = kInfinity;
     for (const Index i : m_heap) {
-      const Scalar limit = single_lot_cuts(i);
-      if (limit < 1) {
-        m_per_lot(i) = 0;
-        continue;
+      if (m_per_lot(i) > 0) {
+        low = std::min(low, rank0(i));
+        high = std::max(high, rank0(i) + (max_lots(i) - 1) * m_step(i));
+        finest = std::min(finest, m_step(i));
       }
-      m_per_lot(i) = cash_effect(i, m_count(i) - 1, prices) - cash_effect(i, m_count(i), prices);
-      m_step(i) = 2 * m_lot_weight(i) * m_lot_weight(i) / m_per_lot(i);
-      one_each += m_per_lot(i);
-      low = std::min(low, m_key(i));
-      high = std::max(high, m_key(i) + (limit - 1) * m_step(i));
     }
-    if (!(shortfall > 2 * one_each) || !(high >= low))
-      return cash_after;
+    if (!(high >= low))
+      return;
     const auto lots_at = [&](Index i, Scalar level) {
-      if (m_per_lot(i) == 0 || level < m_key(i))
+      if (!(m_per_lot(i) > 0) || level < rank0(i))
         return Scalar(0);
-      return std::min(std::floor((level - m_key(i)) / m_step(i)) + 1, single_lot_cuts(i));
+      return std::min(std::floor((level - rank0(i)) / m_step(i)) + 1, max_lots(i));
     };
-    const auto freed_at = [&](Scalar level) {
-      Scalar freed = 0;
+    const auto fits = [&](Scalar level) {
+      Scalar cost = 0;
       for (const Index i : m_heap)
-        freed += m_per_lot(i) * lots_at(i, level);
-      return freed;
+        cost += m_per_lot(i) * lots_at(i, level);
+      return strict ? cost < budget : cost <= budget;
     };
-    low -= std::abs(low) + 1;  // frees nothing
-    if (freed_at(high) < shortfall) {
+    low -= std::abs(low) + 1;  // takes nothing
+    if (fits(high)) {
       low = high;
     } else {
-      for (int step = 0; step < 60; ++step) {
+      // Until the bracket is narrower than any member's rank step: then each member has at
+      // most one lot between low and high, which the heap that follows places.
+      for (int step = 0; step < 60 && high - low > finest / 2; ++step) {
         const Scalar middle = low + (high - low) / 2;
         if (!(middle > low && middle < high))
           break;
-        (freed_at(middle) < shortfall ? low : high) = middle;
+        (fits(middle) ? low : high) = middle;
       }
     }
-    std::size_t kept = 0;
     for (const Index i : m_heap) {
       const Scalar lots = lots_at(i, low);
-      if (lots > 0) {
-        cash_after +=
-            cash_effect(i, m_count(i) - lots, prices) - cash_effect(i, m_count(i), prices);
-        m_count(i) -= lots;
-        m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
-        m_key(i) = cut_key(i, prices);
+      if (lots > 0)
+        take(i, lots);
+    }
+  }
+
+  /// When the shortfall needs many lots from the assets in m_heap (more than two each), cuts them
+  /// in one go to just short of the level the lot-by-lot greedy would reach (the k-th further cut
+  /// of asset i has key key_i + k·2a_i²/(cash per lot)); the heap then finishes.
+  Scalar cut_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices) {
+    Scalar one_each = 0;
+    for (const Index i : m_heap) {
+      m_per_lot(i) = 0;
+      if (single_lot_cuts(i) >= 1) {
+        m_per_lot(i) = cash_effect(i, m_count(i) - 1, prices) - cash_effect(i, m_count(i), prices);
+        m_step(i) = 2 * m_lot_weight(i) * m_lot_weight(i) / m_per_lot(i);
+        one_each += m_per_lot(i);
       }
+    }
+    const Scalar shortfall = m_result.cash_floor - cash_after;
+    if (!(shortfall > 2 * one_each))
+      return cash_after;
+    take_to_level(
+        shortfall, true, [&](Index i) { return m_key(i); },
+        [&](Index i) { return single_lot_cuts(i); },
+        [&](Index i, Scalar lots) {
+          cash_after +=
+              cash_effect(i, m_count(i) - lots, prices) - cash_effect(i, m_count(i), prices);
+          m_count(i) -= lots;
+          m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
+          m_key(i) = cut_key(i, prices);
+        });
+    std::size_t kept = 0;
+    for (const Index i : m_heap) {
       if (!std::isnan(m_key(i)))
+        m_heap[kept++] = i;
+    }
+    m_heap.resize(kept);
+    return cash_after;
+  }
+
+  /// Lots asset i may still buy one at a time at a constant cash per lot that lower the tracking
+  /// error (lot k from now gains a²(2(x − n − k) − 1)); 0 unless it is already buying.
+  Scalar single_lot_buys(Index i) const {
+    const Scalar n = m_count(i);
+    if (!(n > 0))
+      return 0;
+    return std::max(Scalar(0), std::min(std::ceil(m_ideal(i) - n - Scalar(0.5)), m_highest(i) - n));
+  }
+
+  /// The residual-cash counterpart of cut_to_level: when two or more candidates are already
+  /// buying (so lots of near-equal keys would alternate in the heap), buys in one go up to the
+  /// level the greedy would reach; the heap then finishes.
+  Scalar buy_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices) {
+    Index members = 0;
+    for (const Index i : m_heap) {
+      m_per_lot(i) = 0;
+      if (single_lot_buys(i) >= 1) {
+        m_per_lot(i) = cash_effect(i, m_count(i), prices) - cash_effect(i, m_count(i) + 1, prices);
+        m_step(i) = 2 * m_lot_weight(i) * m_lot_weight(i) / m_per_lot(i);
+        ++members;
+      }
+    }
+    const Scalar slack = cash_after - m_result.cash_floor;
+    if (!(slack > 0) || members < 2)
+      return cash_after;
+    take_to_level(
+        slack, false, [&](Index i) { return -m_key(i); },
+        [&](Index i) { return single_lot_buys(i); },
+        [&](Index i, Scalar lots) {
+          cash_after +=
+              cash_effect(i, m_count(i) + lots, prices) - cash_effect(i, m_count(i), prices);
+          m_count(i) += lots;
+          m_key(i) = residual_key(i, prices);
+        });
+    std::size_t kept = 0;
+    for (const Index i : m_heap) {
+      if (m_key(i) > 0)
         m_heap[kept++] = i;
     }
     m_heap.resize(kept);
@@ -625,26 +712,48 @@ class Rebalancer {
   bool invest_residual(Scalar& cash_after, const Eigen::Ref<const VectorType>& prices) {
     const HeapOrder<true> order{&m_key};
     m_heap.clear();
+    m_unaffordable = 0;
+    const Scalar slack = cash_after - m_result.cash_floor;
     for (Index i = 0; i < m_assets; ++i) {
       m_key(i) = residual_key(i, prices);
-      if (m_key(i) > 0)
+      if (!(m_key(i) > 0))
+        continue;
+      const Scalar next = count_after_step_up(i);
+      if (cash_effect(i, next, prices) - cash_effect(i, m_count(i), prices) + slack < 0)
+        ++m_unaffordable;  // cannot be afforded now: later purchases only make it less so
+      else
         m_heap.push_back(i);
     }
+    cash_after = buy_to_level(cash_after, prices);
     std::make_heap(m_heap.begin(), m_heap.end(), order);
-    m_unaffordable = 0;
     const Index cap = 16 * m_assets + 4096;
     Index steps = 0;
     for (; !m_heap.empty() && steps < cap; ++steps) {
       std::pop_heap(m_heap.begin(), m_heap.end(), order);
       const Index i = m_heap.back();
       m_heap.pop_back();
-      const Scalar next = count_after_step_up(i);
-      const Scalar change = cash_effect(i, next, prices) - cash_effect(i, m_count(i), prices);
+      const Scalar n = m_count(i);
+      Scalar next = count_after_step_up(i);
+      const Scalar change = cash_effect(i, next, prices) - cash_effect(i, n, prices);
       if (cash_after + change < m_result.cash_floor) {
         ++m_unaffordable;
         continue;  // not affordable; cheaper steps of other assets may still be
       }
-      cash_after += change;
+      if (n > 0 && change < 0) {
+        // Further single lots of a buy, at a constant cash per lot, while i stays the best
+        // step, still gains and is affordable: lot k (from 0) gains a²(2(x − n − k) − 1), and its
+        // key falls by 2a² / (cash per lot) per lot.
+        const Scalar per_lot = -change;
+        const Scalar a2 = m_lot_weight(i) * m_lot_weight(i);
+        Scalar lots = std::floor((cash_after - m_result.cash_floor) / per_lot);
+        lots = std::min(lots, std::ceil(m_ideal(i) - n - Scalar(0.5)));
+        lots = std::min(lots, m_highest(i) - n);
+        if (!m_heap.empty())
+          lots = std::min(lots,
+                          std::floor((m_key(i) - m_key(m_heap.front())) * per_lot / (2 * a2)) + 1);
+        next = n + std::max(lots, Scalar(1));
+      }
+      cash_after += cash_effect(i, next, prices) - cash_effect(i, n, prices);
       m_count(i) = next;
       m_key(i) = residual_key(i, prices);
       if (m_key(i) > 0) {
@@ -655,73 +764,80 @@ class Rebalancer {
     return !m_heap.empty();
   }
 
-  /// One exchange: a purchase step j (among the 4 of largest gain) funded by a cash-raising step of
-  /// another asset i (a cut or a further sale), the pair that lowers the squared tracking error
-  /// most while cash stays at or above the buffer. Returns false when no pair lowers it.
-  bool exchange(Scalar& cash_after, const Eigen::Ref<const VectorType>& prices) {
-    constexpr int kBuys = 4;
-    Index buys[kBuys];
-    Scalar gains[kBuys];
-    int found = 0;
-    for (Index j = 0; j < m_assets; ++j) {
-      if (m_result.limits[static_cast<std::size_t>(j)] == TradeLimit::band)
+  /// One pass of exchanges: purchase steps that cash cannot fund (largest gain first) are paired
+  /// with cash-raising steps of other assets (a cut or a further sale, least loss first): each
+  /// purchase takes the first unused step that funds it and leaves a net gain above 1e-6 of the
+  /// squared tracking error. At most `kExchangeCandidates` of each kind, each asset used once per
+  /// pass. O(N + K log K + K²). Returns whether any exchange was made.
+  bool exchange_pass(Scalar& cash_after, const Eigen::Ref<const VectorType>& prices) {
+    m_heap.clear();   // purchase candidates, keyed by gain in m_key
+    m_sales.clear();  // cash-raising candidates: loss in m_step, cash freed in m_per_lot
+    Scalar total = 0;
+    for (Index i = 0; i < m_assets; ++i) {
+      const Scalar n = m_count(i);
+      total += squared_gap(i, n);
+      if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band)
         continue;
-      const Scalar next = count_after_step_up(j);
-      if (next == kInfinity)
-        continue;
-      const Scalar n = m_count(j);
-      const Scalar gain =
-          (next - n) * (2 * m_ideal(j) - n - next) * m_lot_weight(j) * m_lot_weight(j);
-      if (!(gain > 0))
-        continue;
-      int slot = kBuys - 1;
-      if (found < kBuys)
-        slot = found++;
-      else if (!(gain > gains[slot]))
-        continue;
-      buys[slot] = j;
-      gains[slot] = gain;
-      for (; slot > 0 && gains[slot - 1] < gains[slot]; --slot) {
-        std::swap(gains[slot - 1], gains[slot]);
-        std::swap(buys[slot - 1], buys[slot]);
+      const Scalar up = count_after_step_up(i);
+      if (up != kInfinity && 2 * m_ideal(i) > n + up) {
+        m_key(i) = (up - n) * (2 * m_ideal(i) - n - up) * m_lot_weight(i) * m_lot_weight(i);
+        m_heap.push_back(i);
+      }
+      const Scalar down = count_after_cut(i);
+      if (!std::isnan(down)) {
+        m_per_lot(i) = cash_effect(i, down, prices) - cash_effect(i, n, prices);
+        m_step(i) = squared_gap(i, down) - squared_gap(i, n);
+        if (m_per_lot(i) > 0)
+          m_sales.push_back(i);
       }
     }
-    Scalar best = 0;
-    Index best_buy = -1, best_sale = -1;
-    for (int k = 0; k < found; ++k) {
-      const Index j = buys[k];
+    const auto keep_best = [](std::vector<Index>& list, auto better) {
+      const auto kept = std::min<std::size_t>(list.size(), kExchangeCandidates);
+      std::partial_sort(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(kept), list.end(),
+                        better);
+      list.resize(kept);
+    };
+    keep_best(m_heap,
+              [&](Index a, Index b) { return m_key(a) != m_key(b) ? m_key(a) > m_key(b) : a < b; });
+    keep_best(m_sales, [&](Index a, Index b) {
+      return m_step(a) != m_step(b) ? m_step(a) < m_step(b) : a < b;
+    });
+    // Most cash any later sale frees, to stop scanning when none can fund a purchase.
+    Scalar most_freed[kExchangeCandidates + 1];
+    most_freed[m_sales.size()] = 0;
+    for (std::size_t k = m_sales.size(); k-- > 0;)
+      most_freed[k] = std::max(most_freed[k + 1], m_per_lot(m_sales[k]));
+    const Scalar threshold = Scalar(1e-6) * total;
+    bool exchanged = false;
+    for (const Index j : m_heap) {
+      if (m_used[static_cast<std::size_t>(j)])
+        continue;
       const Scalar up = count_after_step_up(j);
       const Scalar need = cash_effect(j, m_count(j), prices) - cash_effect(j, up, prices);
-      const Scalar slack = cash_after - m_result.cash_floor;
-      for (Index i = 0; i < m_assets; ++i) {
-        if (i == j || m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band)
+      for (std::size_t k = 0; k < m_sales.size(); ++k) {
+        const Index i = m_sales[k];
+        if (cash_after - need + most_freed[k] < m_result.cash_floor)
+          break;  // no later sale frees enough
+        if (i == j || m_used[static_cast<std::size_t>(i)])
           continue;
-        const Scalar down = count_after_cut(i);
-        if (std::isnan(down))
+        if (!(m_key(j) - m_step(i) > threshold))
+          break;  // sales come least loss first: no later one gains enough either
+        if (cash_after - need + m_per_lot(i) < m_result.cash_floor)
           continue;
-        const Scalar freed = cash_effect(i, down, prices) - cash_effect(i, m_count(i), prices);
-        if (slack + freed - need < 0)
-          continue;
-        const Scalar improvement = gains[k] - (squared_gap(i, down) - squared_gap(i, m_count(i)));
-        if (improvement > best) {
-          best = improvement;
-          best_buy = j;
-          best_sale = i;
-        }
+        cash_after += m_per_lot(i) - need;
+        m_count(i) = count_after_cut(i);
+        m_count(j) = up;
+        m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
+        m_used[static_cast<std::size_t>(i)] = m_used[static_cast<std::size_t>(j)] = 1;
+        exchanged = true;
+        break;
       }
     }
-    if (best_buy < 0 || !(best > Scalar(1e-12) * gains[0]))
-      return false;
-    const Scalar up = count_after_step_up(best_buy);
-    const Scalar down = count_after_cut(best_sale);
-    cash_after +=
-        cash_effect(best_buy, up, prices) - cash_effect(best_buy, m_count(best_buy), prices);
-    cash_after +=
-        cash_effect(best_sale, down, prices) - cash_effect(best_sale, m_count(best_sale), prices);
-    m_count(best_buy) = up;
-    m_count(best_sale) = down;
-    m_result.limits[static_cast<std::size_t>(best_sale)] = TradeLimit::cash;
-    return true;
+    for (const Index i : m_heap)
+      m_used[static_cast<std::size_t>(i)] = 0;
+    for (const Index i : m_sales)
+      m_used[static_cast<std::size_t>(i)] = 0;
+    return exchanged;
   }
 
   Status finish(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices, Scalar value,
@@ -770,7 +886,7 @@ class Rebalancer {
         constrained("a sale was cut at the shares held: long-only (see result().limits)");
     }
     if (capped)
-      constrained("the residual-cash search stopped at its step cap");
+      constrained("the residual-cash search or its exchanges stopped at their step cap");
     if (r.status.ok())
       r.status.residual = static_cast<double>(r.tracking_error);
     return r.status;
@@ -780,6 +896,7 @@ class Rebalancer {
   RebalanceOptions m_options;
   AssetNames m_names;
   VectorType m_lot_sizes;
+  VectorType m_inverse_lot_sizes, m_min_quantity_lots;
   // Per-asset working state of one plan, in lots.
   VectorType m_ideal;       ///< x_i, the ideal trade
   VectorType m_lot_weight;  ///< a_i = lot_i p_i / V_net, a lot's weight
@@ -789,7 +906,8 @@ class Rebalancer {
   VectorType m_key;              ///< heap keys
   VectorType m_per_lot, m_step;  ///< cash one lot cut frees, and how much its key grows per lot
   std::vector<TradeLimit> m_lowest_limit, m_highest_limit;
-  std::vector<Index> m_heap;
+  std::vector<Index> m_heap, m_sales;
+  std::vector<unsigned char> m_used;  ///< assets already in an exchange of this pass
   Index m_unaffordable = 0;  ///< purchase steps the last residual-cash pass could not afford
   TradePlan<Scalar> m_result;
 };
