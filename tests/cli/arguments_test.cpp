@@ -1,0 +1,120 @@
+// Command-line arguments of the `dynweight` tool: every bad argument is exit status 2 with a
+// "dynweight: " message on stderr and nothing on stdout; --help is usage on stdout, status 0.
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_support.hpp"
+
+namespace {
+
+using dynweight::cli::test::data_path;
+using dynweight::cli::test::run_cli;
+
+struct BadArguments {
+  const char* name;
+  std::vector<std::string> arguments;
+  const char* message;  // a part of stderr
+};
+
+}  // namespace
+
+TEST_CASE("bad arguments exit with status 2 and a message and nothing on stdout",
+          "[cli][arguments]") {
+  const std::string prices = data_path("market/prices.csv").string();
+  const std::string volumes = data_path("market/volumes.csv").string();
+  const std::string late = data_path("late_start/prices.csv").string();
+  const std::vector<BadArguments> cases = {
+      {"no subcommand", {}, "A subcommand is required"},
+      {"unknown subcommand", {"frobnicate", "--window", "3"}, "unknown subcommand 'frobnicate'"},
+      {"unknown option",
+       {"stats", "--prices", prices, "--window", "5", "--stat", "vol", "--bogus"},
+       "--bogus"},
+      {"stats without --prices", {"stats", "--window", "5", "--stat", "vol"}, "--prices"},
+      {"stats without --stat", {"stats", "--prices", prices, "--window", "5"}, "--stat"},
+      {"both --window and --halflife",
+       {"stats", "--prices", prices, "--window", "5", "--halflife", "3", "--stat", "vol"},
+       "excludes"},
+      {"neither --window nor --halflife",
+       {"stats", "--prices", prices, "--stat", "vol"},
+       "give exactly one of --window and --halflife"},
+      {"window of 1 for moments",
+       {"stats", "--prices", prices, "--window", "1", "--stat", "mean"},
+       "--window must be at least 2"},
+      {"window of 0", {"stats", "--prices", prices, "--window", "0", "--stat", "mean"}, "--window"},
+      {"window not an integer",
+       {"stats", "--prices", prices, "--window", "2.5", "--stat", "mean"},
+       "--window"},
+      {"negative half-life",
+       {"stats", "--prices", prices, "--halflife", "-3", "--stat", "mean"},
+       "--halflife"},
+      {"unknown statistic",
+       {"stats", "--prices", prices, "--window", "5", "--stat", "skew"},
+       "--stat"},
+      {"unknown return kind",
+       {"stats", "--prices", prices, "--window", "5", "--stat", "vol", "--returns", "excess"},
+       "--returns"},
+      {"unknown missing policy",
+       {"stats", "--prices", prices, "--window", "5", "--stat", "vol", "--missing", "zero"},
+       "--missing"},
+      {"adv without volumes",
+       {"stats", "--prices", prices, "--window", "5", "--stat", "adv"},
+       "--stat adv needs --volumes"},
+      {"volumes without adv",
+       {"stats", "--prices", prices, "--window", "5", "--stat", "vol", "--volumes", volumes},
+       "--volumes is only read by --stat adv"},
+      {"window longer than the data",
+       {"stats", "--prices", prices, "--window", "120", "--stat", "cov"},
+       "not enough rows for --stat cov: it needs 121 price rows, the file has 120"},
+      {"window longer than the data after drop",
+       {"stats", "--prices", late, "--window", "60", "--stat", "vol", "--missing", "drop"},
+       "it needs 61 price rows, the file has 60 (after --missing drop)"},
+      {"late starters with --missing error",
+       {"stats", "--prices", late, "--window", "5", "--stat", "vol"},
+       "prices.csv:2:6: empty cell (use --missing drop or --missing ffill to accept missing "
+       "values) (asset 'A005', date 2015-01-02)"},
+      {"sample without --out", {"sample", "--assets", "3", "--days", "10", "--seed", "1"}, "--out"},
+      {"sample with one day",
+       {"sample", "--assets", "3", "--days", "1", "--seed", "1", "--out", "unused"},
+       "--days"},
+      {"sample with zero assets",
+       {"sample", "--assets", "0", "--days", "10", "--seed", "1", "--out", "unused"},
+       "--assets"},
+      {"sample with every asset late",
+       {"sample", "--assets", "3", "--days", "10", "--seed", "1", "--late-start", "3", "--out",
+        "unused"},
+       "--late-start must be in [0, --assets)"},
+      {"sample with a bad start date",
+       {"sample", "--assets", "3", "--days", "10", "--seed", "1", "--start-date", "2015-02-30",
+        "--out", "unused"},
+       "--start-date: '2015-02-30' is not an ISO 8601 date"},
+      {"sample with a negative seed",
+       {"sample", "--assets", "3", "--days", "10", "--seed", "-1", "--out", "unused"},
+       "--seed"},
+  };
+  for (const auto& bad : cases) {
+    DYNAMIC_SECTION(bad.name) {
+      const auto result = run_cli(bad.arguments);
+      INFO("stderr: " << result.err);
+      CHECK(result.status == 2);
+      CHECK(result.out.empty());
+      CHECK(result.err.rfind("dynweight: ", 0) == 0);
+      CHECK(result.err.find(bad.message) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("help prints usage on stdout with status 0", "[cli][arguments]") {
+  for (const auto& arguments : std::vector<std::vector<std::string>>{
+           {"--help"}, {"stats", "--help"}, {"sample", "--help"}}) {
+    const auto result = run_cli(arguments);
+    CHECK(result.status == 0);
+    CHECK(result.err.empty());
+    CHECK(result.out.find("Usage: dynweight") != std::string::npos);
+  }
+  const auto stats = run_cli({"stats", "--help"});
+  for (const char* option : {"--prices", "--volumes", "--missing", "--window", "--halflife",
+                             "--returns", "--stat", "--all"})
+    CHECK(stats.out.find(option) != std::string::npos);
+}

@@ -1,0 +1,56 @@
+#pragma once
+
+/// \file
+/// A streaming reader of CSV records (RFC 4180 as pandas `to_csv` writes it) that knows where each
+/// record starts, for error messages.
+
+#include <cstddef>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dynweight::cli {
+
+/// Reads a CSV file one record at a time, through a fixed 1 MiB buffer (never the whole file).
+///
+/// Accepted: `,` separators; LF, CRLF or CR line ends; a UTF-8 byte-order mark at the start;
+/// quoted cells (`"a,b"`, `"say ""hi"""`, line breaks inside quotes); blank lines, which are
+/// skipped (as pandas `read_csv` does). Cells are returned as written, quotes removed, nothing
+/// trimmed. An unterminated quote, or text after a closing quote, throws `InputError` naming
+/// file, line and column (the 1-based cell index).
+class CsvReader {
+ public:
+  /// Opens `path` (throws `InputError` if it cannot be read); `path` is also the name used in
+  /// messages.
+  explicit CsvReader(std::string path);
+  ~CsvReader();
+  CsvReader(const CsvReader&) = delete;
+  CsvReader& operator=(const CsvReader&) = delete;
+
+  /// Reads the next non-blank record into `cells` (reusing their capacity); false at the end.
+  bool next(std::vector<std::string>& cells);
+
+  /// Line (1-based) on which the record last returned by `next()` starts.
+  [[nodiscard]] long line() const { return m_record_line; }
+  /// The line after the last one read: where a missing record would have been.
+  [[nodiscard]] long end_line() const { return m_line; }
+  [[nodiscard]] const std::string& path() const { return m_path; }
+
+ private:
+  int get();
+  int peek();
+  bool refill();
+  void skip_line_end(int c);
+
+  std::string m_path;
+  std::FILE* m_file = nullptr;
+  std::unique_ptr<char[]> m_buffer;
+  std::size_t m_size = 0;
+  std::size_t m_pos = 0;
+  bool m_eof = false;
+  long m_line = 1;
+  long m_record_line = 0;
+};
+
+}  // namespace dynweight::cli

@@ -1,0 +1,317 @@
+#include "dynweight/market_reader.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <system_error>
+#include <utility>
+
+#include "dynweight/errors.hpp"
+
+namespace dynweight::cli {
+
+namespace {
+
+std::string quoted(std::string_view text) {
+  std::string out = "'";
+  out.append(text).append("'");
+  return out;
+}
+
+std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+    text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+    text.remove_suffix(1);
+  return text;
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+int two_digits(std::string_view text, std::size_t at) {
+  return (text[at] - '0') * 10 + (text[at + 1] - '0');
+}
+
+// YYYY-MM-DD with a real month and day, optionally followed by 'T' or ' ' and anything (a time).
+bool is_iso_date(std::string_view text) {
+  if (text.size() < 10 || text[4] != '-' || text[7] != '-')
+    return false;
+  for (const std::size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
+    if (!is_digit(text[i]))
+      return false;
+  }
+  if (text.size() > 10 && text[10] != 'T' && text[10] != ' ')
+    return false;
+  const int year = two_digits(text, 0) * 100 + two_digits(text, 2);
+  const int month = two_digits(text, 5);
+  const int day = two_digits(text, 8);
+  if (month < 1 || month > 12 || day < 1)
+    return false;
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return day <= kDays[month - 1] + (month == 2 && leap ? 1 : 0);
+}
+
+}  // namespace
+
+MissingPolicy parse_missing_policy(std::string_view text) {
+  if (text == "error")
+    return MissingPolicy::error;
+  if (text == "drop")
+    return MissingPolicy::drop;
+  if (text == "ffill")
+    return MissingPolicy::ffill;
+  std::string message = "--missing: ";
+  message.append(quoted(text)).append(" is not one of error, drop, ffill");
+  throw InputError(message);
+}
+
+TableReader::TableReader(std::string path, ValueRule rule) : m_csv(std::move(path)), m_rule(rule) {
+  read_header();
+}
+
+void TableReader::read_header() {
+  if (!m_csv.next(m_cells)) {
+    throw InputError(located(path(), 1, 1,
+                             "the file is empty (expected a header row: the date column, then "
+                             "the asset names)"));
+  }
+  if (m_cells.size() < 2)
+    throw InputError(located(path(), m_csv.line(), 2, "no asset columns in the header"));
+  for (std::size_t c = 1; c < m_cells.size(); ++c) {
+    const std::string& name = m_cells[c];
+    const long column = static_cast<long>(c) + 1;
+    if (trimmed(name).empty())
+      throw InputError(located(path(), m_csv.line(), column, "empty asset name in the header"));
+    for (std::size_t k = 0; k < m_assets.size(); ++k) {
+      if (m_assets[k] == name) {
+        std::string message = "duplicate asset name ";
+        message.append(quoted(name)).append(" (also column ").append(std::to_string(k + 2));
+        message.append(")");
+        throw InputError(located(path(), m_csv.line(), column, message));
+      }
+    }
+    m_assets.push_back(name);
+  }
+  m_values.resize(static_cast<Eigen::Index>(m_assets.size()));
+  m_missing.assign(m_assets.size(), 0);
+}
+
+std::string TableReader::error_at(long column, std::string_view message) const {
+  std::string text(message);
+  if (column >= 2 && static_cast<std::size_t>(column - 2) < m_assets.size()) {
+    text.append(" (asset ").append(quoted(m_assets[static_cast<std::size_t>(column - 2)]));
+    text.append(", date ").append(m_date).append(")");
+  }
+  return located(path(), m_csv.line(), column, text);
+}
+
+bool TableReader::next() {
+  if (!m_csv.next(m_cells)) {
+    if (m_rows == 0) {
+      throw InputError(
+          located(path(), m_csv.end_line(), 1, "no data rows after the header (header only)"));
+    }
+    return false;
+  }
+  ++m_rows;
+  const std::size_t expected = m_assets.size() + 1;
+  if (m_cells.size() != expected) {
+    std::string message = "row has ";
+    message.append(std::to_string(m_cells.size())).append(" cells, the header has ");
+    message.append(std::to_string(expected));
+    const std::size_t column = m_cells.size() > expected ? expected + 1 : m_cells.size() + 1;
+    m_date.clear();
+    throw InputError(located(path(), m_csv.line(), static_cast<long>(column), message));
+  }
+  m_date = trimmed(m_cells[0]);
+  check_date();
+  m_missing_count = 0;
+  for (std::size_t c = 1; c < m_cells.size(); ++c)
+    read_value(static_cast<Eigen::Index>(c - 1), m_cells[c]);
+  m_previous_date = m_date;
+  m_previous_line = m_csv.line();
+  return true;
+}
+
+void TableReader::check_date() {
+  if (m_date.empty())
+    throw InputError(located(path(), m_csv.line(), 1, "empty date"));
+  if (!is_iso_date(m_date)) {
+    std::string message = quoted(m_date);
+    message.append(" is not an ISO 8601 date (YYYY-MM-DD)");
+    throw InputError(located(path(), m_csv.line(), 1, message));
+  }
+  if (m_previous_line == 0)
+    return;
+  if (m_date == m_previous_date) {
+    std::string message = "duplicate date ";
+    message.append(m_date).append(" (also on line ").append(std::to_string(m_previous_line));
+    message.append(")");
+    throw InputError(located(path(), m_csv.line(), 1, message));
+  }
+  if (m_date < m_previous_date) {
+    std::string message = "date ";
+    message.append(m_date).append(" comes after ").append(m_previous_date);
+    message.append(" (line ").append(std::to_string(m_previous_line));
+    message.append("): rows must be sorted by date, oldest first");
+    throw InputError(located(path(), m_csv.line(), 1, message));
+  }
+}
+
+void TableReader::read_value(Eigen::Index asset, const std::string& cell) {
+  const long column = static_cast<long>(asset) + 2;
+  const std::string_view text = trimmed(cell);
+  if (text.empty()) {
+    m_values(asset) = std::numeric_limits<double>::quiet_NaN();
+    m_missing[static_cast<std::size_t>(asset)] = 1;
+    ++m_missing_count;
+    return;
+  }
+  m_missing[static_cast<std::size_t>(asset)] = 0;
+  const char* first = text.data();
+  const char* last = first + text.size();
+  if (*first == '+' && text.size() > 1)
+    ++first;
+  double value = 0.0;
+  const auto [end, error] = std::from_chars(first, last, value);
+  if (error == std::errc::result_out_of_range)
+    throw InputError(error_at(column, quoted(text).append(" is out of the range of a double")));
+  if (error != std::errc() || end != last)
+    throw InputError(error_at(column, quoted(text).append(" is not a number")));
+  if (!std::isfinite(value)) {
+    throw InputError(
+        error_at(column, quoted(text).append(" is not a finite number (leave the cell empty for a "
+                                             "missing value)")));
+  }
+  if (m_rule == ValueRule::positive && !(value > 0.0))
+    throw InputError(error_at(column, quoted(text).append(" is not a positive price")));
+  if (m_rule == ValueRule::nonnegative && value < 0.0)
+    throw InputError(error_at(column, quoted(text).append(" is a negative volume")));
+  m_values(asset) = value;
+}
+
+MarketReader::MarketReader(const std::string& prices_path,
+                           const std::optional<std::string>& volumes_path, MissingPolicy policy)
+    : m_policy(policy), m_prices(prices_path, ValueRule::positive) {
+  const auto n = static_cast<Eigen::Index>(m_prices.assets().size());
+  m_price_bar.resize(n);
+  m_last_price.setConstant(n, std::numeric_limits<double>::quiet_NaN());
+  if (!volumes_path)
+    return;
+  m_volumes.emplace(*volumes_path, ValueRule::nonnegative);
+  m_volume_bar.resize(n);
+  const auto& names = m_volumes->assets();
+  if (names.size() != m_prices.assets().size()) {
+    std::string message = "the header has ";
+    message.append(std::to_string(names.size())).append(" assets, ").append(prices_path);
+    message.append(" has ").append(std::to_string(m_prices.assets().size()));
+    throw InputError(located(m_volumes->path(), 1, 0, message));
+  }
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    if (names[k] != m_prices.assets()[k]) {
+      std::string message = "asset ";
+      message.append(quoted(names[k])).append(" differs from ");
+      message.append(quoted(m_prices.assets()[k])).append(" in the same column of ");
+      message.append(prices_path);
+      throw InputError(located(m_volumes->path(), 1, static_cast<long>(k) + 2, message));
+    }
+  }
+}
+
+bool MarketReader::next_row() {
+  const bool has_prices = m_prices.next();
+  if (!m_volumes)
+    return has_prices;
+  TableReader& volumes = *m_volumes;
+  if (!has_prices) {
+    // Both end together, or the volumes have a row too many (next() reads it, or throws on it).
+    if (volumes.next()) {
+      std::string message = "date ";
+      message.append(volumes.date()).append(" is not in ").append(m_prices.path());
+      message.append(" (it ends on line ").append(std::to_string(m_prices.end_line() - 1));
+      message.append(")");
+      throw InputError(located(volumes.path(), volumes.line(), 1, message));
+    }
+    return false;
+  }
+  // A volumes file that ends early reports "header only" on its own when it has no rows at all.
+  if (!volumes.next()) {
+    std::string message = "no row for date ";
+    message.append(m_prices.date()).append(" (").append(m_prices.path()).append(" line ");
+    message.append(std::to_string(m_prices.line())).append(")");
+    throw InputError(located(volumes.path(), volumes.end_line(), 1, message));
+  }
+  if (volumes.date() != m_prices.date()) {
+    std::string message = "date ";
+    message.append(volumes.date()).append(" differs from ").append(m_prices.date());
+    message.append(" on line ").append(std::to_string(m_prices.line())).append(" of ");
+    message.append(m_prices.path());
+    throw InputError(located(volumes.path(), volumes.line(), 1, message));
+  }
+  return true;
+}
+
+void MarketReader::fail_missing(const TableReader& table) const {
+  for (Eigen::Index i = 0; i < m_price_bar.size(); ++i) {
+    if (table.missing(i)) {
+      throw InputError(table.error_at(
+          static_cast<long>(i) + 2,
+          "empty cell (use --missing drop or --missing ffill to accept missing values)"));
+    }
+  }
+  throw InputError(table.error_at(1, "empty cell"));  // unreachable: any_missing() was true
+}
+
+bool MarketReader::next() {
+  while (next_row()) {
+    const bool volume_gap = m_volumes && m_volumes->any_missing();
+    switch (m_policy) {
+      case MissingPolicy::error:
+        if (m_prices.any_missing())
+          fail_missing(m_prices);
+        if (volume_gap)
+          fail_missing(*m_volumes);
+        break;
+      case MissingPolicy::drop:
+        if (m_prices.any_missing() || volume_gap)
+          continue;
+        break;
+      case MissingPolicy::ffill:
+        break;
+    }
+    if (m_policy == MissingPolicy::ffill) {
+      bool complete = true;
+      for (Eigen::Index i = 0; i < m_price_bar.size(); ++i) {
+        if (!m_prices.missing(i))
+          m_last_price(i) = m_prices.values()(i);
+        complete = complete && !std::isnan(m_last_price(i));
+      }
+      if (!complete)
+        continue;
+      m_price_bar = m_last_price;
+      if (m_volumes) {
+        for (Eigen::Index i = 0; i < m_volume_bar.size(); ++i)
+          m_volume_bar(i) = m_volumes->missing(i) ? 0.0 : m_volumes->values()(i);
+      }
+    } else {
+      m_price_bar = m_prices.values();
+      if (m_volumes)
+        m_volume_bar = m_volumes->values();
+    }
+    ++m_bars;
+    return true;
+  }
+  if (m_bars == 0) {
+    std::string message = m_prices.path();
+    message.append(m_policy == MissingPolicy::ffill
+                       ? ": no row after which every asset has had a price (--missing ffill)"
+                       : ": no row with a price (and volume) for every asset (--missing drop)");
+    throw InputError(message);
+  }
+  return false;
+}
+
+}  // namespace dynweight::cli

@@ -1,0 +1,57 @@
+#include "dynweight/options.hpp"
+
+#include "dynweight/errors.hpp"
+
+namespace dynweight::cli {
+
+std::optional<std::string> MarketInputOptions::volumes_path() const {
+  if (volumes.empty())
+    return std::nullopt;
+  return volumes;
+}
+
+void add_market_input_options(CLI::App& app, MarketInputOptions& options,
+                              const std::string& volumes_help) {
+  app.add_option("--prices", options.prices,
+                 "Price file (CSV): a header row (the date column, then asset names), one row "
+                 "per date, oldest first; ISO dates; empty cells are missing prices")
+      ->required()
+      ->type_name("FILE");
+  app.add_option("--volumes", options.volumes, volumes_help)->type_name("FILE");
+  app.add_option("--missing", options.missing,
+                 "Empty cells: 'error' rejects them; 'drop' skips every row that has one; "
+                 "'ffill' repeats each asset's last price (and takes a missing volume as 0), "
+                 "skipping the rows before every asset has a price")
+      ->check(CLI::IsMember({"error", "drop", "ffill"}))
+      ->capture_default_str();
+}
+
+ReturnKind EstimatorOptions::return_kind() const {
+  return returns == "log" ? ReturnKind::log : ReturnKind::simple;
+}
+
+void EstimatorOptions::validate() const {
+  if ((window > 0) == (halflife > 0.0))
+    throw InputError("give exactly one of --window and --halflife");
+}
+
+void add_estimator_options(CLI::App& app, EstimatorOptions& options) {
+  auto* window = app.add_option("--window", options.window,
+                                "Rolling window: the statistic of the last W returns (sample "
+                                "moments, W - 1 in the denominator, as pandas rolling(W)); for "
+                                "adv, the last W price rows")
+                     ->check(CLI::PositiveNumber)
+                     ->type_name("W");
+  auto* halflife = app.add_option("--halflife", options.halflife,
+                                  "Exponential weighting with half-life H periods, as pandas "
+                                  "ewm(halflife=H) (adjust=True, bias=False)")
+                       ->check(CLI::PositiveNumber)
+                       ->type_name("H");
+  window->excludes(halflife);
+  app.add_option("--returns", options.returns,
+                 "Returns: 'simple' p_t/p_{t-1} - 1, or 'log' ln(p_t/p_{t-1})")
+      ->check(CLI::IsMember({"simple", "log"}))
+      ->capture_default_str();
+}
+
+}  // namespace dynweight::cli
