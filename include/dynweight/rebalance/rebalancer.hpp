@@ -431,9 +431,7 @@ class Rebalancer {
     }
 
     // 4. Cut buys until cash after costs is at the buffer.
-    Scalar cash_after = cash;
-    for (Index i = 0; i < n; ++i)
-      cash_after += cash_effect(i, m_count(i), prices);
+    Scalar cash_after = exact_cash_after(prices);
     if (cash_after < r.cash_floor)
       cash_after = raise_cash(cash_after, prices, false);
     if (cash_after < r.cash_floor)
@@ -450,6 +448,11 @@ class Rebalancer {
         ++passes;
         capped = invest_residual(cash_after, prices);
       }
+      // The steps above kept a running sum; the exact one may differ by rounding, and if that
+      // leaves it a hair under the buffer, one more cut settles it.
+      cash_after = exact_cash_after(prices);
+      if (cash_after < r.cash_floor)
+        raise_cash(cash_after, prices, false);
     }
 
     return finish(targets, shares, cash, prices, value, gap_before, capped);
@@ -685,11 +688,19 @@ class Rebalancer {
     return cash_after;
   }
 
+  /// Cost of each notional in `notional` (an array expression): bps·|notional| + fee if traded.
+  template <class Notional>
+  auto cost_of(const Notional& notional) const {
+    const auto bps = static_cast<Scalar>(m_options.cost_bps * 1e-4);
+    const auto fee = static_cast<Scalar>(m_options.fee_per_trade);
+    return bps * notional.abs() + fee * (notional != 0).template cast<Scalar>();
+  }
+
+  /// Cash after the planned trades and their costs, summed the one way every check and the
+  /// result use.
   Scalar exact_cash_after(const Eigen::Ref<const VectorType>& prices) const {
-    Scalar total = m_result.cash_before;
-    for (Index i = 0; i < m_assets; ++i)
-      total += cash_effect(i, m_count(i), prices);
-    return total;
+    const auto notional = m_count.array() * m_lot_sizes.array() * prices.array();
+    return m_result.cash_before - (notional + cost_of(notional)).sum();
   }
 
   /// Squared-TE decrease of asset i's next purchase step per unit of cash it needs (+inf when the
@@ -844,24 +855,21 @@ class Rebalancer {
                 Scalar gap_before, bool capped) {
     TradePlan<Scalar>& r = m_result;
     r.value_before = value;
-    r.total_cost = r.buy_notional = r.sell_notional = 0;
-    r.trades = 0;
+    r.shares_delta = m_count.cwiseProduct(m_lot_sizes);
+    r.notional = r.shares_delta.cwiseProduct(prices);
+    r.cost = cost_of(r.notional.array());
+    r.shares_after = shares + r.shares_delta;
+    r.total_cost = r.cost.sum();
+    r.buy_notional = r.notional.array().max(Scalar(0)).sum();
+    r.sell_notional = (-r.notional.array()).max(Scalar(0)).sum();
+    r.trades = (r.shares_delta.array() != 0).count();
     for (Index i = 0; i < m_assets; ++i) {
-      const Scalar delta = m_count(i) * m_lot_sizes(i);
-      const Scalar notional = delta * prices(i);
-      r.shares_delta(i) = delta;
-      r.notional(i) = notional;
-      r.cost(i) = trade_cost(notional);
-      r.shares_after(i) = shares(i) + delta;
-      r.total_cost += r.cost(i);
-      r.buy_notional += std::max(notional, Scalar(0));
-      r.sell_notional += std::max(-notional, Scalar(0));
-      r.trades += delta != 0 ? 1 : 0;
       auto& limit = r.limits[static_cast<std::size_t>(i)];
       if (limit == TradeLimit::cash && m_count(i) >= m_nearest(i))
         limit = TradeLimit::none;  // cut, then bought back with leftover cash
     }
-    r.cash_after = cash - (r.buy_notional - r.sell_notional) - r.total_cost;
+    r.cash_after = exact_cash_after(prices);  // the very sum the cash decisions were checked on
+    static_cast<void>(cash);
     r.value_after = r.shares_after.dot(prices) + r.cash_after;
     r.weights_after = r.shares_after.cwiseProduct(prices) / r.value_after;
     r.tracking_error_before = std::sqrt(gap_before);
