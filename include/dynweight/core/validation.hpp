@@ -104,6 +104,14 @@ inline std::string at_bar(const CheckContext& context) {
                ", ", describe_asset(j, context.names), ")"}));
 }
 
+/// True when every entry is finite: x·0 is 0 for a finite x and NaN otherwise, and a sum is a
+/// vectorised reduction (Eigen's allFinite() is a scalar loop).
+template <class Derived>
+bool all_finite(const Eigen::DenseBase<Derived>& values) {
+  using Scalar = typename Derived::Scalar;
+  return values.size() == 0 || (values.derived().array() * Scalar(0)).sum() == Scalar(0);
+}
+
 template <class Derived, class Predicate>
 void check_entries(const CheckContext& context, std::string_view argument,
                    const Eigen::DenseBase<Derived>& values, Predicate&& acceptable,
@@ -144,7 +152,7 @@ inline void check_parameter(bool condition, const CheckContext& context, std::st
 template <class Derived>
 void check_finite(const CheckContext& context, std::string_view argument,
                   const Eigen::DenseBase<Derived>& values) {
-  if (values.allFinite())
+  if (detail::all_finite(values))
     return;  // vectorised fast path; the loop below finds and names the culprit
   detail::check_entries(
       context, argument, values, [](auto v) { return std::isfinite(v); }, "finite");
@@ -154,8 +162,8 @@ void check_finite(const CheckContext& context, std::string_view argument,
 template <class Derived>
 void check_positive(const CheckContext& context, std::string_view argument,
                     const Eigen::DenseBase<Derived>& values) {
-  if (values.allFinite() && (values.derived().array() > 0).all())
-    return;
+  if (detail::all_finite(values) && (values.size() == 0 || values.minCoeff() > 0))
+    return;  // vectorised fast path; the loop below finds and names the culprit
   detail::check_entries(
       context, argument, values, [](auto v) { return std::isfinite(v) && v > 0; },
       "finite and > 0");
@@ -165,8 +173,8 @@ void check_positive(const CheckContext& context, std::string_view argument,
 template <class Derived>
 void check_nonnegative(const CheckContext& context, std::string_view argument,
                        const Eigen::DenseBase<Derived>& values) {
-  if (values.allFinite() && (values.derived().array() >= 0).all())
-    return;
+  if (detail::all_finite(values) && (values.size() == 0 || values.minCoeff() >= 0))
+    return;  // vectorised fast path; the loop below finds and names the culprit
   detail::check_entries(
       context, argument, values, [](auto v) { return std::isfinite(v) && v >= 0; },
       "finite and >= 0");

@@ -432,6 +432,9 @@ class Rebalancer {
 
     // 4. Cut buys until cash after costs is at the buffer.
     Scalar cash_after = exact_cash_after(prices);
+    // Every count is the allowed one nearest its ideal, so no purchase step can lower the tracking
+    // error (steps 5–6 have nothing to do) unless cash forces cuts.
+    const bool cuts = cash_after < r.cash_floor;
     if (cash_after < r.cash_floor)
       cash_after = raise_cash(cash_after, prices, false);
     if (cash_after < r.cash_floor)
@@ -439,7 +442,7 @@ class Rebalancer {
 
     // 5. Put leftover cash to work where it lowers the tracking error.
     bool capped = false;
-    if (o.invest_residual_cash) {
+    if (o.invest_residual_cash && cuts) {
       capped = invest_residual(cash_after, prices);
       // 6. Exchanges: sell (or cut) a lot to fund a purchase that lowers the tracking error more.
       int passes = 0;
