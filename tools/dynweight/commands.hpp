@@ -21,6 +21,8 @@ struct Command {
 Command add_sample_command(CLI::App& parent);
 /// `dynweight stats`: rolling or EWMA statistics of a price file (see stats_command.cpp).
 Command add_stats_command(CLI::App& parent);
+/// `dynweight rebalance`: trades from a book to target weights (see rebalance_command.cpp).
+Command add_rebalance_command(CLI::App& parent);
 
 /// Registers every subcommand on `app`, in the order `--help` lists them. Adding one: write
 /// `Command add_<name>_command(CLI::App&)` in `<name>_command.cpp`, declare it above, list it in

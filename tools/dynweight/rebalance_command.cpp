@@ -1,0 +1,320 @@
+// `dynweight rebalance`: target weights and a book (holdings, prices, cash) → whole-lot trades,
+// the book they leave and a summary, by `dynweight::Rebalancer`.
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "dynweight/book_reader.hpp"
+#include "dynweight/commands.hpp"
+#include "dynweight/errors.hpp"
+#include "dynweight/output.hpp"
+#include "dynweight/rebalance/rebalancer.hpp"
+
+namespace dynweight::cli {
+
+namespace {
+
+struct RebalanceArguments {
+  std::string book;
+  std::string targets;
+  double lot_size = 1.0;
+  std::string min_trade = "0";
+  double min_quantity = 0.0;
+  std::string band = "0";
+  std::string band_mode = "absolute";
+  double cost_bps = 0.0;
+  double fee = 0.0;
+  std::string cash_buffer = "0";
+  std::string max_participation;  // empty: no cap
+  bool allow_short = false;
+  bool no_residual = false;
+};
+
+// A value given as `X` or `X%` (then X / 100, and `percent` is set).
+struct Amount {
+  double value = 0.0;
+  bool percent = false;
+};
+
+Amount parse_amount(std::string_view option, std::string_view text) {
+  Amount amount;
+  std::string_view digits = text;
+  if (!digits.empty() && digits.back() == '%') {
+    amount.percent = true;
+    digits.remove_suffix(1);
+  }
+  const char* first = digits.data();
+  const char* last = first + digits.size();
+  const auto [end, error] = std::from_chars(first, last, amount.value);
+  if (digits.empty() || error != std::errc() || end != last || !std::isfinite(amount.value) ||
+      amount.value < 0.0) {
+    std::string message(option);
+    message.append(": '").append(text).append("' is not a number >= 0 or a percentage (X%)");
+    throw InputError(message);
+  }
+  if (amount.percent)
+    amount.value /= 100.0;
+  return amount;
+}
+
+void check_option(bool ok, std::string_view option, double value, std::string_view requirement) {
+  if (ok)
+    return;
+  throw InputError(fmt::format("{}: {} must be {}", option, value, requirement));
+}
+
+RebalanceOptions rebalance_options(const RebalanceArguments& arguments) {
+  RebalanceOptions options;
+  check_option(std::isfinite(arguments.lot_size) && arguments.lot_size > 0.0, "--lot-size",
+               arguments.lot_size, "finite and > 0");
+  check_option(std::isfinite(arguments.min_quantity) && arguments.min_quantity >= 0.0,
+               "--min-quantity", arguments.min_quantity, "finite and >= 0");
+  check_option(
+      std::isfinite(arguments.cost_bps) && arguments.cost_bps >= 0.0 && arguments.cost_bps < 1e4,
+      "--cost-bps", arguments.cost_bps, "finite, >= 0 and < 10000");
+  check_option(std::isfinite(arguments.fee) && arguments.fee >= 0.0, "--fee", arguments.fee,
+               "finite and >= 0");
+  options.lot_size = arguments.lot_size;
+  options.min_quantity = arguments.min_quantity;
+  options.cost_bps = arguments.cost_bps;
+  options.fee_per_trade = arguments.fee;
+
+  const Amount min_trade = parse_amount("--min-trade", arguments.min_trade);
+  const Amount cash_buffer = parse_amount("--cash-buffer", arguments.cash_buffer);
+  check_option(!min_trade.percent || min_trade.value < 1.0, "--min-trade", min_trade.value * 100.0,
+               "below 100% of the portfolio value");
+  check_option(!cash_buffer.percent || cash_buffer.value < 1.0, "--cash-buffer",
+               cash_buffer.value * 100.0, "below 100% of the portfolio value");
+  (min_trade.percent ? options.min_notional_fraction : options.min_notional) = min_trade.value;
+  (cash_buffer.percent ? options.cash_buffer_fraction : options.cash_buffer) = cash_buffer.value;
+
+  options.band = parse_amount("--band", arguments.band).value;
+  options.band_mode = arguments.band_mode == "relative" ? BandMode::relative : BandMode::absolute;
+  if (!arguments.max_participation.empty()) {
+    options.max_participation =
+        parse_amount("--max-participation", arguments.max_participation).value;
+    check_option(options.max_participation > 0.0, "--max-participation", options.max_participation,
+                 "> 0");
+  }
+  options.allow_short = arguments.allow_short;
+  options.invest_residual_cash = !arguments.no_residual;
+  return options;
+}
+
+// The targets in book order; every target asset must be in the book and vice versa.
+Eigen::VectorXd aligned_targets(const Book& book, const Targets& targets, bool allow_short) {
+  std::map<std::string, Eigen::Index, std::less<>> position;
+  for (std::size_t i = 0; i < book.assets.size(); ++i)
+    position.emplace(book.assets[i], static_cast<Eigen::Index>(i));
+  Eigen::VectorXd weights = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(book.assets.size()));
+  std::vector<char> seen(book.assets.size(), 0);
+  for (std::size_t k = 0; k < targets.assets.size(); ++k) {
+    const std::string& name = targets.assets[k];
+    const auto found = position.find(name);
+    if (found == position.end()) {
+      throw InputError(located(targets.path, targets.names[k].line, targets.names[k].column,
+                               "asset '" + name + "' is not in the book " + book.path));
+    }
+    const double weight = targets.weights(static_cast<Eigen::Index>(k));
+    if (!allow_short && weight < 0.0) {
+      throw InputError(located(targets.path, targets.cells[k].line, targets.cells[k].column,
+                               fmt::format("negative weight {} for '{}' (long-only: pass "
+                                           "--allow-short to allow short positions)",
+                                           weight, name)));
+    }
+    weights(found->second) = weight;
+    seen[static_cast<std::size_t>(found->second)] = 1;
+  }
+  for (std::size_t i = 0; i < book.assets.size(); ++i) {
+    if (seen[i] == 0) {
+      throw InputError(located(book.path, book.lines[i], 1,
+                               "asset '" + book.assets[i] + "' has no target in " + targets.path +
+                                   " (give it weight 0 to sell it out)"));
+    }
+  }
+  return weights;
+}
+
+// Zero without a sign: a trade of -0 lots is written "0".
+double unsigned_zero(double value) {
+  return value + 0.0;
+}
+
+void write_plan(fmt::memory_buffer& out, const Book& book, const TradePlan<double>& plan) {
+  const auto n = static_cast<Eigen::Index>(book.assets.size());
+  const auto row = [&out](std::string_view asset, std::initializer_list<double> values) {
+    append_cell(out, asset);
+    for (const double value : values) {
+      out.push_back(',');
+      append_number(out, unsigned_zero(value));
+    }
+  };
+  out.append(std::string_view("asset,shares_delta,price,notional,cost,limit\n"));
+  for (Eigen::Index i = 0; i < n; ++i) {
+    row(book.assets[static_cast<std::size_t>(i)],
+        {plan.shares_delta(i), book.prices(i), plan.notional(i), plan.cost(i)});
+    out.push_back(',');
+    out.append(to_string(plan.limits[static_cast<std::size_t>(i)]));
+    out.push_back('\n');
+  }
+  out.append(std::string_view("\nasset,shares,price,weight\n"));
+  for (Eigen::Index i = 0; i < n; ++i) {
+    row(book.assets[static_cast<std::size_t>(i)],
+        {plan.shares_after(i), book.prices(i), plan.weights_after(i)});
+    out.push_back('\n');
+  }
+  row(kCashAsset, {plan.cash_after, 1.0, plan.cash_after / plan.value_after});
+  out.append(std::string_view("\n\nkey,value\n"));
+  const std::pair<std::string_view, double> summary[] = {
+      {"value_before", plan.value_before},
+      {"value_after", plan.value_after},
+      {"total_cost", plan.total_cost},
+      {"turnover", plan.turnover},
+      {"tracking_error_before", plan.tracking_error_before},
+      {"tracking_error", plan.tracking_error},
+      {"trades", static_cast<double>(plan.trades)}};
+  for (const auto& [key, value] : summary) {
+    row(key, {value});
+    out.push_back('\n');
+  }
+  out.append(std::string_view("status,"));
+  out.append(to_string(plan.status.code));
+  out.push_back('\n');
+}
+
+// "dynweight: note: ..." on stderr for a constrained plan: which limits bound, and how often.
+void report_constrained(const TradePlan<double>& plan) {
+  std::map<TradeLimit, long> counts;
+  for (const TradeLimit limit : plan.limits) {
+    if (limit == TradeLimit::cash || limit == TradeLimit::participation ||
+        limit == TradeLimit::no_short)
+      ++counts[limit];
+  }
+  std::string why;
+  for (const auto& [limit, count] : counts) {
+    why.append(why.empty() ? "" : ", ");
+    why.append(
+        fmt::format("{} asset{} limited by {}", count, count == 1 ? "" : "s", to_string(limit)));
+  }
+  if (plan.cash_after < plan.cash_floor)
+    why.append(why.empty() ? "" : "; ").append("cash stays below the --cash-buffer");
+  if (why.empty())
+    why = plan.status.detail;
+  else
+    why.append(" (see the limit column)");
+  const std::string line = "dynweight: note: status constrained: " + why + "\n";
+  std::fputs(line.c_str(), stderr);
+}
+
+void run_rebalance(const RebalanceArguments& arguments) {
+  const RebalanceOptions options = rebalance_options(arguments);
+  const Book book = read_book(arguments.book);
+  const Targets targets = read_targets(arguments.targets);
+  const Eigen::VectorXd weights = aligned_targets(book, targets, arguments.allow_short);
+  const auto n = static_cast<Eigen::Index>(book.assets.size());
+
+  Eigen::VectorXd lot_sizes(n);
+  for (Eigen::Index i = 0; i < n; ++i)
+    lot_sizes(i) = std::isnan(book.lot_sizes(i)) ? options.lot_size : book.lot_sizes(i);
+
+  Rebalancer<double> rebalancer(n, options, &book.assets);
+  rebalancer.set_lot_sizes(lot_sizes);
+  if (std::isfinite(options.max_participation)) {
+    if (book.adv_column == 0) {
+      throw InputError(book.path +
+                       ": --max-participation needs an adv column (average daily volume, in "
+                       "shares) in the book");
+    }
+    for (Eigen::Index i = 0; i < n; ++i) {
+      if (std::isnan(book.adv(i))) {
+        throw InputError(
+            located(book.path, book.lines[static_cast<std::size_t>(i)], book.adv_column,
+                    "empty adv cell (asset '" + book.assets[static_cast<std::size_t>(i)] +
+                        "'): --max-participation needs every asset's adv"));
+      }
+    }
+    rebalancer.plan(weights, book.shares, book.cash, book.prices, book.adv);
+  } else {
+    rebalancer.plan(weights, book.shares, book.cash, book.prices);
+  }
+  const TradePlan<double>& plan = rebalancer.result();
+
+  DeferredOutput output;
+  write_plan(output.buffer(), book, plan);
+  output.commit(stdout);
+  if (plan.status.code == StatusCode::constrained)
+    report_constrained(plan);
+}
+
+}  // namespace
+
+Command add_rebalance_command(CLI::App& parent) {
+  auto arguments = std::make_shared<RebalanceArguments>();
+  CLI::App* app = parent.add_subcommand(
+      "rebalance",
+      "Trade a book to target weights in whole lots, after costs, within the cash, the "
+      "no-trade band, the minimum order and the participation cap; writes the trades, the "
+      "resulting book and a summary (see README, \"dynweight rebalance\")");
+  app->add_option("--book", arguments->book,
+                  "The book (CSV): header asset,shares,price[,lot_size][,adv] (after asset, any "
+                  "order), one row per asset and a row CASH,<amount>,1 (price empty or 1)")
+      ->required()
+      ->type_name("FILE");
+  app->add_option("--targets", arguments->targets,
+                  "Target weights (CSV): rows asset,weight (header asset,weight), or the "
+                  "date,<names> table `dynweight weights` writes (its last row is used); cash is "
+                  "1 - the sum of the weights")
+      ->required()
+      ->type_name("FILE");
+  app->add_option("--lot-size", arguments->lot_size,
+                  "Lot size of every asset without a lot_size cell (any real > 0: 100, 0.0001)")
+      ->capture_default_str()
+      ->type_name("N");
+  app->add_option("--min-trade", arguments->min_trade,
+                  "No order below this notional, or X% of the portfolio value")
+      ->capture_default_str()
+      ->type_name("X|X%");
+  app->add_option("--min-quantity", arguments->min_quantity, "No order for fewer shares than this")
+      ->capture_default_str()
+      ->type_name("X");
+  app->add_option("--band", arguments->band,
+                  "No-trade band: an asset is not traded while |weight - target| <= X (absolute), "
+                  "or <= X * |target| (relative); X or X% (0.5% = 0.005)")
+      ->capture_default_str()
+      ->type_name("X|X%");
+  app->add_option("--band-mode", arguments->band_mode, "How --band is measured")
+      ->check(CLI::IsMember({"absolute", "relative"}))
+      ->capture_default_str();
+  app->add_option("--cost-bps", arguments->cost_bps,
+                  "Proportional cost, basis points of |notional|, paid from cash")
+      ->capture_default_str()
+      ->type_name("X");
+  app->add_option("--fee", arguments->fee, "Fixed fee per asset traded, paid from cash")
+      ->capture_default_str()
+      ->type_name("X");
+  app->add_option("--cash-buffer", arguments->cash_buffer,
+                  "Cash after trades and costs stays >= this amount, or X% of the portfolio value")
+      ->capture_default_str()
+      ->type_name("X|X%");
+  app->add_option("--max-participation", arguments->max_participation,
+                  "Trade at most X (or X%) of each asset's adv (average daily volume in shares: "
+                  "the book needs an adv column)")
+      ->type_name("X|X%");
+  app->add_flag("--allow-short", arguments->allow_short,
+                "Allow negative targets and short positions (default: long-only, no sale beyond "
+                "the shares held)");
+  app->add_flag("--no-residual", arguments->no_residual,
+                "Do not buy further lots with the cash left over after rounding");
+  return {app, [arguments]() { run_rebalance(*arguments); }};
+}
+
+}  // namespace dynweight::cli
