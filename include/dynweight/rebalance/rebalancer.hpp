@@ -147,16 +147,19 @@ struct TradePlan {
 ///     batches while it stays the cheapest, so the work does not grow with the number of lots. If
 ///     cash is still short with every buy cut (it started below the buffer), further sales raise
 ///     it, again least tracking-error damage per unit of cash first.
-///  5. *Residual cash.* Leftover cash above the buffer buys further lots (or shrinks a sale),
-///     best tracking-error gain per unit of cash first, as long as it is affordable and lowers
-///     the tracking error; bounded by 16 N + 4096 steps (status `constrained` if ever reached).
+///  5. *Residual cash* (only when step 4 cut something: otherwise every count is already the
+///     nearest allowed one and no purchase can lower the tracking error). Leftover cash above the
+///     buffer buys further lots (or shrinks a sale), best tracking-error gain per unit of cash
+///     first, as long as it is affordable and lowers the tracking error; many tied lots are
+///     bought in one go to the greedy's level, the rest from a heap, bounded by 16 N + 4096 steps
+///     (status `constrained` if ever reached).
 ///  6. *Exchanges.* A purchase that cash cannot fund is made when a cut or a further sale of
-///  another
-///     asset funds it and the pair lowers the tracking error (large lots make this common); then
-///     step 5 again. A pass pairs the 64 purchases of largest gain with the 64 cash-raising steps
-///     of least loss, each asset once, while a pair lowers the squared tracking error by more
-///     than 1e-6 of it (with fine lots a single-lot exchange gains next to nothing, so none is
-///     made); at most 8 passes, O(N) each. Steps 5–6 run only with `invest_residual_cash`.
+///     another asset funds it and the pair lowers the tracking error (large lots make this
+///     common); then step 5 again. A pass pairs the 64 purchases of largest gain with the 64
+///     cash-raising steps of least loss, each asset once, while a pair lowers the squared
+///     tracking error by more than 1e-6 of it (with fine lots a single-lot exchange gains next to
+///     nothing, so none is made); at most 8 passes, O(N) each. Steps 5–6 run only with
+///     `invest_residual_cash`.
 ///
 /// Tracking error is ‖w_after − w*‖₂ over the assets (weights of the post-cost value). Every trade
 /// is a whole number of lots, no trade is below the minimum, inside the band, over its cap, or (by
@@ -170,8 +173,9 @@ struct TradePlan {
 /// `dynweight::Error` naming the argument and asset; the rebalancer and its last result are then
 /// unchanged.
 ///
-/// **Cost.** O(N) plus O(log N) per heap step (only when cash binds). Buffers are sized at
-/// construction: `plan` never allocates.
+/// **Cost.** O(N) when cash does not bind (see BM_Rebalance in README); when it does, up to
+/// 60 bisection steps of O(N) for each level and O(log N) per heap step, plus the exchange passes.
+/// Buffers are sized at construction: `plan` never allocates.
 ///
 /// \code
 /// dynweight::RebalanceOptions options;
