@@ -184,6 +184,26 @@ TEST_CASE("LiquidityScaled: tilt mode", "[policies][wrappers]") {
   CHECK(w(2) == 0.0);
 }
 
+TEST_CASE("LiquidityScaled: an inner policy without weights leaves the output unchanged",
+          "[policies][wrappers]") {
+  // Bar 1 gives weights; on bar 2 every volatility is 0, InverseVolatility writes nothing, and the
+  // wrapper must not hand on bar 1's weights (or uninitialised memory) as if they were new.
+  const Index n = 3;
+  const Eigen::VectorXd adv = Eigen::VectorXd::Constant(n, 1e9);
+  const Eigen::VectorXd sigma = (Eigen::VectorXd(n) << 0.01, 0.02, 0.04).finished();
+  const Eigen::VectorXd stale = Eigen::VectorXd::Zero(n);
+  LiquidityScaled<InverseVolatility<double>> policy(InverseVolatility<double>{});
+  Estimates<double> first(n);
+  first.set_volatility(sigma).set_dollar_volume(adv);
+  Eigen::VectorXd w(n);
+  REQUIRE(policy.compute(first, w).ok());
+  Estimates<double> second(n);
+  second.set_volatility(stale).set_dollar_volume(adv);
+  Eigen::VectorXd untouched = Eigen::VectorXd::Constant(n, -7.0);
+  CHECK(policy.compute(second, untouched).code == StatusCode::numerical_issue);
+  CHECK(untouched == Eigen::VectorXd::Constant(n, -7.0));
+}
+
 TEST_CASE("LiquidityScaled<CorrelationShrinkage<RiskParity>> nests and works",
           "[policies][wrappers]") {
   const Index n = 10;

@@ -42,7 +42,8 @@ struct WeightBoundsOptions {
 
 /// Per-asset floors l and caps u, as fractions of the invested sum G = Σ_i v_i of the weights v it
 /// is given: the result is the projection of v onto {w : l_i G <= w_i <= u_i G, Σ w = G}. For a
-/// fully invested book G = 1 and they are plain weight bounds; stated relative to G, they survive
+/// fully invested book G = 1 (a sum within N·ε of 1 is taken as exactly 1) and they are plain
+/// weight bounds; stated relative to G, they survive
 /// exactly a later scaling of the whole book (a volatility target) and a move along a straight
 /// line between two books that both meet them (a turnover limit).
 ///
@@ -117,10 +118,14 @@ class WeightBounds {
       check_nonnegative(check, "weights", weights);
     else
       check_finite(check, "weights", weights);
-    const Scalar invested = weights.sum();
+    Scalar invested = weights.sum();
     check_parameter(invested > 0 && std::isfinite(invested), check, "sum of weights",
                     static_cast<double>(invested),
                     "finite and > 0 (the bounds are fractions of it)");
+    // A fully invested book whose sum is 1 only to rounding is bounded by l and u themselves, so
+    // that a cap of 0.1875 reads back as 0.1875, not 0.18750000000000006.
+    if (std::abs(invested - 1) <= Scalar(n) * std::numeric_limits<Scalar>::epsilon())
+      invested = 1;
 
     m_invested = invested;
     m_lower = m_floors * invested;

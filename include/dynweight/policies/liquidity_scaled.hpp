@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -87,6 +88,8 @@ class LiquidityScaled {
       m_capacity.resize(n);
       m_order.resize(static_cast<std::size_t>(n));
     }
+    // NaN first: an inner policy that cannot produce weights leaves them unwritten.
+    m_inner_weights.setConstant(std::numeric_limits<Scalar>::quiet_NaN());
     Status status = m_inner.compute(estimates, m_inner_weights);
     if (!m_inner_weights.allFinite())
       return status;  // the inner policy left its weights undefined (it says why)
