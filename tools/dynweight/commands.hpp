@@ -21,6 +21,9 @@ struct Command {
 Command add_sample_command(CLI::App& parent);
 /// `dynweight stats`: rolling or EWMA statistics of a price file (see stats_command.cpp).
 Command add_stats_command(CLI::App& parent);
+/// `dynweight weights`: target weights of a policy on streamed estimates (see
+/// weights_command.cpp).
+Command add_weights_command(CLI::App& parent);
 /// `dynweight rebalance`: trades from a book to target weights (see rebalance_command.cpp).
 Command add_rebalance_command(CLI::App& parent);
 
