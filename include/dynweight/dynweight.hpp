@@ -17,6 +17,7 @@
 #include "dynweight/overlays/turnover_limit.hpp"
 #include "dynweight/overlays/volatility_target.hpp"
 #include "dynweight/overlays/weight_bounds.hpp"
+#include "dynweight/pipeline/dynamic_weighter.hpp"
 #include "dynweight/policies/correlation_shrinkage.hpp"
 #include "dynweight/policies/estimates.hpp"
 #include "dynweight/policies/inverse_volatility.hpp"
