@@ -24,13 +24,14 @@ void report(std::string_view message) {
 
 std::vector<Command> add_all_commands(CLI::App& app) {
   return {add_stats_command(app), add_weights_command(app), add_rebalance_command(app),
-          add_sample_command(app)};
+          add_backtest_command(app), add_sample_command(app)};
 }
 
 int run_tool(int argc, char** argv) {
   CLI::App app{
       "Rolling and EWMA statistics of asset prices, target weights of a weighting policy, trades "
-      "that rebalance a book to target weights, and a synthetic market to try them on.\n"
+      "that rebalance a book to target weights, backtests of the whole pipeline, and a synthetic "
+      "market to try them on.\n"
       "CSV in, CSV out: price and volume files have a header row (the date column, then the "
       "asset names) and one row per date, oldest first.",
       "dynweight"};

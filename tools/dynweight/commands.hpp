@@ -26,6 +26,9 @@ Command add_stats_command(CLI::App& parent);
 Command add_weights_command(CLI::App& parent);
 /// `dynweight rebalance`: trades from a book to target weights (see rebalance_command.cpp).
 Command add_rebalance_command(CLI::App& parent);
+/// `dynweight backtest`: a price file through the per-bar pipeline, results into a directory
+/// (see backtest_command.cpp).
+Command add_backtest_command(CLI::App& parent);
 
 /// Registers every subcommand on `app`, in the order `--help` lists them. Adding one: write
 /// `Command add_<name>_command(CLI::App&)` in `<name>_command.cpp`, declare it above, list it in

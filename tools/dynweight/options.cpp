@@ -2,6 +2,10 @@
 
 #include "dynweight/errors.hpp"
 
+#include <charconv>
+#include <cmath>
+#include <system_error>
+
 namespace dynweight::cli {
 
 std::optional<std::string> MarketInputOptions::volumes_path() const {
@@ -52,6 +56,27 @@ void add_estimator_options(CLI::App& app, EstimatorOptions& options) {
                  "Returns: 'simple' p_t/p_{t-1} - 1, or 'log' ln(p_t/p_{t-1})")
       ->check(CLI::IsMember({"simple", "log"}))
       ->capture_default_str();
+}
+
+Amount parse_amount(std::string_view option, std::string_view text) {
+  Amount amount;
+  std::string_view digits = text;
+  if (!digits.empty() && digits.back() == '%') {
+    amount.percent = true;
+    digits.remove_suffix(1);
+  }
+  const char* first = digits.data();
+  const char* last = first + digits.size();
+  const auto [end, error] = std::from_chars(first, last, amount.value);
+  if (digits.empty() || error != std::errc() || end != last || !std::isfinite(amount.value) ||
+      amount.value < 0.0) {
+    std::string message(option);
+    message.append(": '").append(text).append("' is not a number >= 0 or a percentage (X%)");
+    throw InputError(message);
+  }
+  if (amount.percent)
+    amount.value /= 100.0;
+  return amount;
 }
 
 }  // namespace dynweight::cli

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "dynweight/core/types.hpp"
 #include "dynweight/market_reader.hpp"
@@ -40,5 +41,14 @@ struct EstimatorOptions {
 };
 
 void add_estimator_options(CLI::App& app, EstimatorOptions& options);
+
+/// A value given as `X` or `X%` (then X / 100, and `percent` is set).
+struct Amount {
+  double value = 0.0;
+  bool percent = false;
+};
+
+/// Parses `X` or `X%` (finite, >= 0); throws `InputError` naming `option` otherwise.
+Amount parse_amount(std::string_view option, std::string_view text);
 
 }  // namespace dynweight::cli

@@ -3,19 +3,18 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 #include "dynweight/book_reader.hpp"
 #include "dynweight/commands.hpp"
 #include "dynweight/errors.hpp"
+#include "dynweight/options.hpp"
 #include "dynweight/output.hpp"
 #include "dynweight/rebalance/rebalancer.hpp"
 
@@ -38,33 +37,6 @@ struct RebalanceArguments {
   bool allow_short = false;
   bool no_residual = false;
 };
-
-// A value given as `X` or `X%` (then X / 100, and `percent` is set).
-struct Amount {
-  double value = 0.0;
-  bool percent = false;
-};
-
-Amount parse_amount(std::string_view option, std::string_view text) {
-  Amount amount;
-  std::string_view digits = text;
-  if (!digits.empty() && digits.back() == '%') {
-    amount.percent = true;
-    digits.remove_suffix(1);
-  }
-  const char* first = digits.data();
-  const char* last = first + digits.size();
-  const auto [end, error] = std::from_chars(first, last, amount.value);
-  if (digits.empty() || error != std::errc() || end != last || !std::isfinite(amount.value) ||
-      amount.value < 0.0) {
-    std::string message(option);
-    message.append(": '").append(text).append("' is not a number >= 0 or a percentage (X%)");
-    throw InputError(message);
-  }
-  if (amount.percent)
-    amount.value /= 100.0;
-  return amount;
-}
 
 void check_option(bool ok, std::string_view option, double value, std::string_view requirement) {
   if (ok)

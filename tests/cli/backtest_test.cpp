@@ -1,0 +1,415 @@
+// `dynweight backtest`: its equity curve, trades and weights equal a `DynamicWeighter` driven bar
+// by bar by the test (to 1e-12 relative), its summary equals statistics recomputed here from
+// equity.csv, the triggers fire as the options say, the chart is an SVG, and bad input exits with
+// status 2 leaving the output directory untouched.
+
+#include <fmt/format.h>
+
+#include <Eigen/Core>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli_support.hpp"
+#include "dynweight/market_reader.hpp"
+#include "dynweight/overlays/overlay.hpp"
+#include "dynweight/overlays/volatility_target.hpp"
+#include "dynweight/overlays/weight_bounds.hpp"
+#include "dynweight/pipeline/dynamic_weighter.hpp"
+#include "dynweight/policies/inverse_volatility.hpp"
+#include "dynweight/policies/risk_parity.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using dynweight::cli::test::Bound;
+using dynweight::cli::test::compare_tables;
+using dynweight::cli::test::data_path;
+using dynweight::cli::test::parse_rows;
+using dynweight::cli::test::read_text;
+using dynweight::cli::test::run_cli;
+using dynweight::cli::test::work_dir;
+using dynweight::cli::test::write_text;
+using Eigen::Index;
+
+constexpr double kTolerance = 1e-12;
+
+std::string prices_csv() {
+  return data_path("market/prices.csv").string();
+}
+
+std::string number(double value) {
+  return fmt::format("{:.17g}", value);
+}
+
+std::string reasons_text(dynweight::RebalanceReason reasons) {
+  using dynweight::RebalanceReason;
+  std::string text;
+  for (const RebalanceReason reason : {RebalanceReason::initial, RebalanceReason::calendar,
+                                       RebalanceReason::drift, RebalanceReason::regime}) {
+    if (dynweight::has(reasons, reason))
+      text.append(text.empty() ? "" : "|").append(dynweight::to_string(reason));
+  }
+  return text;
+}
+
+// What the backtest should write, from a `DynamicWeighter` the test drives itself.
+struct Expected {
+  std::string equity;
+  std::string trades;
+  std::string weights;
+  long rebalances = 0;
+};
+
+template <class Policy>
+Expected drive(const std::string& prices, Policy policy,
+               const dynweight::DynamicWeighterOptions& options) {
+  dynweight::cli::MarketReader reader(prices, std::nullopt, dynweight::cli::MissingPolicy::error);
+  const auto& names = reader.assets();
+  dynweight::DynamicWeighter weighter(reader.asset_count(), std::move(policy), options, names);
+  Expected expected;
+  expected.equity = "date,value,cash,turnover,cost,rebalanced,reasons\n";
+  expected.trades = "date,asset,shares_delta,price,notional,cost,limit\n";
+  expected.weights = "date";
+  for (const auto& name : names)
+    expected.weights += "," + name;
+  expected.weights += "\n";
+  bool started = false;
+  while (reader.next()) {
+    const auto& bar = weighter.update(reader.prices());
+    started = started || bar.rebalanced;
+    if (!started)
+      continue;
+    const auto& plan = weighter.plan();
+    const double turnover = bar.rebalanced ? plan.turnover : 0.0;
+    const double cost = bar.rebalanced ? plan.total_cost : 0.0;
+    expected.equity += fmt::format("{},{},{},{},{},{},{}\n", reader.date(), number(bar.value),
+                                   number(weighter.cash()), number(turnover), number(cost),
+                                   bar.rebalanced ? 1 : 0, reasons_text(bar.reasons));
+    if (!bar.rebalanced)
+      continue;
+    ++expected.rebalances;
+    expected.weights += reader.date();
+    for (Index i = 0; i < reader.asset_count(); ++i)
+      expected.weights += "," + number(weighter.book_weights()(i));
+    expected.weights += "\n";
+    for (Index i = 0; i < reader.asset_count(); ++i) {
+      if (plan.shares_delta(i) == 0.0)
+        continue;
+      expected.trades += fmt::format(
+          "{},{},{},{},{},{},{}\n", reader.date(), names[static_cast<std::size_t>(i)],
+          number(plan.shares_delta(i)), number(reader.prices()(i)), number(plan.notional(i)),
+          number(plan.cost(i)), dynweight::to_string(plan.limits[static_cast<std::size_t>(i)]));
+    }
+  }
+  return expected;
+}
+
+// The number after "key": in summary.json (NaN for null).
+double json_number(const std::string& json, const std::string& key) {
+  const std::string needle = "\"" + key + "\": ";
+  const auto at = json.find(needle);
+  if (at == std::string::npos)
+    throw std::runtime_error("no key " + key + " in summary.json");
+  const std::string rest = json.substr(at + needle.size());
+  if (rest.rfind("null", 0) == 0)
+    return std::numeric_limits<double>::quiet_NaN();
+  return std::stod(rest);
+}
+
+std::string json_string(const std::string& json, const std::string& key) {
+  const std::string needle = "\"" + key + "\": \"";
+  const auto at = json.find(needle);
+  if (at == std::string::npos)
+    throw std::runtime_error("no key " + key + " in summary.json");
+  const auto start = at + needle.size();
+  return json.substr(start, json.find('"', start) - start);
+}
+
+void check_relative(double actual, double expected) {
+  INFO("actual " << number(actual) << ", expected " << number(expected));
+  CHECK(std::abs(actual - expected) <= kTolerance * std::max(std::abs(expected), 1e-300));
+}
+
+std::vector<std::string> files_in(const fs::path& dir) {
+  std::vector<std::string> files;
+  if (fs::exists(dir)) {
+    for (const auto& entry : fs::directory_iterator(dir))
+      files.push_back(entry.path().filename().string());
+  }
+  return files;
+}
+
+// Prices of 6 assets over 320 rows: daily volatility 0.5% for 200 rows, then 4%.
+std::string turbulent_prices() {
+  std::uint64_t state = 20240917;
+  const auto uniform = [&state]() {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (static_cast<double>(state >> 11) + 0.5) * 0x1.0p-53;
+  };
+  const auto gaussian = [&uniform]() {
+    return std::sqrt(-2.0 * std::log(uniform())) * std::cos(6.283185307179586 * uniform());
+  };
+  std::string text = "date,A,B,C,D,E,F\n";
+  std::vector<double> prices(6, 100.0);
+  for (int t = 0; t < 320; ++t) {
+    const double vol = t < 200 ? 0.005 : 0.04;
+    const double common = gaussian();
+    text += fmt::format("{:04d}-{:02d}-{:02d}", 2001 + t / 336, 1 + (t / 28) % 12, 1 + t % 28);
+    for (double& price : prices) {
+      price *= std::exp(vol * (0.6 * common + 0.8 * gaussian()));
+      text += "," + number(price);
+    }
+    text += "\n";
+  }
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("backtest: outputs equal DynamicWeighter driven bar by bar", "[cli][backtest]") {
+  const fs::path out = work_dir("backtest_reference") / "out";
+  dynweight::DynamicWeighterOptions options;
+  options.moments.window = 20;
+  options.rebalance.cost_bps = 5.0;
+  options.rebalance.fee_per_trade = 1.0;
+  options.initial_cash = 250000.0;
+  Expected expected;
+  std::vector<std::string> arguments = {"backtest", "--prices",        prices_csv(), "--window",
+                                        "20",       "--annualization", "252",        "--cost-bps",
+                                        "5",        "--fee",           "1",          "--capital",
+                                        "250000",   "--out",           out.string()};
+  SECTION("risk parity, calendar only") {
+    options.every = 10;
+    expected = drive(prices_csv(), dynweight::RiskParity<double>(), options);
+    arguments.insert(arguments.end(), {"--policy", "risk-parity", "--every", "10"});
+  }
+  SECTION("inverse volatility, capped and vol-targeted, drift trigger and lots") {
+    options.every = 30;
+    options.drift_band = 0.01;
+    options.rebalance.lot_size = 10.0;
+    const auto n = static_cast<Index>(6);
+    dynweight::Overlaid policy(
+        dynweight::InverseVolatility<double>(), dynweight::WeightBounds<double>(n, 0.0, 0.25),
+        dynweight::VolatilityTarget<double>({.target = 0.08, .annualization = 252}));
+    expected = drive(prices_csv(), std::move(policy), options);
+    arguments.insert(arguments.end(),
+                     {"--policy", "inverse-vol", "--every", "30", "--drift-band", "0.01",
+                      "--lot-size", "10", "--max-weight", "0.25", "--vol-target", "0.08"});
+  }
+  const auto result = run_cli(arguments);
+  INFO(result.err);
+  REQUIRE(result.status == 0);
+  CHECK(result.out.empty());
+  for (const char* file : {"weights.csv", "trades.csv", "equity.csv", "summary.json", "chart.svg"})
+    CHECK(fs::is_regular_file(out / file));
+  CHECK(compare_tables(read_text(out / "equity.csv"), expected.equity, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(compare_tables(read_text(out / "trades.csv"), expected.trades, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(compare_tables(read_text(out / "weights.csv"), expected.weights, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(json_number(read_text(out / "summary.json"), "rebalances") ==
+        static_cast<double>(expected.rebalances));
+  CHECK(parse_rows(read_text(out / "trades.csv")).size() > 1);
+}
+
+TEST_CASE("backtest: summary.json equals statistics recomputed from equity.csv",
+          "[cli][backtest]") {
+  const fs::path out = work_dir("backtest_summary") / "out";
+  const double annualization = 252.0;
+  const auto result = run_cli({"backtest", "--prices", prices_csv(), "--policy", "risk-parity",
+                               "--window", "20", "--every", "7", "--annualization", "252",
+                               "--cost-bps", "10", "--out", out.string()});
+  INFO(result.err);
+  REQUIRE(result.status == 0);
+  const std::string summary = read_text(out / "summary.json");
+  const auto rows = parse_rows(read_text(out / "equity.csv"));
+  REQUIRE(rows.size() > 3);
+  std::vector<double> values;
+  double turnover = 0.0, costs = 0.0;
+  long rebalances = 0, calendar = 0, initial = 0;
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    values.push_back(std::stod(rows[r][1]));
+    turnover += std::stod(rows[r][3]);
+    costs += std::stod(rows[r][4]);
+    rebalances += rows[r][5] == "1" ? 1 : 0;
+    calendar += rows[r][6].find("calendar") != std::string::npos ? 1 : 0;
+    initial += rows[r][6].find("initial") != std::string::npos ? 1 : 0;
+  }
+  // Two passes over log returns and simple returns, independently of the tool's code.
+  const auto periods = static_cast<double>(values.size() - 1);
+  const double cagr =
+      std::exp(annualization / periods * std::log(values.back() / values.front())) - 1.0;
+  std::vector<double> returns;
+  for (std::size_t t = 1; t < values.size(); ++t)
+    returns.push_back((values[t] - values[t - 1]) / values[t - 1]);
+  double mean = 0.0;
+  for (const double r : returns)
+    mean += r / periods;
+  double variance = 0.0;
+  for (const double r : returns)
+    variance += (r - mean) * (r - mean) / (periods - 1.0);
+  double peak = 0.0, drawdown = 0.0;
+  for (const double value : values) {
+    peak = std::max(peak, value);
+    drawdown = std::max(drawdown, (peak - value) / peak);
+  }
+  check_relative(json_number(summary, "cagr"), cagr);
+  check_relative(json_number(summary, "annualized_volatility"),
+                 std::sqrt(variance * annualization));
+  check_relative(json_number(summary, "sharpe"), mean / std::sqrt(variance / annualization));
+  check_relative(json_number(summary, "max_drawdown"), drawdown);
+  check_relative(json_number(summary, "total_turnover"), turnover);
+  check_relative(json_number(summary, "total_costs"), costs);
+  check_relative(json_number(summary, "final_value"), values.back());
+  CHECK(json_number(summary, "risk_free_rate") == 0.0);
+  CHECK(json_string(summary, "first_date") == rows[1][0]);
+  CHECK(json_string(summary, "last_date") == rows.back()[0]);
+  // 120 price rows, window 20: 100 ready bars, a calendar rebalance at ready bars 0, 7, ..., 98.
+  CHECK(rebalances == 15);
+  CHECK(calendar == 15);
+  CHECK(initial == 1);
+  CHECK(json_number(summary, "rebalances") == 15.0);
+  CHECK(summary.find("\"calendar\": 15") != std::string::npos);
+  CHECK(summary.find("\"regime\": 0") != std::string::npos);
+  CHECK(values.size() == 100);
+}
+
+TEST_CASE("backtest: --every K gives ceil(ready bars / K) rebalances", "[cli][backtest]") {
+  for (const int every : {1, 10, 33, 200}) {
+    const fs::path out = work_dir("backtest_every") / "out";
+    const auto result = run_cli({"backtest", "--prices", prices_csv(), "--policy", "inverse-vol",
+                                 "--window", "20", "--every", std::to_string(every),
+                                 "--annualization", "252", "--out", out.string()});
+    INFO("--every " << every << ": " << result.err);
+    REQUIRE(result.status == 0);
+    const long expected = (100 + every - 1) / every;
+    CHECK(json_number(read_text(out / "summary.json"), "rebalances") ==
+          static_cast<double>(expected));
+    CHECK(parse_rows(read_text(out / "weights.csv")).size() ==
+          static_cast<std::size_t>(expected) + 1);
+  }
+}
+
+TEST_CASE("backtest: the regime trigger fires on a volatility jump", "[cli][backtest]") {
+  const fs::path dir = work_dir("backtest_regime");
+  write_text(dir / "turbulent.csv", turbulent_prices());
+  const auto run = [&dir](bool regime) {
+    const fs::path out = dir / (regime ? "with" : "without");
+    std::vector<std::string> arguments = {"backtest",        (dir / "turbulent.csv").string(),
+                                          "--policy",        "risk-parity",
+                                          "--window",        "20",
+                                          "--every",         "1000",
+                                          "--annualization", "252",
+                                          "--out",           out.string()};
+    arguments.insert(arguments.begin() + 1, "--prices");
+    if (regime)
+      arguments.insert(arguments.end(), {"--regime", "1.5,1.2", "--regime-halflives", "5,50"});
+    const auto result = run_cli(arguments);
+    INFO(result.err);
+    REQUIRE(result.status == 0);
+    return out;
+  };
+  const fs::path with = run(true);
+  const std::string summary = read_text(with / "summary.json");
+  const auto rows = parse_rows(read_text(with / "equity.csv"));
+  long regime_rows = 0;
+  std::string first_regime_date;
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    if (rows[r][6].find("regime") != std::string::npos) {
+      ++regime_rows;
+      if (first_regime_date.empty())
+        first_regime_date = rows[r][0];
+    }
+  }
+  CHECK(regime_rows >= 1);
+  CHECK(json_number(summary, "rebalances") == static_cast<double>(1 + regime_rows));
+  CHECK(summary.find(fmt::format("\"regime\": {}", regime_rows)) != std::string::npos);
+  // The jump is at row 201 (0-based 200): the trigger fires after it, not before.
+  const auto prices = parse_rows(turbulent_prices());
+  CHECK(first_regime_date > prices[200][0]);
+
+  const std::string calm = read_text(run(false) / "summary.json");
+  CHECK(json_number(calm, "rebalances") == 1.0);
+  CHECK(calm.find("\"regime\": 0") != std::string::npos);
+}
+
+TEST_CASE("backtest: chart.svg is an SVG with the equity curve and the weights",
+          "[cli][backtest]") {
+  const fs::path out = work_dir("backtest_chart") / "out";
+  const auto result =
+      run_cli({"backtest", "--prices", prices_csv(), "--policy", "risk-parity", "--window", "20",
+               "--every", "10", "--annualization", "252", "--out", out.string()});
+  REQUIRE(result.status == 0);
+  std::string svg = read_text(out / "chart.svg");
+  while (!svg.empty() && (svg.back() == '\n' || svg.back() == ' '))
+    svg.pop_back();
+  CHECK(svg.rfind("<svg", 0) == 0);
+  CHECK(svg.size() >= 6);
+  CHECK(svg.substr(svg.size() - 6) == "</svg>");
+  CHECK(svg.find("<polyline") != std::string::npos);
+  CHECK(svg.find("<path") != std::string::npos);
+  for (const char* name : {"A001", "A006", "cash", "2015-01-30"})
+    CHECK(svg.find(name) != std::string::npos);
+  std::size_t opened = 0, closed = 0;
+  for (const char c : svg) {
+    opened += c == '<' ? 1 : 0;
+    closed += c == '>' ? 1 : 0;
+  }
+  CHECK(opened == closed);
+}
+
+TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][backtest]") {
+  const fs::path dir = work_dir("backtest_errors");
+  const fs::path out = dir / "out";
+  SECTION("--annualization is required") {
+    const auto result = run_cli({"backtest", "--prices", prices_csv(), "--policy", "risk-parity",
+                                 "--window", "20", "--every", "10", "--out", out.string()});
+    CHECK(result.status == 2);
+    CHECK(result.err.find("--annualization") != std::string::npos);
+    CHECK(result.out.empty());
+    CHECK_FALSE(fs::exists(out));
+  }
+  SECTION("a malformed price, half-way through the file") {
+    auto rows = parse_rows(read_text(prices_csv()));
+    std::string text;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      if (r == 79)
+        rows[r][2] = "1.2.3";
+      for (std::size_t c = 0; c < rows[r].size(); ++c)
+        text += (c == 0 ? "" : ",") + rows[r][c];
+      text += "\n";
+    }
+    write_text(dir / "bad.csv", text);
+    fs::create_directories(out);
+    const auto result = run_cli({"backtest", "--prices", (dir / "bad.csv").string(), "--policy",
+                                 "risk-parity", "--window", "20", "--every", "10",
+                                 "--annualization", "252", "--out", out.string()});
+    CHECK(result.status == 2);
+    CHECK(result.err.find("bad.csv:80:3:") != std::string::npos);
+    CHECK(result.out.empty());
+    CHECK(files_in(out).empty());
+  }
+  SECTION("too few rows for the window") {
+    const auto result =
+        run_cli({"backtest", "--prices", prices_csv(), "--policy", "risk-parity", "--window", "200",
+                 "--every", "10", "--annualization", "252", "--out", out.string()});
+    CHECK(result.status == 2);
+    CHECK(result.err.find("not enough rows") != std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+  }
+  SECTION("a bad regime pair") {
+    const auto result = run_cli({"backtest", "--prices", prices_csv(), "--policy", "risk-parity",
+                                 "--window", "20", "--every", "10", "--annualization", "252",
+                                 "--regime", "1.1,1.3", "--out", out.string()});
+    CHECK(result.status == 2);
+    CHECK(result.err.find("--regime") != std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+  }
+}
