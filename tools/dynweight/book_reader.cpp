@@ -15,20 +15,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string quoted(std::string_view text) {
-  std::string out = "'";
-  out.append(text).append("'");
-  return out;
-}
-
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-    text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-    text.remove_suffix(1);
-  return text;
-}
-
 [[noreturn]] void fail(const std::string& path, Location where, std::string_view message) {
   throw InputError(located(path, where.line, where.column, message));
 }

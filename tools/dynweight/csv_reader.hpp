@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dynweight::cli {
@@ -52,5 +53,21 @@ class CsvReader {
   long m_line = 1;
   long m_record_line = 0;
 };
+
+/// `text` in single quotes, for messages: 'abc'.
+inline std::string quoted(std::string_view text) {
+  std::string out = "'";
+  out.append(text).append("'");
+  return out;
+}
+
+/// `text` without leading and trailing spaces and tabs.
+inline std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+    text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+    text.remove_suffix(1);
+  return text;
+}
 
 }  // namespace dynweight::cli

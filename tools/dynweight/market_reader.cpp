@@ -6,25 +6,12 @@
 #include <system_error>
 #include <utility>
 
+#include "dynweight/csv_reader.hpp"
 #include "dynweight/errors.hpp"
 
 namespace dynweight::cli {
 
 namespace {
-
-std::string quoted(std::string_view text) {
-  std::string out = "'";
-  out.append(text).append("'");
-  return out;
-}
-
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-    text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-    text.remove_suffix(1);
-  return text;
-}
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';

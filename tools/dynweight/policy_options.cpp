@@ -24,14 +24,6 @@ namespace dynweight::cli {
 
 namespace {
 
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-    text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-    text.remove_suffix(1);
-  return text;
-}
-
 // "lw-constant-correlation" | "lw-identity" | "oas" | an intensity in [0, 1].
 void parse_shrinkage(const std::string& text, PolicySetup& setup) {
   if (text == "lw-constant-correlation") {

@@ -462,7 +462,7 @@ class Rebalancer {
         raise_cash(cash_after, prices, false);
     }
 
-    return finish(targets, shares, cash, prices, value, gap_before, capped);
+    return finish(targets, shares, prices, value, gap_before, capped);
   }
 
   /// The allowed count nearest m_ideal(i); records the limit that moved it.
@@ -858,8 +858,8 @@ class Rebalancer {
     return exchanged;
   }
 
-  Status finish(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices, Scalar value,
-                Scalar gap_before, bool capped) {
+  Status finish(ConstRef targets, ConstRef shares, ConstRef prices, Scalar value, Scalar gap_before,
+                bool capped) {
     TradePlan<Scalar>& r = m_result;
     r.value_before = value;
     r.shares_delta = m_count.cwiseProduct(m_lot_sizes);
@@ -876,7 +876,6 @@ class Rebalancer {
         limit = TradeLimit::none;  // cut, then bought back with leftover cash
     }
     r.cash_after = exact_cash_after(prices);  // the very sum the cash decisions were checked on
-    static_cast<void>(cash);
     r.value_after = r.shares_after.dot(prices) + r.cash_after;
     r.weights_after = r.shares_after.cwiseProduct(prices) / r.value_after;
     r.tracking_error_before = std::sqrt(gap_before);
