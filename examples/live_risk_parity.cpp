@@ -2,21 +2,22 @@
 // each into targets and a trade plan when a trigger fires, and a simulated broker fills the plan;
 // its fills, not the plan, become the book (execute_trades = false, then set_book).
 //
-// The feed is a seeded synthetic market of 8 assets (one common factor plus noise) whose
-// volatility jumps 2.5x at bar 400: the regime trigger (short/long EWMA volatility of the
-// portfolio's return) rebalances at once instead of waiting for the monthly calendar. The policy
-// is risk parity on the 60-bar covariance, scaled to 10% annualised volatility, with at most 10%
-// one-way turnover per rebalance (so the book is built up over the first rebalances, and TE, the
-// tracking error ||w - w*|| to the turnover-limited targets, is the rounding to whole shares).
-// The broker pays 2 bp of slippage and the 5 bp commission.
+// The feed replays the first 8 assets of a `dynweight sample` market row by row (a stand-in for a
+// market-data callback). The sample's market has calm and turbulent regimes: when turbulence
+// starts, the regime trigger (short/long EWMA volatility of the portfolio's return) rebalances at
+// once instead of waiting for the monthly calendar. The policy is risk parity on the 60-bar
+// covariance, scaled to 10% annualised volatility, with at most 10% one-way turnover per rebalance
+// (so the book is built up over the first rebalances, and TE, the tracking error ||w - w*|| to the
+// turnover-limited targets, is the rounding to whole shares). The broker pays 2 bp of slippage and
+// the 5 bp commission.
 //
-//   ./build/dev/examples/live_risk_parity_example
+//   ./build/dev/tools/dynweight sample --assets 300 --days 1000 --seed 7 --out build/sample
+//   ./build/dev/examples/live_risk_parity_example build/sample
 
 #include <fmt/core.h>
 
 #include <Eigen/Core>
 #include <cmath>
-#include <cstdint>
 #include <string>
 
 #include "dynweight/overlays/overlay.hpp"
@@ -24,48 +25,29 @@
 #include "dynweight/overlays/volatility_target.hpp"
 #include "dynweight/pipeline/dynamic_weighter.hpp"
 #include "dynweight/policies/risk_parity.hpp"
+#include "sample_market.hpp"
 
 namespace {
 
 using dynweight::Index;
 using Eigen::VectorXd;
 
+constexpr const char* kSampleOptions = "--assets 300 --days 1000 --seed 7";
 constexpr Index kAssets = 8;
-constexpr Index kBars = 800;
-constexpr Index kJump = 400;  // the volatility regime changes here
 constexpr double kSlippage = 2e-4;
 
-// The feed: a seeded generator called once per bar (a stand-in for a market-data callback).
-class SyntheticFeed {
+// The feed: one bar of prices per call, from the sample's first kAssets columns.
+class ReplayFeed {
  public:
-  explicit SyntheticFeed(std::uint64_t seed)
-      : m_state(seed), m_prices(VectorXd::Constant(kAssets, 50.0)) {
-    for (Index i = 0; i < kAssets; ++i)
-      m_prices(i) *= 1.0 + 0.25 * static_cast<double>(i);
-  }
+  explicit ReplayFeed(const examples::SampleMarket& market)
+      : m_prices(market.prices.leftCols(kAssets).transpose()) {}
 
-  const VectorXd& next_bar(Index bar) {
-    const double scale = bar < kJump ? 1.0 : 2.5;
-    const double market = gaussian();
-    for (Index i = 0; i < kAssets; ++i) {
-      const double vol = scale * (0.006 + 0.002 * static_cast<double>(i));  // daily
-      m_prices(i) *= std::exp(2e-4 + vol * (0.5 * market + 0.866 * gaussian()));
-    }
-    return m_prices;
-  }
+  [[nodiscard]] bool done() const { return m_next == m_prices.cols(); }
+  Eigen::Ref<const VectorXd> next_bar() { return m_prices.col(m_next++); }
 
  private:
-  double uniform() {
-    m_state = m_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (static_cast<double>(m_state >> 11) + 0.5) * 0x1.0p-53;
-  }
-  double gaussian() {
-    const double radius = std::sqrt(-2.0 * std::log(uniform()));
-    return radius * std::cos(6.283185307179586 * uniform());
-  }
-
-  std::uint64_t m_state;
-  VectorXd m_prices;
+  Eigen::MatrixXd m_prices;  // assets × bars: a bar is a contiguous column
+  Index m_next = 0;
 };
 
 std::string reasons_text(dynweight::RebalanceReason reasons) {
@@ -79,9 +61,7 @@ std::string reasons_text(dynweight::RebalanceReason reasons) {
   return text;
 }
 
-}  // namespace
-
-int main() {
+void stream(const examples::SampleMarket& market) {
   using namespace dynweight;
   Overlaid policy(RiskParity<double>(),
                   VolatilityTarget<double>({.target = 0.10, .annualization = 252}),
@@ -101,12 +81,12 @@ int main() {
   // The broker's book: changed only by fills.
   VectorXd shares = VectorXd::Zero(kAssets);
   double cash = 1e6;
-  SyntheticFeed feed(42);
+  ReplayFeed feed(market);
 
   fmt::print("{:>5} {:<16} {:>6} {:>9} {:>9} {:>9} {:>14}\n", "bar", "reasons", "ratio", "turnover",
              "TE before", "TE after", "value");
-  for (Index t = 0; t < kBars; ++t) {
-    const VectorXd& prices = feed.next_bar(t);
+  while (!feed.done()) {
+    const Eigen::Ref<const VectorXd> prices = feed.next_bar();
     const auto& bar = weighter.update(prices);
     if (!bar.rebalanced)
       continue;
@@ -130,5 +110,10 @@ int main() {
   }
   fmt::print("final: value {:.2f}, cash {:.2f}, invested {:.1f}%\n", weighter.value(),
              weighter.cash(), 100 * weighter.book_weights().sum());
-  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::run_on_sample(argc, argv, kSampleOptions, stream);
 }

@@ -1,19 +1,20 @@
-// Rebalances a mixed book, 30 US equities and a 4-coin crypto sleeve, to risk-parity targets, in
+// Rebalances a mixed book, 30 equities and a 4-coin crypto sleeve, to risk-parity targets, in
 // whole lots, after costs, within a no-trade band, a participation cap and a cash buffer.
 //
-// Prices are a seeded synthetic market (a market factor, a crypto factor and idiosyncratic noise,
-// 250 daily bars). The book was put at risk parity a month ago and has drifted since; today's
-// targets are risk parity on the 120-day covariance of RollingMoments, 98% invested. Some
-// equities trade in round lots of 100, the coins in lots of 0.0001.
+// The market is the first 34 assets of a `dynweight sample` market (its last 250 days); the last
+// four stand in for the coins. The book was put at risk parity a month ago and has drifted since;
+// today's targets are risk parity on the 120-day covariance of RollingMoments, 98% invested. One
+// equity in three trades in round lots of 100, the coins in lots of 0.0001; the participation cap
+// is on the 20-day average of the sample's share volumes.
 //
-//   ./build/dev/examples/rebalance_book_example
+//   ./build/dev/tools/dynweight sample --assets 300 --days 1000 --seed 7 --out build/sample
+//   ./build/dev/examples/rebalance_book_example build/sample
 
 #include <fmt/core.h>
 
 #include <Eigen/Core>
 #include <cmath>
-#include <cstdint>
-#include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,34 +23,21 @@
 #include "dynweight/rebalance/rebalancer.hpp"
 #include "dynweight/stats/returns.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
+#include "sample_market.hpp"
 
 namespace {
 
 using dynweight::Index;
 using Eigen::VectorXd;
 
+constexpr const char* kSampleOptions = "--assets 300 --days 1000 --seed 7";
 constexpr Index kEquities = 30;
+constexpr Index kCoins = 4;
 constexpr Index kBars = 250;
-constexpr Index kDrift = 21;  // trading days since the last rebalance
+constexpr Index kDrift = 21;    // trading days since the last rebalance
+constexpr Index kAdvDays = 20;  // days in the average volume
 constexpr double kCapital = 25e6;
 constexpr double kInvested = 0.98;  // target weight of the assets; cash is the rest
-
-// Portable draws (the std:: distributions differ between standard libraries).
-class Draws {
- public:
-  explicit Draws(std::uint64_t seed) : m_engine(seed) {}
-  double uniform() { return (static_cast<double>(m_engine() >> 11) + 0.5) * 0x1.0p-53; }
-  double log_uniform(double low, double high) {
-    return low * std::exp(uniform() * std::log(high / low));
-  }
-  double normal() {  // Box-Muller
-    const double radius = std::sqrt(-2.0 * std::log(uniform()));
-    return radius * std::cos(6.283185307179586 * uniform());
-  }
-
- private:
-  std::mt19937_64 m_engine;
-};
 
 // Risk parity on the window's covariance, scaled to the invested fraction.
 VectorXd targets(dynweight::RiskParity<double>& policy,
@@ -62,40 +50,25 @@ VectorXd targets(dynweight::RiskParity<double>& policy,
   return kInvested * weights;
 }
 
-}  // namespace
-
-int main() {
-  const std::vector<std::string> names = {
-      "AAPL", "MSFT", "AMZN", "GOOGL", "META", "NVDA", "JPM",  "V",   "JNJ",  "WMT",  "PG",  "XOM",
-      "UNH",  "HD",   "MA",   "CVX",   "KO",   "PEP",  "ABBV", "MRK", "COST", "AVGO", "LLY", "BAC",
-      "TMO",  "MCD",  "CSCO", "ACN",   "DIS",  "ADBE", "BTC",  "ETH", "SOL",  "LINK"};
-  const auto n = static_cast<Index>(names.size());
-  Draws draws(20261125);
-
-  // The market: starting prices, factor loadings, idiosyncratic vols, ADV in shares (or coins).
-  VectorXd prices(n), beta(n), idio(n), adv(n), lots(n);
-  for (Index i = 0; i < n; ++i) {
-    const bool coin = i >= kEquities;
-    prices(i) = coin ? std::vector<double>{61000, 3100, 145, 14.5}[std::size_t(i - kEquities)]
-                     : std::round(draws.log_uniform(15, 900) * 100) / 100;
-    beta(i) = coin ? 0.3 : draws.log_uniform(0.6, 1.6);
-    idio(i) = coin ? draws.log_uniform(0.015, 0.03) : draws.log_uniform(0.008, 0.022);
-    adv(i) = std::round(draws.log_uniform(coin ? 2e8 : 2e6, coin ? 2e9 : 4e8) / prices(i));
-    lots(i) = coin ? 0.0001 : (i % 3 == 0 ? 100 : 1);
-  }
+void rebalance(const examples::SampleMarket& market) {
+  const Index n = kEquities + kCoins;
+  if (market.prices.cols() < n || market.prices.rows() < kBars)
+    throw std::invalid_argument(
+        fmt::format("the sample needs at least {} assets and {} days", n, kBars));
+  const Index first = market.prices.rows() - kBars;
+  const std::vector<std::string> names(market.names.begin(), market.names.begin() + n);
+  VectorXd lots(n);
+  for (Index i = 0; i < n; ++i)
+    lots(i) = i >= kEquities ? 0.0001 : (i % 3 == 0 ? 100 : 1);
 
   dynweight::ReturnCalculator<double> returns(n);
   dynweight::RollingMoments<double> moments(n, {.window = 120}, names);
   dynweight::RiskParity<double> policy;
+  VectorXd prices(n);
   VectorXd shares = VectorXd::Zero(n);
   double cash = kCapital;
   for (Index bar = 0; bar < kBars; ++bar) {
-    const double market = 0.010 * draws.normal(), crypto = 0.035 * draws.normal();
-    for (Index i = 0; i < n; ++i) {
-      const double r =
-          beta(i) * market + (i >= kEquities ? crypto : 0.0) + idio(i) * draws.normal();
-      prices(i) *= std::exp(r + 0.0003);
-    }
+    prices = market.prices.row(first + bar).head(n).transpose();
     if (returns.update(prices))
       moments.update(returns.returns());
     if (bar == kBars - 1 - kDrift) {  // last month's rebalance: whole lots at that day's targets
@@ -106,6 +79,7 @@ int main() {
     }
   }
   const VectorXd target = targets(policy, moments);
+  const VectorXd adv = market.volumes.bottomRows(kAdvDays).leftCols(n).colwise().mean().transpose();
 
   dynweight::RebalanceOptions options;
   options.cost_bps = 5;                  // commission and half-spread
@@ -149,4 +123,10 @@ int main() {
              100 * plan.tracking_error);
   fmt::print("status: {}{}{}\n", dynweight::to_string(status.code), status.ok() ? "" : ": ",
              status.detail);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::run_on_sample(argc, argv, kSampleOptions, rebalance);
 }

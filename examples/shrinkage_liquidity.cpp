@@ -1,16 +1,17 @@
 // Shrinkage + liquidity scaling on a large universe: risk parity on a shrunk covariance, capped
 // by what each asset's trading volume can absorb.
 //
-// 300 assets in 10 sectors (a market factor, a sector factor each and idiosyncratic noise, 250
-// daily bars of seeded synthetic prices and share volumes). Every bar updates a 120-bar
-// RollingShrinkage (Ledoit–Wolf 2003, toward constant correlation: with 120 observations of 300
-// assets the sample covariance is singular, so risk parity needs the shrinkage) and a 120-bar
-// average dollar volume, and computes
+// The market is a `dynweight sample` market of 300 assets (a market factor, sector factors, calm
+// and turbulent regimes), its last 250 daily bars of prices and share volumes. Every bar updates a
+// 120-bar RollingShrinkage (Ledoit–Wolf 2003, toward constant correlation: with 120 observations
+// of 300 assets the sample covariance is singular, so risk parity needs the shrinkage) and a
+// 120-bar average dollar volume, and computes
 //   LiquidityScaled<CorrelationShrinkage<RiskParity>>  (cap mode: $4B, 10% of ADV per asset).
 // It prints the last bar's intensity, the assets at their liquidity cap, the cash left, the ten
 // largest weights with their caps, and the time per bar.
 //
-//   ./build/dev/examples/shrinkage_liquidity_example
+//   ./build/dev/tools/dynweight sample --assets 300 --days 1000 --seed 7 --out build/sample
+//   ./build/dev/examples/shrinkage_liquidity_example build/sample
 
 #include <fmt/core.h>
 
@@ -18,9 +19,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdint>
 #include <numeric>
-#include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -31,72 +31,40 @@
 #include "dynweight/policies/risk_parity.hpp"
 #include "dynweight/stats/dollar_volume.hpp"
 #include "dynweight/stats/returns.hpp"
+#include "sample_market.hpp"
 
 namespace {
 
 using dynweight::Index;
 using Eigen::VectorXd;
 
-constexpr Index kAssets = 300;
-constexpr Index kSectors = 10;
+constexpr const char* kSampleOptions = "--assets 300 --days 1000 --seed 7";
 constexpr Index kBars = 250;
 constexpr Index kWindow = 120;
 
-// Portable draws (the std:: distributions differ between standard libraries).
-class Draws {
- public:
-  explicit Draws(std::uint64_t seed) : m_engine(seed) {}
-  double uniform() { return (static_cast<double>(m_engine() >> 11) + 0.5) * 0x1.0p-53; }
-  double log_uniform(double low, double high) {
-    return low * std::exp(uniform() * std::log(high / low));
-  }
-  double normal() {  // Box-Muller
-    const double radius = std::sqrt(-2.0 * std::log(uniform()));
-    return radius * std::cos(6.283185307179586 * uniform());
-  }
+void weigh(const examples::SampleMarket& market) {
+  const Index assets = market.prices.cols();
+  if (market.prices.rows() < kBars)
+    throw std::invalid_argument(fmt::format("the sample needs at least {} days", kBars));
+  const Index first = market.prices.rows() - kBars;
+  const std::vector<std::string>& names = market.names;
 
- private:
-  std::mt19937_64 m_engine;
-};
-
-}  // namespace
-
-int main() {
-  Draws draws(20261126);
-  std::vector<std::string> names;
-  VectorXd prices(kAssets), beta(kAssets), sector_beta(kAssets), idio(kAssets), shares(kAssets);
-  for (Index i = 0; i < kAssets; ++i) {
-    names.push_back(fmt::format("S{:02}_{:03}", i % kSectors, i));
-    prices(i) = draws.log_uniform(5, 500);
-    beta(i) = draws.log_uniform(0.5, 1.5);
-    sector_beta(i) = draws.log_uniform(0.3, 1.0);
-    idio(i) = draws.log_uniform(0.008, 0.03);
-    shares(i) = draws.log_uniform(2e7, 2e10) / prices(i);  // typical shares traded a day
-  }
-
-  dynweight::ReturnCalculator<double> returns(kAssets);
+  dynweight::ReturnCalculator<double> returns(assets);
   dynweight::RollingShrinkage<double> shrinkage(
-      kAssets, {.window = kWindow}, dynweight::RollingShrinkageMethod::constant_correlation, names);
-  dynweight::RollingDollarVolume<double> adv(kAssets, {.window = kWindow}, names);
+      assets, {.window = kWindow}, dynweight::RollingShrinkageMethod::constant_correlation, names);
+  dynweight::RollingDollarVolume<double> adv(assets, {.window = kWindow}, names);
   const dynweight::LiquidityOptions liquidity{.capital = 4e9, .participation = 0.10};
   using Shrunk = dynweight::CorrelationShrinkage<dynweight::RiskParity<double>>;
   dynweight::LiquidityScaled<Shrunk> policy(Shrunk(dynweight::RiskParity<double>(), shrinkage),
                                             liquidity);
 
-  VectorXd volumes(kAssets), sectors(kSectors), weights(kAssets);
+  VectorXd prices(assets), volumes(assets), weights(assets);
   dynweight::Status status = dynweight::Status::not_ready("no bar yet");
   std::chrono::steady_clock::duration busy{};
   Index timed = 0;
   for (Index bar = 0; bar < kBars; ++bar) {
-    const double market = 0.009 * draws.normal();
-    for (Index s = 0; s < kSectors; ++s)
-      sectors(s) = 0.006 * draws.normal();
-    for (Index i = 0; i < kAssets; ++i) {
-      const double r =
-          beta(i) * market + sector_beta(i) * sectors(i % kSectors) + idio(i) * draws.normal();
-      prices(i) *= std::exp(r + 0.0002);
-      volumes(i) = std::round(shares(i) * std::exp(0.4 * draws.normal()) * (1 + 40 * std::abs(r)));
-    }
+    prices = market.prices.row(first + bar).transpose();
+    volumes = market.volumes.row(first + bar).transpose();
     const auto start = std::chrono::steady_clock::now();
     adv.update(prices, volumes);
     if (returns.update(prices))
@@ -114,14 +82,14 @@ int main() {
   const VectorXd& caps = policy.capacity();
   Index capped = 0;
   double capped_weight = 0;
-  for (Index i = 0; i < kAssets; ++i) {
+  for (Index i = 0; i < assets; ++i) {
     if (weights(i) >= caps(i)) {
       ++capped;
       capped_weight += weights(i);
     }
   }
   fmt::print("{} assets, {} bars, {}-bar window: risk parity on a constant-correlation shrinkage\n",
-             kAssets, kBars, kWindow);
+             assets, kBars, kWindow);
   fmt::print("shrinkage intensity {:.4f} toward average correlation {:.4f}\n", shrunk.intensity,
              shrunk.target_parameter);
   fmt::print(
@@ -131,7 +99,7 @@ int main() {
   fmt::print("invested {:.4f}%, cash left {:.4f}%; status {}\n\n", 100 * weights.sum(),
              100 * policy.cash(), dynweight::to_string(status.code));
 
-  std::vector<Index> order(kAssets);
+  std::vector<Index> order(assets);
   std::iota(order.begin(), order.end(), Index{0});
   std::partial_sort(order.begin(), order.begin() + 10, order.end(),
                     [&](Index a, Index b) { return weights(a) > weights(b); });
@@ -146,4 +114,10 @@ int main() {
   }
   const double micros = std::chrono::duration<double, std::micro>(busy).count() / double(timed);
   fmt::print("\ntime per bar (update + compute, mean of {} bars): {:.0f} us\n", timed, micros);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::run_on_sample(argc, argv, kSampleOptions, weigh);
 }
