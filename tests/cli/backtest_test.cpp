@@ -412,4 +412,23 @@ TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][b
     CHECK(result.err.find("--regime") != std::string::npos);
     CHECK_FALSE(fs::exists(out));
   }
+  SECTION("trading options are checked as rebalance checks them") {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--fee", "-1"}, "--fee: -1 must be finite and >= 0"},
+        {{"--min-trade", "100%"}, "--min-trade: 100 must be below 100% of the portfolio value"},
+        {{"--cash-buffer", "1 dollar"}, "--cash-buffer: '1 dollar' is not a number >= 0"},
+        {{"--lot-size", "0"}, "--lot-size: 0 must be finite and > 0"}};
+    for (const auto& [extra, message] : cases) {
+      std::vector<std::string> arguments = {
+          "backtest", "--prices", prices_csv(),      "--policy", "risk-parity", "--window",  "20",
+          "--every",  "10",       "--annualization", "252",      "--out",       out.string()};
+      arguments.insert(arguments.end(), extra.begin(), extra.end());
+      const auto result = run_cli(arguments);
+      CAPTURE(message);
+      CHECK(result.status == 2);
+      CHECK(result.err.find(message) != std::string::npos);
+      CHECK(result.out.empty());
+      CHECK_FALSE(fs::exists(out));
+    }
+  }
 }

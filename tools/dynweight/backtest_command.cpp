@@ -46,12 +46,7 @@ struct BacktestArguments {
   double regime_upper = 0.0;
   double regime_lower = 0.0;
   std::string regime_halflives;  // "SHORT,LONG"
-  double cost_bps = 0.0;
-  double fee = 0.0;
-  double lot_size = 1.0;
-  std::string min_trade = "0";
-  std::string band = "0";
-  std::string cash_buffer = "0";
+  TradingOptions trading;
   std::string out;
 };
 
@@ -69,30 +64,6 @@ std::array<double, 2> parse_pair(std::string_view option, const std::string& tex
   if (!ok)
     throw InputError(fmt::format("{}: '{}' is not two numbers X,Y", option, text));
   return values;
-}
-
-RebalanceOptions rebalance_options(const BacktestArguments& arguments) {
-  RebalanceOptions options;
-  require(std::isfinite(arguments.lot_size) && arguments.lot_size > 0.0,
-          fmt::format("--lot-size: {} must be finite and > 0", arguments.lot_size));
-  require(
-      std::isfinite(arguments.cost_bps) && arguments.cost_bps >= 0.0 && arguments.cost_bps < 1e4,
-      fmt::format("--cost-bps: {} must be finite, >= 0 and < 10000", arguments.cost_bps));
-  require(std::isfinite(arguments.fee) && arguments.fee >= 0.0,
-          fmt::format("--fee: {} must be finite and >= 0", arguments.fee));
-  options.lot_size = arguments.lot_size;
-  options.cost_bps = arguments.cost_bps;
-  options.fee_per_trade = arguments.fee;
-  const Amount min_trade = parse_amount("--min-trade", arguments.min_trade);
-  const Amount cash_buffer = parse_amount("--cash-buffer", arguments.cash_buffer);
-  require(!min_trade.percent || min_trade.value < 1.0,
-          "--min-trade: must be below 100% of the portfolio value");
-  require(!cash_buffer.percent || cash_buffer.value < 1.0,
-          "--cash-buffer: must be below 100% of the portfolio value");
-  (min_trade.percent ? options.min_notional_fraction : options.min_notional) = min_trade.value;
-  (cash_buffer.percent ? options.cash_buffer_fraction : options.cash_buffer) = cash_buffer.value;
-  options.band = parse_amount("--band", arguments.band).value;
-  return options;
 }
 
 DynamicWeighterOptions weighter_options(const BacktestArguments& arguments, const CLI::App& app,
@@ -137,7 +108,7 @@ DynamicWeighterOptions weighter_options(const BacktestArguments& arguments, cons
             fmt::format("--regime-halflives: must satisfy 0 < short < long (short {}, long {})",
                         regime.short_halflife, regime.long_halflife));
   }
-  options.rebalance = rebalance_options(arguments);
+  arguments.trading.apply(options.rebalance);
   options.initial_cash = arguments.policy.capital;
   options.execute_trades = true;
   return options;
@@ -717,28 +688,8 @@ Command add_backtest_command(CLI::App& parent) {
                   "Half-lives (bars) of the regime trigger's short and long EWMA volatilities "
                   "(default 10,100; the ratio is reported after 20 observations)")
       ->type_name("S,L");
-  app->add_option("--cost-bps", arguments->cost_bps,
-                  "Proportional cost, basis points of |notional|, paid from cash")
-      ->capture_default_str()
-      ->type_name("X");
-  app->add_option("--fee", arguments->fee, "Fixed fee per asset traded, paid from cash")
-      ->capture_default_str()
-      ->type_name("X");
-  app->add_option("--lot-size", arguments->lot_size, "Lot size of every asset (any real > 0)")
-      ->capture_default_str()
-      ->type_name("N");
-  app->add_option("--min-trade", arguments->min_trade,
-                  "No order below this notional, or X% of the portfolio value")
-      ->capture_default_str()
-      ->type_name("X|X%");
-  app->add_option("--band", arguments->band,
-                  "No-trade band: an asset is not traded while |weight - target| <= X")
-      ->capture_default_str()
-      ->type_name("X|X%");
-  app->add_option("--cash-buffer", arguments->cash_buffer,
-                  "Cash after trades and costs stays >= this amount, or X% of the portfolio value")
-      ->capture_default_str()
-      ->type_name("X|X%");
+  add_trading_options(*app, arguments->trading, "Lot size of every asset (any real > 0)",
+                      "No-trade band: an asset is not traded while |weight - target| <= X");
   app->add_option("--out", arguments->out,
                   "Directory for the results (created if needed; files are written only once "
                   "the whole run succeeded, each replaced atomically)")

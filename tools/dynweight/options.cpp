@@ -1,6 +1,9 @@
 #include "dynweight/options.hpp"
 
+#include <fmt/core.h>
+
 #include "dynweight/errors.hpp"
+#include "dynweight/rebalance/rebalancer.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -77,6 +80,57 @@ Amount parse_amount(std::string_view option, std::string_view text) {
   if (amount.percent)
     amount.value /= 100.0;
   return amount;
+}
+
+void check_option(bool ok, std::string_view option, double value, std::string_view requirement) {
+  if (!ok)
+    throw InputError(fmt::format("{}: {} must be {}", option, value, requirement));
+}
+
+void TradingOptions::apply(RebalanceOptions& options) const {
+  check_option(std::isfinite(lot_size) && lot_size > 0.0, "--lot-size", lot_size, "finite and > 0");
+  check_option(std::isfinite(cost_bps) && cost_bps >= 0.0 && cost_bps < 1e4, "--cost-bps", cost_bps,
+               "finite, >= 0 and < 10000");
+  check_option(std::isfinite(fee) && fee >= 0.0, "--fee", fee, "finite and >= 0");
+  const Amount min_trade_amount = parse_amount("--min-trade", min_trade);
+  const Amount cash_buffer_amount = parse_amount("--cash-buffer", cash_buffer);
+  check_option(!min_trade_amount.percent || min_trade_amount.value < 1.0, "--min-trade",
+               min_trade_amount.value * 100.0, "below 100% of the portfolio value");
+  check_option(!cash_buffer_amount.percent || cash_buffer_amount.value < 1.0, "--cash-buffer",
+               cash_buffer_amount.value * 100.0, "below 100% of the portfolio value");
+  const double band_value = parse_amount("--band", band).value;
+
+  options.lot_size = lot_size;
+  options.cost_bps = cost_bps;
+  options.fee_per_trade = fee;
+  (min_trade_amount.percent ? options.min_notional_fraction : options.min_notional) =
+      min_trade_amount.value;
+  (cash_buffer_amount.percent ? options.cash_buffer_fraction : options.cash_buffer) =
+      cash_buffer_amount.value;
+  options.band = band_value;
+}
+
+void add_trading_options(CLI::App& app, TradingOptions& options, const std::string& lot_size_help,
+                         const std::string& band_help) {
+  app.add_option("--lot-size", options.lot_size, lot_size_help)
+      ->capture_default_str()
+      ->type_name("N");
+  app.add_option("--min-trade", options.min_trade,
+                 "No order below this notional, or X% of the portfolio value")
+      ->capture_default_str()
+      ->type_name("X|X%");
+  app.add_option("--band", options.band, band_help)->capture_default_str()->type_name("X|X%");
+  app.add_option("--cost-bps", options.cost_bps,
+                 "Proportional cost, basis points of |notional|, paid from cash")
+      ->capture_default_str()
+      ->type_name("X");
+  app.add_option("--fee", options.fee, "Fixed fee per asset traded, paid from cash")
+      ->capture_default_str()
+      ->type_name("X");
+  app.add_option("--cash-buffer", options.cash_buffer,
+                 "Cash after trades and costs stays >= this amount, or X% of the portfolio value")
+      ->capture_default_str()
+      ->type_name("X|X%");
 }
 
 }  // namespace dynweight::cli

@@ -1,7 +1,8 @@
 #pragma once
 
 /// \file
-/// Option groups shared by the subcommands that read a market (stats now; weights, backtest).
+/// Option groups shared by the subcommands: the market input and estimator (stats, weights,
+/// backtest) and the trading options (rebalance, backtest).
 
 #include <CLI/CLI.hpp>
 #include <optional>
@@ -11,6 +12,10 @@
 #include "dynweight/core/types.hpp"
 #include "dynweight/market_reader.hpp"
 #include "dynweight/stats/returns.hpp"
+
+namespace dynweight {
+struct RebalanceOptions;
+}
 
 namespace dynweight::cli {
 
@@ -50,5 +55,27 @@ struct Amount {
 
 /// Parses `X` or `X%` (finite, >= 0); throws `InputError` naming `option` otherwise.
 Amount parse_amount(std::string_view option, std::string_view text);
+
+/// Throws `InputError` "OPTION: VALUE must be REQUIREMENT" unless `ok`.
+void check_option(bool ok, std::string_view option, double value, std::string_view requirement);
+
+/// `--lot-size`, `--min-trade`, `--band`, `--cost-bps`, `--fee`, `--cash-buffer`: how a book
+/// trades (rebalance and backtest).
+struct TradingOptions {
+  double lot_size = 1.0;
+  std::string min_trade = "0";
+  std::string band = "0";
+  double cost_bps = 0.0;
+  double fee = 0.0;
+  std::string cash_buffer = "0";
+
+  /// Checks each value (an `InputError` naming the option) and sets it in `options`.
+  void apply(RebalanceOptions& options) const;
+};
+
+/// Adds the trading options to `app`, with the help texts of --lot-size and --band given (they
+/// differ where a book file may carry lot sizes, or a band mode applies).
+void add_trading_options(CLI::App& app, TradingOptions& options, const std::string& lot_size_help,
+                         const std::string& band_help);
 
 }  // namespace dynweight::cli

@@ -25,51 +25,20 @@ namespace {
 struct RebalanceArguments {
   std::string book;
   std::string targets;
-  double lot_size = 1.0;
-  std::string min_trade = "0";
+  TradingOptions trading;
   double min_quantity = 0.0;
-  std::string band = "0";
   std::string band_mode = "absolute";
-  double cost_bps = 0.0;
-  double fee = 0.0;
-  std::string cash_buffer = "0";
   std::string max_participation;  // empty: no cap
   bool allow_short = false;
   bool no_residual = false;
 };
 
-void check_option(bool ok, std::string_view option, double value, std::string_view requirement) {
-  if (ok)
-    return;
-  throw InputError(fmt::format("{}: {} must be {}", option, value, requirement));
-}
-
 RebalanceOptions rebalance_options(const RebalanceArguments& arguments) {
   RebalanceOptions options;
-  check_option(std::isfinite(arguments.lot_size) && arguments.lot_size > 0.0, "--lot-size",
-               arguments.lot_size, "finite and > 0");
+  arguments.trading.apply(options);
   check_option(std::isfinite(arguments.min_quantity) && arguments.min_quantity >= 0.0,
                "--min-quantity", arguments.min_quantity, "finite and >= 0");
-  check_option(
-      std::isfinite(arguments.cost_bps) && arguments.cost_bps >= 0.0 && arguments.cost_bps < 1e4,
-      "--cost-bps", arguments.cost_bps, "finite, >= 0 and < 10000");
-  check_option(std::isfinite(arguments.fee) && arguments.fee >= 0.0, "--fee", arguments.fee,
-               "finite and >= 0");
-  options.lot_size = arguments.lot_size;
   options.min_quantity = arguments.min_quantity;
-  options.cost_bps = arguments.cost_bps;
-  options.fee_per_trade = arguments.fee;
-
-  const Amount min_trade = parse_amount("--min-trade", arguments.min_trade);
-  const Amount cash_buffer = parse_amount("--cash-buffer", arguments.cash_buffer);
-  check_option(!min_trade.percent || min_trade.value < 1.0, "--min-trade", min_trade.value * 100.0,
-               "below 100% of the portfolio value");
-  check_option(!cash_buffer.percent || cash_buffer.value < 1.0, "--cash-buffer",
-               cash_buffer.value * 100.0, "below 100% of the portfolio value");
-  (min_trade.percent ? options.min_notional_fraction : options.min_notional) = min_trade.value;
-  (cash_buffer.percent ? options.cash_buffer_fraction : options.cash_buffer) = cash_buffer.value;
-
-  options.band = parse_amount("--band", arguments.band).value;
   options.band_mode = arguments.band_mode == "relative" ? BandMode::relative : BandMode::absolute;
   if (!arguments.max_participation.empty()) {
     options.max_participation =
@@ -247,36 +216,16 @@ Command add_rebalance_command(CLI::App& parent) {
                   "1 - the sum of the weights")
       ->required()
       ->type_name("FILE");
-  app->add_option("--lot-size", arguments->lot_size,
-                  "Lot size of every asset without a lot_size cell (any real > 0: 100, 0.0001)")
-      ->capture_default_str()
-      ->type_name("N");
-  app->add_option("--min-trade", arguments->min_trade,
-                  "No order below this notional, or X% of the portfolio value")
-      ->capture_default_str()
-      ->type_name("X|X%");
+  add_trading_options(*app, arguments->trading,
+                      "Lot size of every asset without a lot_size cell (any real > 0: 100, 0.0001)",
+                      "No-trade band: an asset is not traded while |weight - target| <= X "
+                      "(absolute), or <= X * |target| (relative); X or X% (0.5% = 0.005)");
   app->add_option("--min-quantity", arguments->min_quantity, "No order for fewer shares than this")
       ->capture_default_str()
       ->type_name("X");
-  app->add_option("--band", arguments->band,
-                  "No-trade band: an asset is not traded while |weight - target| <= X (absolute), "
-                  "or <= X * |target| (relative); X or X% (0.5% = 0.005)")
-      ->capture_default_str()
-      ->type_name("X|X%");
   app->add_option("--band-mode", arguments->band_mode, "How --band is measured")
       ->check(CLI::IsMember({"absolute", "relative"}))
       ->capture_default_str();
-  app->add_option("--cost-bps", arguments->cost_bps,
-                  "Proportional cost, basis points of |notional|, paid from cash")
-      ->capture_default_str()
-      ->type_name("X");
-  app->add_option("--fee", arguments->fee, "Fixed fee per asset traded, paid from cash")
-      ->capture_default_str()
-      ->type_name("X");
-  app->add_option("--cash-buffer", arguments->cash_buffer,
-                  "Cash after trades and costs stays >= this amount, or X% of the portfolio value")
-      ->capture_default_str()
-      ->type_name("X|X%");
   app->add_option("--max-participation", arguments->max_participation,
                   "Trade at most X (or X%) of each asset's adv (average daily volume in shares: "
                   "the book needs an adv column)")
