@@ -6,6 +6,11 @@
 //                                 whole-lot plan → book updated;
 //   BM_PipelineStepNoRebalance/N  one bar that does not: the same statistics and the drift and
 //                                 regime triggers evaluated (neither fires);
+//   BM_PipelineStepByHand/N       the rebalancing bar's parts called by hand, as a user without
+//                                 DynamicWeighter would (ReturnCalculator, RollingShrinkage,
+//                                 the same policy chain, Rebalancer, the book kept in vectors):
+//                                 the sum of the parts, against which the pipeline's own overhead
+//                                 is measured;
 //   vs BM_RankUpdateFloor/N       one bare rank-2 update of the lower triangle of an N×N matrix.
 // Window W = 250. Prices follow a log random walk that runs forward through the 256-bar pool of
 // observations and back (returns negated), so they stay bounded however many iterations run.
@@ -24,7 +29,9 @@
 #include "dynweight/overlays/volatility_target.hpp"
 #include "dynweight/overlays/weight_bounds.hpp"
 #include "dynweight/pipeline/dynamic_weighter.hpp"
+#include "dynweight/policies/estimates.hpp"
 #include "dynweight/policies/risk_parity.hpp"
+#include "dynweight/rebalance/rebalancer.hpp"
 
 namespace {
 
@@ -117,6 +124,59 @@ void BM_PipelineStepNoRebalance(benchmark::State& state) {
   pipeline_step(state, false);
 }
 
+// The rebalancing bar of BM_PipelineStep without DynamicWeighter: the same engines, options,
+// prices and warm-up, called in the order the pipeline calls them.
+void BM_PipelineStepByHand(benchmark::State& state) {
+  const auto n = static_cast<Index>(state.range(0));
+  dynweight::ReturnCalculator<double> returns(n);
+  dynweight::RollingShrinkage<double> shrinkage(n, {.window = dynweight::bench::kWindow},
+                                                dynweight::RollingShrinkageMethod::ledoit_wolf);
+  Chain policy = make_chain(n);
+  dynweight::Rebalancer<double> rebalancer(n, {.cost_bps = 2});
+  Eigen::MatrixXd shrunk(n, n);
+  Eigen::VectorXd volatility(n), targets(n), book_weights = Eigen::VectorXd::Zero(n);
+  Eigen::VectorXd shares = Eigen::VectorXd::Zero(n);
+  double cash = 1e9;
+  double sweeps = 0;
+  bool all_ok = true;
+  const auto bar = [&](const Eigen::VectorXd& prices) {
+    const double value = shares.dot(prices) + cash;
+    book_weights = shares.cwiseProduct(prices) / value;
+    if (returns.update(prices))
+      shrinkage.update(returns.returns());
+    if (!shrinkage.ready())
+      return;
+    shrinkage.compute(shrunk, dynweight::OutputStorage::full);
+    volatility = shrunk.diagonal().cwiseMax(0.0).cwiseSqrt();
+    dynweight::Estimates<double> estimates(n);
+    estimates.set_mean(shrinkage.moments().mean());
+    estimates
+        .set_covariance(shrunk, dynweight::SymmetricStorage::full,
+                        dynweight::Estimates<double>::unchecked)
+        .set_volatility(volatility);
+    const dynweight::Status status = policy.compute(estimates, book_weights, targets);
+    sweeps += double(status.iterations);
+    all_ok = all_ok && status.code != dynweight::StatusCode::numerical_issue;
+    rebalancer.plan(targets, shares, cash, prices);
+    shares = rebalancer.result().shares_after;
+    cash = rebalancer.result().cash_after;
+  };
+  PricePath path(n);
+  for (Index t = 0; t <= dynweight::bench::kWindow + 20; ++t)
+    bar(path.next());
+  sweeps = 0;
+  for (auto _ : state) {
+    bar(path.next());
+    benchmark::DoNotOptimize(shares.data());
+    benchmark::ClobberMemory();
+  }
+  if (!all_ok)
+    state.SkipWithError("the policy reported a numerical issue");
+  state.SetItemsProcessed(state.iterations());
+  state.counters["N"] = double(n);
+  state.counters["sweeps"] = sweeps / double(state.iterations());
+}
+
 void BM_RankUpdateFloor(benchmark::State& state) {
   dynweight::bench::rank_update_floor(state);
 }
@@ -129,6 +189,7 @@ void pipeline_sizes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_PipelineStep)->Apply(pipeline_sizes);
 BENCHMARK(BM_PipelineStepNoRebalance)->Apply(pipeline_sizes);
+BENCHMARK(BM_PipelineStepByHand)->Apply(pipeline_sizes);
 BENCHMARK(BM_RankUpdateFloor)->Apply(pipeline_sizes);
 
 BENCHMARK_MAIN();

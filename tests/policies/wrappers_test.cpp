@@ -215,6 +215,8 @@ TEST_CASE("LiquidityScaled<CorrelationShrinkage<RiskParity>> nests and works",
   Nested policy(CorrelationShrinkage<RiskParity<double>>(
                     RiskParity<double>{}, ShrinkageTarget::constant_correlation, 0.25),
                 {.capital = 1e7, .participation = 0.05, .horizon = 10});
+  // The inner policy as it starts (cold): the same solve gives the same inner weights.
+  auto inner_policy = policy.inner();
   Eigen::VectorXd w(n);
   const auto status = policy.compute(estimates, w);
   REQUIRE(status.ok());
@@ -225,7 +227,7 @@ TEST_CASE("LiquidityScaled<CorrelationShrinkage<RiskParity>> nests and works",
   CHECK(std::abs(w.sum() - 1.0) <= 1e-14);
   CHECK(((w - capacity).array() <= 1e-15).all());
   Eigen::VectorXd inner(n);
-  REQUIRE(policy.inner().compute(estimates, inner).ok());
+  REQUIRE(inner_policy.compute(estimates, inner).ok());
   CHECK(near(w, water_fill_by_rounds(inner, capacity), 1e-12));
 
   // No allocation after the first call.

@@ -68,9 +68,11 @@ struct RiskParityOptions {
 /// the solution). The residual is taken on the Σx the sweeps keep up to date (exact updates,
 /// rounding only).
 ///
-/// **Start.** Cold: x_i ∝ √b_i / σ_i (the exact solution for a diagonal Σ). Warm (default): the
-/// previous bar's solution, when the assets and the excluded set are unchanged. Either start is
-/// scaled to the optimal multiple along its ray, t² = Σb / xᵀΣx.
+/// **Start.** Cold: x_i ∝ √b_i / σ_i (the exact solution for a diagonal Σ), scaled to the optimal
+/// multiple along its ray, t² = Σb / xᵀΣx (one pass over Σ for Σx). Warm (default): the previous
+/// solve's x, when the assets and the excluded set are unchanged; its first sweep pulls each
+/// block's entries of Σx from the block's columns and pushes the new values back through them
+/// while they are in cache, so Σx comes out of that sweep and the start costs no pass of its own.
 ///
 /// **Budgets and degenerate assets.** A zero budget gives exactly zero weight (the problem is
 /// solved on the others). An asset whose volatility is below `relative_floor` × the largest (a
@@ -85,9 +87,9 @@ struct RiskParityOptions {
 /// a negative diagonal entry (non-finite entries and asymmetry are rejected when the covariance is
 /// given to `Estimates::set_covariance`).
 ///
-/// **Cost.** One pass over Σ per sweep (plus one N×N copy when Σ is given as a lower triangle or
-/// some assets are excluded); the Newton fallback is O(N³) per step. No allocation after the first
-/// call at a given N (and number of excluded assets).
+/// **Cost.** One pass over Σ per sweep, plus one for a cold start (plus one N×N copy when Σ is
+/// given as a lower triangle or some assets are excluded); the Newton fallback is O(N³) per step.
+/// No allocation after the first call at a given N (and number of excluded assets).
 template <FloatingScalar Scalar_ = double>
 class RiskParity {
  public:
@@ -125,16 +127,18 @@ class RiskParity {
     auto y = m_y.head(m);
     auto b = m_b.head(m);
 
-    start(s, excluded);
+    // A warm start leaves y = Σx to its first sweep (see `pulling_sweep`).
+    bool pull = !start(s, excluded);
     m_history_count = 0;
     Index iterations = 0;
     // The sweeps keep y = Σx by exact updates (rounding only: ~ε per pass, far below the
     // tolerance), so the residual is taken on it without recomputing Σx.
-    double residual = residual_of(x, y, b);
-    while (!(residual <= m_options.tolerance) && iterations < m_options.max_iterations &&
-           std::isfinite(residual)) {
+    double residual = pull ? std::numeric_limits<double>::infinity() : residual_of(x, y, b);
+    while ((pull || !(residual <= m_options.tolerance)) && iterations < m_options.max_iterations &&
+           (pull || std::isfinite(residual))) {
       if (iterations < m_options.sweeps_before_newton) {
-        residual = accelerated_sweep(s);
+        residual = accelerated_sweep(s, pull);
+        pull = false;
       } else if (!newton_step(s)) {
         break;
       } else {
@@ -154,7 +158,9 @@ class RiskParity {
     weights.setZero();
     for (Index k = 0; k < m; ++k)
       weights(m_active(k)) = x(k) / total;
-    m_previous = weights;
+    m_previous.setZero();
+    for (Index k = 0; k < m; ++k)
+      m_previous(m_active(k)) = x(k);
     m_has_previous = true;
     m_previous_active.head(m) = m_active.head(m);
     m_previous_count = m;
@@ -261,8 +267,11 @@ class RiskParity {
     return m_gathered;
   }
 
-  // x from the previous solution (warm) or √b/σ (cold), scaled to t² = Σb / xᵀΣx; y = Σx.
-  void start(const MatrixType& s, bool excluded) {
+  // x from the previous solution (warm) or √b/σ (cold). Cold, it is scaled to the optimal multiple
+  // along its ray, t² = Σb / xᵀΣx, with y = Σx, and the result is true. Warm (false), x is the
+  // previous solve's own x, near that scale already when Σ has moved by a bar, and Σx is left to
+  // the first sweep, which pulls it as it goes (`pulling_sweep`): a pass over Σ saved.
+  bool start(const MatrixType& s, bool excluded) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -272,10 +281,13 @@ class RiskParity {
       x(k) = warm && m_previous(m_active(k)) > 0 ? m_previous(m_active(k))
                                                  : std::sqrt(m_b(k) / s(k, k));
     }
+    if (warm && m_options.sweeps_before_newton > 0)
+      return false;
     y.noalias() = s * x;
     const Scalar t = std::sqrt(m_b.head(m).sum() / x.dot(y));
     x *= t;
     y *= t;
+    return true;
   }
 
   // One cyclical coordinate-descent sweep on f, keeping y = Σx up to date. Coordinates go in
@@ -313,19 +325,62 @@ class RiskParity {
     }
   }
 
+  // The same sweep without y = Σx at hand: each block of four coordinates pulls its entries of Σx
+  // from its own columns of Σ (Σ is symmetric, so they are its rows), with x as it stands (the
+  // earlier blocks updated, its own and the later ones not: exactly what `sweep` would have in y),
+  // is minimised as in `sweep`, and pushes its new values back through the same columns, still in
+  // cache, into y. After the one pass y = Σx of the new x. (Scaling x to its optimal multiple after
+  // this sweep, as the cold start does before its first, costs a sweep more on warm starts.)
+  void pulling_sweep(const MatrixType& s) {
+    constexpr Index block = 4;
+    const Index m = m_active_count;
+    auto x = m_x.head(m);
+    auto y = m_y.head(m);
+    y.setZero();
+    Eigen::Matrix<Scalar, block, 1> pulled;
+    Eigen::Matrix<Scalar, block, 1> change;
+    for (Index start = 0; start < m; start += block) {
+      const Index width = std::min(block, m - start);
+      const auto columns = s.middleCols(start, width);
+      for (Index k = 0; k < width; ++k)
+        pulled(k) = s.col(start + k).dot(x);
+      for (Index k = 0; k < width; ++k) {
+        const Index i = start + k;
+        Scalar yi = pulled(k);
+        for (Index l = 0; l < k; ++l)
+          yi += s(i, start + l) * change(l);
+        const Scalar d = s(i, i);
+        const Scalar a = yi - d * x(i);
+        const Scalar root = std::sqrt(a * a + 4 * d * m_b(i));
+        const Scalar updated = a > 0 ? 2 * m_b(i) / (a + root) : (root - a) / (2 * d);
+        change(k) = updated - x(i);
+        x(i) = updated;
+      }
+      if (width == block) {
+        y.noalias() += s.middleCols(start, block) * x.template segment<block>(start);
+      } else {
+        y.noalias() += columns * x.segment(start, width);
+      }
+    }
+  }
+
   // One sweep, then Anderson acceleration (type II, Walker & Ni 2011) over the last kDepth
   // sweeps: with G the sweep map and f = G(x) − x, x ← G(x) − ΔG γ, γ = argmin ‖f − ΔF γ‖.
   // Σx of the combination is the same combination of the Σx the sweeps kept, so no pass over Σ
   // is added. Safeguarded: the accelerated point is taken only when it is positive, its
   // coefficients are moderate (‖γ‖∞ <= 1e3, which bounds the rounding it adds to Σx at ~1e-13
   // relative) and its residual is below the plain sweep's. Returns the residual.
-  double accelerated_sweep(const MatrixType& s) {
+  double accelerated_sweep(const MatrixType& s, bool pull) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
     const auto b = m_b.head(m);
     m_before.head(m) = x;
-    sweep(s);
+    if (pull) {
+      pulling_sweep(s);
+    } else {
+      sweep(s);
+    }
     const double plain = residual_of(x, y, b);
     const Index slot = m_history_count % kDepth;
     m_history_x.col(slot).head(m) = x;
@@ -448,7 +503,7 @@ class RiskParity {
   MatrixType m_delta_y;
   MatrixType m_delta_f;
   Index m_history_count = 0;
-  VectorType m_previous;                                      // last weights (all assets)
+  VectorType m_previous;  // the last solve's x (all assets; 0 where excluded)
   Eigen::Matrix<Index, Eigen::Dynamic, 1> m_previous_active;  // its active assets (first count)
   Index m_previous_count = 0;
   bool m_has_previous = false;
