@@ -158,6 +158,21 @@ TEST_CASE("RiskParity: properties over sizes and seeds", "[policies][risk_parity
         CHECK(warm_status.iterations <= cold_status.iterations);
     }
   }
+  SECTION("a warm start on a rescaled covariance (other units) is rescaled first") {
+    // Risk parity is scale-free: after the start's scaling the previous x solves the rescaled
+    // problem to its old residual, so at most one sweep is needed whichever way the scale went.
+    RiskParity<double> warm;
+    REQUIRE(near(solve(warm, sigma), w, 0.0));  // the same solve as above: the same weights
+    for (const double scale : {1e6, 1e-6, 1.0}) {
+      CAPTURE(scale);
+      const Eigen::MatrixXd scaled = scale * sigma;
+      dynweight::Status scaled_status;
+      const Eigen::VectorXd ws = solve(warm, scaled, &scaled_status);
+      REQUIRE(scaled_status.ok());
+      CHECK(scaled_status.iterations <= 1);
+      CHECK(near(ws, w, 1e-8));
+    }
+  }
 }
 
 TEST_CASE("RiskParity: a stale asset is excluded and the status says so",

@@ -270,7 +270,8 @@ class RiskParity {
   // x from the previous solution (warm) or √b/σ (cold). Cold, it is scaled to the optimal multiple
   // along its ray, t² = Σb / xᵀΣx, with y = Σx, and the result is true. Warm (false), x is the
   // previous solve's own x, near that scale already when Σ has moved by a bar, and Σx is left to
-  // the first sweep, which pulls it as it goes (`pulling_sweep`): a pass over Σ saved.
+  // the first sweep, which pulls it as it goes (`pulling_sweep`): a pass over Σ saved. A warm
+  // start on a rescaled Σ is scaled as a cold one.
   bool start(const MatrixType& s, bool excluded) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
@@ -281,7 +282,12 @@ class RiskParity {
       x(k) = warm && m_previous(m_active(k)) > 0 ? m_previous(m_active(k))
                                                  : std::sqrt(m_b(k) / s(k, k));
     }
-    if (warm && m_options.sweeps_before_newton > 0)
+    // Σ rescaled since the last solve (other units, annualised: tr Σ off by more than 2×) puts
+    // the previous x far from its optimal multiple, which sweeps restore only slowly: scaled then.
+    const Scalar trace = s.trace();
+    const bool same_scale = trace <= 2 * m_previous_trace && m_previous_trace <= 2 * trace;
+    m_previous_trace = trace;
+    if (warm && same_scale && m_options.sweeps_before_newton > 0)
       return false;
     y.noalias() = s * x;
     const Scalar t = std::sqrt(m_b.head(m).sum() / x.dot(y));
@@ -507,6 +513,7 @@ class RiskParity {
   Eigen::Matrix<Index, Eigen::Dynamic, 1> m_previous_active;  // its active assets (first count)
   Index m_previous_count = 0;
   bool m_has_previous = false;
+  Scalar m_previous_trace = 0;  // tr Σ of the last solve's active assets
 };
 
 static_assert(WeightingPolicy<RiskParity<double>>);
