@@ -296,17 +296,28 @@ class RiskParity {
     return true;
   }
 
+  // Coordinates are minimised in blocks of kBlock (see `sweep`).
+  static constexpr Index kBlock = 4;
+  using BlockVector = Eigen::Matrix<Scalar, kBlock, 1>;
+
+  // The minimiser of f along coordinate i: the positive root of d x² + a x − b = 0 (d = Σ_ii,
+  // a = (Σx)_i − Σ_ii x_i, b = b_i), in the form without cancellation.
+  static Scalar coordinate_minimum(Scalar d, Scalar a, Scalar b) {
+    const Scalar root = std::sqrt(a * a + 4 * d * b);
+    return a > 0 ? 2 * b / (a + root) : (root - a) / (2 * d);
+  }
+
   // One cyclical coordinate-descent sweep on f, keeping y = Σx up to date. Coordinates go in
   // blocks of four: inside a block each one is minimised in turn with y corrected through the 4×4
   // diagonal block of Σ, then the block's four changes reach the rest of y as one 4-column
   // product (one pass over Σ per sweep, at the speed of a matrix-vector product rather than of N
   // separate column updates).
   void sweep(const MatrixType& s) {
-    constexpr Index block = 4;
+    constexpr Index block = kBlock;
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
-    Eigen::Matrix<Scalar, block, 1> change;
+    BlockVector change;
     for (Index start = 0; start < m; start += block) {
       const Index width = std::min(block, m - start);
       for (Index k = 0; k < width; ++k) {
@@ -315,11 +326,7 @@ class RiskParity {
         Scalar yi = y(i);
         for (Index l = 0; l < k; ++l)
           yi += s(i, start + l) * change(l);
-        const Scalar d = s(i, i);
-        const Scalar a = yi - d * x(i);
-        const Scalar root = std::sqrt(a * a + 4 * d * m_b(i));
-        // The positive root of d x² + a x − b = 0, in the form without cancellation.
-        const Scalar updated = a > 0 ? 2 * m_b(i) / (a + root) : (root - a) / (2 * d);
+        const Scalar updated = coordinate_minimum(s(i, i), yi - s(i, i) * x(i), m_b(i));
         change(k) = updated - x(i);
         x(i) = updated;
       }
@@ -338,27 +345,24 @@ class RiskParity {
   // cache, into y. After the one pass y = Σx of the new x. (Scaling x to its optimal multiple after
   // this sweep, as the cold start does before its first, costs a sweep more on warm starts.)
   void pulling_sweep(const MatrixType& s) {
-    constexpr Index block = 4;
+    constexpr Index block = kBlock;
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
     y.setZero();
-    Eigen::Matrix<Scalar, block, 1> pulled;
-    Eigen::Matrix<Scalar, block, 1> change;
+    BlockVector pulled;
+    BlockVector change;
     for (Index start = 0; start < m; start += block) {
       const Index width = std::min(block, m - start);
       const auto columns = s.middleCols(start, width);
       for (Index k = 0; k < width; ++k)
         pulled(k) = s.col(start + k).dot(x);
-      for (Index k = 0; k < width; ++k) {
+      for (Index k = 0; k < width; ++k) {  // as in `sweep`, from the pulled (Σx)_i
         const Index i = start + k;
         Scalar yi = pulled(k);
         for (Index l = 0; l < k; ++l)
           yi += s(i, start + l) * change(l);
-        const Scalar d = s(i, i);
-        const Scalar a = yi - d * x(i);
-        const Scalar root = std::sqrt(a * a + 4 * d * m_b(i));
-        const Scalar updated = a > 0 ? 2 * m_b(i) / (a + root) : (root - a) / (2 * d);
+        const Scalar updated = coordinate_minimum(s(i, i), yi - s(i, i) * x(i), m_b(i));
         change(k) = updated - x(i);
         x(i) = updated;
       }
