@@ -50,17 +50,6 @@ class ReplayFeed {
   Index m_next = 0;
 };
 
-std::string reasons_text(dynweight::RebalanceReason reasons) {
-  using dynweight::RebalanceReason;
-  std::string text;
-  for (const RebalanceReason reason : {RebalanceReason::initial, RebalanceReason::calendar,
-                                       RebalanceReason::drift, RebalanceReason::regime}) {
-    if (dynweight::has(reasons, reason))
-      text.append(text.empty() ? "" : "+").append(dynweight::to_string(reason));
-  }
-  return text;
-}
-
 void stream(const examples::SampleMarket& market) {
   using namespace dynweight;
   Overlaid policy(RiskParity<double>(),
@@ -103,7 +92,7 @@ void stream(const examples::SampleMarket& market) {
     weighter.set_book(shares, cash);
     fmt::print(
         "{:>5} {:<16} {:>6} {:>8.2f}% {:>8.2f}% {:>8.2f}% {:>14.2f}\n", bar.bar,
-        reasons_text(bar.reasons),
+        to_string(bar.reasons, "+"),
         std::isnan(bar.regime_ratio) ? std::string("-") : fmt::format("{:.2f}", bar.regime_ratio),
         100 * plan.turnover, 100 * plan.tracking_error_before, 100 * plan.tracking_error,
         weighter.value());

@@ -47,17 +47,6 @@ std::string number(double value) {
   return fmt::format("{:.17g}", value);
 }
 
-std::string reasons_text(dynweight::RebalanceReason reasons) {
-  using dynweight::RebalanceReason;
-  std::string text;
-  for (const RebalanceReason reason : {RebalanceReason::initial, RebalanceReason::calendar,
-                                       RebalanceReason::drift, RebalanceReason::regime}) {
-    if (dynweight::has(reasons, reason))
-      text.append(text.empty() ? "" : "|").append(dynweight::to_string(reason));
-  }
-  return text;
-}
-
 // What the backtest should write, from a `DynamicWeighter` the test drives itself.
 struct Expected {
   std::string equity;
@@ -90,7 +79,7 @@ Expected drive(const std::string& prices, Policy policy,
     const double cost = bar.rebalanced ? plan.total_cost : 0.0;
     expected.equity += fmt::format("{},{},{},{},{},{},{}\n", reader.date(), number(bar.value),
                                    number(weighter.cash()), number(turnover), number(cost),
-                                   bar.rebalanced ? 1 : 0, reasons_text(bar.reasons));
+                                   bar.rebalanced ? 1 : 0, dynweight::to_string(bar.reasons, "|"));
     if (!bar.rebalanced)
       continue;
     ++expected.rebalances;

@@ -719,3 +719,15 @@ TEST_CASE("DynamicWeighterOptions rejects invalid settings", "[pipeline][errors]
                   dynweight::Error);
   CHECK_NOTHROW(build({.regime = {.enabled = false, .short_halflife = 50, .long_halflife = 20}}));
 }
+
+TEST_CASE("RebalanceReason masks print as their reasons in a fixed order", "[pipeline]") {
+  using dynweight::RebalanceReason;
+  CHECK(dynweight::to_string(RebalanceReason::none, "|").empty());
+  CHECK(dynweight::to_string(RebalanceReason::drift, "|") == "drift");
+  CHECK(dynweight::to_string(RebalanceReason::regime | RebalanceReason::calendar, "|") ==
+        "calendar|regime");
+  CHECK(dynweight::to_string(RebalanceReason::regime | RebalanceReason::drift |
+                                 RebalanceReason::calendar | RebalanceReason::initial,
+                             " + ") == "initial + calendar + drift + regime");
+  CHECK(dynweight::to_string(RebalanceReason::calendar) == "calendar");
+}

@@ -114,16 +114,6 @@ DynamicWeighterOptions weighter_options(const BacktestArguments& arguments, cons
   return options;
 }
 
-std::string reasons_text(RebalanceReason reasons) {
-  std::string text;
-  for (const RebalanceReason reason : {RebalanceReason::initial, RebalanceReason::calendar,
-                                       RebalanceReason::drift, RebalanceReason::regime}) {
-    if (has(reasons, reason))
-      text.append(text.empty() ? "" : "|").append(to_string(reason));
-  }
-  return text;
-}
-
 // Keeps at most 2 x `limit` evenly spaced rows of (index, weights) of a stream of unknown
 // length: every `stride`-th row, the stride doubling (and every other kept row dropped) whenever
 // the buffer fills; the last row is kept apart.
@@ -561,7 +551,7 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
       append_number(equity, number);
     }
     equity.append(std::string_view(bar.rebalanced ? ",1," : ",0,"));
-    equity.append(reasons_text(bar.reasons));
+    equity.append(to_string(bar.reasons, "|"));
     equity.push_back('\n');
     equity_out.flush();
     weight_samples.add(values.size(), weighter.book_weights());

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -66,6 +67,18 @@ constexpr std::string_view to_string(RebalanceReason reason) noexcept {
       return "regime";
   }
   return "several";
+}
+
+/// The reasons set in `reasons`, in the order initial, calendar, drift, regime, joined by
+/// `separator` ("calendar|regime"); empty for `none`.
+inline std::string to_string(RebalanceReason reasons, std::string_view separator) {
+  std::string text;
+  for (const RebalanceReason reason : {RebalanceReason::initial, RebalanceReason::calendar,
+                                       RebalanceReason::drift, RebalanceReason::regime}) {
+    if (has(reasons, reason))
+      text.append(text.empty() ? "" : separator).append(to_string(reason));
+  }
+  return text;
 }
 
 /// The volatility-regime trigger of `DynamicWeighter`.
