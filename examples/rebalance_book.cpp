@@ -73,9 +73,11 @@ void rebalance(const examples::SampleMarket& market) {
       moments.update(returns.returns());
     if (bar == kBars - 1 - kDrift) {  // last month's rebalance: whole lots at that day's targets
       const VectorXd w = targets(policy, moments);
-      for (Index i = 0; i < n; ++i)
+      cash = kCapital;
+      for (Index i = 0; i < n; ++i) {
         shares(i) = std::floor(w(i) * kCapital / prices(i) / lots(i)) * lots(i);
-      cash = kCapital - shares.dot(prices);
+        cash -= shares(i) * prices(i);
+      }
     }
   }
   const VectorXd target = targets(policy, moments);

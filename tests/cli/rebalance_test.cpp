@@ -232,10 +232,11 @@ constexpr const char* kHandBook =
 constexpr const char* kHandTargets = "asset,weight\nA,0.4\nB,0.2\nC,0.16\nD,0.19\n";
 
 std::vector<std::string> hand_arguments(const std::string& name,
-                                        const std::vector<std::string>& flags) {
+                                        const std::vector<std::string>& flags,
+                                        const char* targets = kHandTargets) {
   const auto dir = work_dir(name);
   write_text(dir / "book.csv", kHandBook);
-  write_text(dir / "targets.csv", kHandTargets);
+  write_text(dir / "targets.csv", targets);
   std::vector<std::string> arguments = {"rebalance", "--book", (dir / "book.csv").string(),
                                         "--targets", (dir / "targets.csv").string()};
   arguments.insert(arguments.end(), flags.begin(), flags.end());
@@ -433,20 +434,23 @@ TEST_CASE("rebalance: --max-participation with and without an adv column", "[cli
 
 TEST_CASE("rebalance: percentages are fractions of the portfolio value", "[cli][rebalance]") {
   // V = 5000: 2% is 100, 5% is 250.
-  const auto same = [](const std::vector<std::string>& a, const std::vector<std::string>& b) {
-    const auto run_a = run_cli(hand_arguments("rebalance_pct_a", a));
-    const auto run_b = run_cli(hand_arguments("rebalance_pct_b", b));
+  const auto same = [](const std::vector<std::string>& a, const std::vector<std::string>& b,
+                       const char* targets = kHandTargets) {
+    const auto run_a = run_cli(hand_arguments("rebalance_pct_a", a, targets));
+    const auto run_b = run_cli(hand_arguments("rebalance_pct_b", b, targets));
     REQUIRE(run_a.status == 0);
     REQUIRE(run_b.status == 0);
     CHECK(run_a.out == run_b.out);
     return parse_output(run_a.out);
   };
-  // D's ideal trade is a sale of 0.5 share, rounded to one share (a notional of 100): allowed by a
-  // minimum of 2% = 100, not by 2.02% = 101.
-  const Output min_trade = same({"--min-trade", "2%"}, {"--min-trade", "100"});
+  // With D's target at 0.188, its ideal trade is a sale of 0.6 share, rounded to one share (a
+  // notional of 100): allowed by a minimum of 2% = 100, not by 2.02% = 101. (Not 0.19 and a sale
+  // of exactly half a share: that tie rounds either way once a compiler fuses the multiply-add.)
+  constexpr const char* kTargets = "asset,weight\nA,0.4\nB,0.2\nC,0.16\nD,0.188\n";
+  const Output min_trade = same({"--min-trade", "2%"}, {"--min-trade", "100"}, kTargets);
   CHECK(min_trade.trades[4][1] == "-1");
   CHECK(min_trade.trades[4][5] == "none");
-  const auto above = run_cli(hand_arguments("rebalance_pct_c", {"--min-trade", "2.02%"}));
+  const auto above = run_cli(hand_arguments("rebalance_pct_c", {"--min-trade", "2.02%"}, kTargets));
   REQUIRE(above.status == 0);
   CHECK(parse_output(above.out).trades[4][5] == "min_trade");
   CHECK(parse_output(above.out).trades[4][1] == "0");

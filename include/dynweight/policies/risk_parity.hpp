@@ -503,8 +503,13 @@ class RiskParity {
   MatrixType m_hessian;   // Newton's Hessian, factorised in place
   // Anderson acceleration: the last kDepth sweeps' x, Σx and f, and their differences.
   static constexpr Index kDepth = 5;
-  using SmallMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, 0, kDepth, kDepth>;
-  using SmallVector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1, 0, kDepth, 1>;
+  // The least-squares system of the mixing: at most kDepth − 1 unknowns, in storage of 64 bytes
+  // (one AVX-512 packet), so that no packet path of Eigen's reaches past the buffer (g++ 12 flags
+  // those paths as out-of-bounds reads in -march=native builds, although the sizes rule them out).
+  static constexpr Index kSmallCapacity = 64 / sizeof(Scalar);
+  using SmallMatrix =
+      Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, 0, kSmallCapacity, kSmallCapacity>;
+  using SmallVector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1, 0, kSmallCapacity, 1>;
   VectorType m_before;
   MatrixType m_history_x;
   MatrixType m_history_y;
