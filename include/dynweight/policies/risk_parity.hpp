@@ -127,6 +127,7 @@ class RiskParity {
     auto y = m_y.head(m);
     auto b = m_b.head(m);
 
+    m_half_inverse.head(m) = (Scalar(2) * s.diagonal()).cwiseInverse();  // see coordinate_minimum
     // A warm start leaves y = Σx to its first sweep (see `pulling_sweep`).
     bool pull = !start(s, excluded);
     m_history_count = 0;
@@ -191,6 +192,7 @@ class RiskParity {
     m_x.resize(n);
     m_y.resize(n);
     m_b.resize(n);
+    m_half_inverse.resize(n);
     m_gradient.resize(n);
     m_step.resize(n);
     m_step_image.resize(n);
@@ -301,11 +303,18 @@ class RiskParity {
   using BlockVector = Eigen::Matrix<Scalar, kBlock, 1>;
 
   // The minimiser of f along coordinate i: the positive root of d x² + a x − b = 0 (d = Σ_ii,
-  // a = (Σx)_i − Σ_ii x_i, b = b_i), in the form without cancellation.
-  static Scalar coordinate_minimum(Scalar d, Scalar a, Scalar b) {
+  // a = (Σx)_i − Σ_ii x_i, b = b_i). (r − a)/(2d), r = √(a² + 4db), takes a multiplication by
+  // the precomputed 1/(2d), but for a > 0 it cancels, to a relative error ε a²/(2db): it is used
+  // when a <= 0 or that error is at most 5e-14 (a² <= kCancellation d b, about 450 in double);
+  // otherwise 2b/(a + r), exact to rounding but a division on the sweep's critical path (taking
+  // it out saves ~8% of a solve at N = 100; always the division in float).
+  static Scalar coordinate_minimum(Scalar d, Scalar a, Scalar b, Scalar half_inverse_d) {
     const Scalar root = std::sqrt(a * a + 4 * d * b);
-    return a > 0 ? 2 * b / (a + root) : (root - a) / (2 * d);
+    if (a <= 0 || a * a <= kCancellation * d * b)
+      return (root - a) * half_inverse_d;
+    return 2 * b / (a + root);
   }
+  static constexpr Scalar kCancellation = Scalar(1e-13) / std::numeric_limits<Scalar>::epsilon();
 
   // One cyclical coordinate-descent sweep on f, keeping y = Σx up to date. Coordinates go in
   // blocks of four: inside a block each one is minimised in turn with y corrected through the 4×4
@@ -326,7 +335,8 @@ class RiskParity {
         Scalar yi = y(i);
         for (Index l = 0; l < k; ++l)
           yi += s(i, start + l) * change(l);
-        const Scalar updated = coordinate_minimum(s(i, i), yi - s(i, i) * x(i), m_b(i));
+        const Scalar updated =
+            coordinate_minimum(s(i, i), yi - s(i, i) * x(i), m_b(i), m_half_inverse(i));
         change(k) = updated - x(i);
         x(i) = updated;
       }
@@ -362,7 +372,8 @@ class RiskParity {
         Scalar yi = pulled(k);
         for (Index l = 0; l < k; ++l)
           yi += s(i, start + l) * change(l);
-        const Scalar updated = coordinate_minimum(s(i, i), yi - s(i, i) * x(i), m_b(i));
+        const Scalar updated =
+            coordinate_minimum(s(i, i), yi - s(i, i) * x(i), m_b(i), m_half_inverse(i));
         change(k) = updated - x(i);
         x(i) = updated;
       }
@@ -488,10 +499,11 @@ class RiskParity {
   }
 
   RiskParityOptions m_options;
-  VectorType m_budgets;  // empty: equal
-  VectorType m_x;        // Spinu's x on the active assets
-  VectorType m_y;        // Σx
-  VectorType m_b;        // budgets of the active assets (renormalised when some are excluded)
+  VectorType m_budgets;       // empty: equal
+  VectorType m_x;             // Spinu's x on the active assets
+  VectorType m_y;             // Σx
+  VectorType m_b;             // budgets of the active assets (renormalised when some are excluded)
+  VectorType m_half_inverse;  // 1 / (2 Σ_ii) of the active assets
   VectorType m_gradient;
   VectorType m_step;
   VectorType m_step_image;  // Σ step
