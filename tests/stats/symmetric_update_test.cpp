@@ -1,0 +1,51 @@
+#include "dynweight/stats/detail/symmetric_update.hpp"
+
+#include <Eigen/Core>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <limits>
+#include <random>
+
+using dynweight::Index;
+
+namespace {
+
+// A random symmetric n×n matrix.
+Eigen::MatrixXd random_symmetric(Index n, std::uint64_t seed) {
+  std::mt19937_64 engine(seed);
+  std::normal_distribution<double> normal;
+  Eigen::MatrixXd a(n, n);
+  for (Index i = 0; i < a.size(); ++i)
+    a(i) = normal(engine);
+  return (a + a.transpose()).eval();
+}
+
+}  // namespace
+
+TEST_CASE("mirror_lower_to_upper copies the strict lower triangle exactly, at every tile edge",
+          "[stats][symmetric_update]") {
+  // Sizes around the 8×8 tiles: below one, at one, one over, several plus a remainder.
+  const Index n = GENERATE(1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 500);
+  CAPTURE(n);
+  const Eigen::MatrixXd full = random_symmetric(n, 20261126 + std::uint64_t(n));
+
+  SECTION("a plain matrix") {
+    Eigen::MatrixXd m = full;
+    m.triangularView<Eigen::StrictlyUpper>().setConstant(std::numeric_limits<double>::quiet_NaN());
+    dynweight::detail::mirror_lower_to_upper(m);
+    CHECK(m == full);  // copies: bit for bit
+  }
+  SECTION("a block of a larger matrix (outer stride above n), nothing outside it touched") {
+    Eigen::MatrixXd big = Eigen::MatrixXd::Constant(n + 5, n + 3, -7.0);
+    big.block(2, 1, n, n) = full;
+    big.block(2, 1, n, n)
+        .triangularView<Eigen::StrictlyUpper>()
+        .setConstant(std::numeric_limits<double>::quiet_NaN());
+    Eigen::Ref<Eigen::MatrixXd> view = big.block(2, 1, n, n);
+    dynweight::detail::mirror_lower_to_upper(view);
+    CHECK(big.block(2, 1, n, n) == full);
+    Eigen::MatrixXd outside = big;
+    outside.block(2, 1, n, n).setConstant(-7.0);
+    CHECK((outside.array() == -7.0).all());
+  }
+}
