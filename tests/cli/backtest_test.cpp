@@ -84,8 +84,8 @@ Expected drive(const std::string& prices, Policy policy,
       continue;
     ++expected.rebalances;
     expected.weights += reader.date();
-    for (Index i = 0; i < reader.asset_count(); ++i)
-      expected.weights += "," + number(weighter.book_weights()(i));
+    for (Index i = 0; i < reader.asset_count(); ++i)  // not `"," + string`: g++ 12 -O3 -Wrestrict
+      expected.weights.append(",").append(number(weighter.book_weights()(i)));
     expected.weights += "\n";
     for (Index i = 0; i < reader.asset_count(); ++i) {
       if (plan.shares_delta(i) == 0.0)
@@ -152,7 +152,7 @@ std::string turbulent_prices() {
     text += fmt::format("{:04d}-{:02d}-{:02d}", 2001 + t / 336, 1 + (t / 28) % 12, 1 + t % 28);
     for (double& price : prices) {
       price *= std::exp(vol * (0.6 * common + 0.8 * gaussian()));
-      text += "," + number(price);
+      text.append(",").append(number(price));
     }
     text += "\n";
   }
