@@ -153,6 +153,7 @@ void BM_PipelineStepByHand(benchmark::State& state) {
     estimates
         .set_covariance(shrunk, dynweight::SymmetricStorage::full,
                         dynweight::Estimates<double>::unchecked)
+        .set_covariance_lineage(shrinkage.output_id(), shrinkage.output_step())
         .set_volatility(volatility);
     const dynweight::Status status = policy.compute(estimates, book_weights, targets);
     sweeps += double(status.iterations);

@@ -271,3 +271,67 @@ TEST_CASE("RollingShrinkage on a constant window", "[estimators][rolling_shrinka
   CHECK(a.isZero(0.0));
   CHECK(b.isZero(0.0));
 }
+
+TEST_CASE("RollingShrinkage::output_step states how the shrunk covariance moved",
+          "[estimators][rolling_shrinkage][lineage]") {
+  const Index n = GENERATE(3, 30);
+  const Index window = 25;
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  const Eigen::MatrixXd observations =
+      dynweight::test::correlated_returns(4 * window, n, 77 + std::uint64_t(n), 0.5).transpose();
+  RollingShrinkage<double> shrinkage(n, {.window = window, .resync_period = 0}, method);
+  const bool identity = method != RollingShrinkageMethod::constant_correlation;
+  Eigen::MatrixXd shrunk(n, n), previous(n, n);
+  std::uint64_t previous_id = 0;
+  bool has_previous = false;
+  Index stepped = 0;
+  const Eigen::VectorXd x = Eigen::VectorXd::LinSpaced(n, 2.0, 0.5);
+  for (Index t = 0; t < observations.cols(); ++t) {
+    CAPTURE(n, t);
+    shrinkage.update(observations.col(t));
+    REQUIRE_FALSE(shrinkage.output_step().has_value());  // the window moved past the last output
+    if (t % 10 == 7) {  // skip the output on some bars: the next one is two updates away
+      has_previous = false;
+      continue;
+    }
+    if (!shrinkage.compute(shrunk).status.ok())
+      continue;
+    REQUIRE(shrinkage.output_id() != previous_id);
+    const auto step = shrinkage.output_step();
+    const bool expected_step = identity && has_previous && t >= window;
+    REQUIRE(step.has_value() == expected_step);
+    if (step) {
+      ++stepped;
+      REQUIRE(step->from == previous_id);
+      Eigen::MatrixXd moved = step->scale * previous;
+      moved.diagonal().array() += step->ridge;
+      moved += step->weight * (*step->p * step->q->transpose() + *step->q * step->p->transpose());
+      // Two roundings of a shrink and one of the rank-2 update: ~1e-15 of the largest entry.
+      REQUIRE(near(shrunk, moved, 1e-13));
+      Eigen::VectorXd product = previous * x;
+      step->apply(x, product, product);
+      REQUIRE(near(product, shrunk * x, 1e-13));
+    }
+    // A second output of the same window: a step of scale 1 (to rounding) and no rank-2 term.
+    const std::uint64_t first_id = shrinkage.output_id();
+    Eigen::MatrixXd again(n, n);
+    shrinkage.compute(again);
+    REQUIRE(shrinkage.output_id() != first_id);
+    if (identity) {
+      const auto same = shrinkage.output_step();
+      REQUIRE(same.has_value());
+      REQUIRE(same->from == first_id);
+      REQUIRE(same->weight == 0.0);
+      REQUIRE(same->scale == Approx(1.0).epsilon(1e-14));
+      REQUIRE(std::abs(same->ridge) <= 1e-14 * shrunk.diagonal().maxCoeff());
+      REQUIRE(near(again, shrunk, 1e-14));
+    } else {
+      REQUIRE_FALSE(shrinkage.output_step().has_value());
+    }
+    previous = again;
+    previous_id = shrinkage.output_id();
+    has_previous = true;
+  }
+  CHECK(stepped >= (identity ? 2 * window : 0));
+}

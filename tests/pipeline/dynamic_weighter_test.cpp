@@ -207,7 +207,10 @@ struct ByHand {
     if (shrinkage) {
       shrinkage_status = shrinkage->compute(shrunk).status;
       shrunk_volatility = shrunk.diagonal().cwiseMax(0.0).cwiseSqrt();
-      estimates.set_mean(window().mean()).set_covariance(shrunk).set_volatility(shrunk_volatility);
+      estimates.set_mean(window().mean())
+          .set_covariance(shrunk)
+          .set_covariance_lineage(shrinkage->output_id(), shrinkage->output_step())
+          .set_volatility(shrunk_volatility);
     } else {
       estimates = Estimates<double>::of(*moments);
     }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "allocation_counter.hpp"
+#include "dynweight/estimators/rolling_shrinkage.hpp"
 #include "market_data.hpp"
 #include "near.hpp"
 #include "reference_csv.hpp"
@@ -366,4 +367,87 @@ TEST_CASE("RiskParity matches the SciPy reference", "[policies][risk_parity][ref
     }
     CHECK(near(w, expected, 1e-12 * condition));
   }
+}
+
+TEST_CASE("RiskParity carries Σx across bars through the covariance's lineage",
+          "[policies][risk_parity][lineage]") {
+  const Index n = GENERATE(5, 40);
+  const Index window = 60;
+  const auto method = GENERATE(dynweight::RollingShrinkageMethod::ledoit_wolf,
+                               dynweight::RollingShrinkageMethod::oas);
+  const Index bars = window + 300;
+  const Eigen::MatrixXd observations =
+      dynweight::test::correlated_returns(bars, n, 4242 + std::uint64_t(n)).transpose();
+  dynweight::RollingShrinkage<double> shrinkage(n, {.window = window}, method);
+  RiskParity<double> carried, pulled, misled;
+  const Eigen::VectorXd budgets = Eigen::VectorXd::Constant(n, 1.0 / double(n));
+  Eigen::MatrixXd shrunk(n, n);
+  Eigen::VectorXd w_carried(n), w_pulled(n), w_misled(n);
+  Index solves = 0, carries = 0;
+  for (Index t = 0; t < bars; ++t) {
+    shrinkage.update(observations.col(t));
+    if (!shrinkage.compute(shrunk).status.ok())
+      continue;
+    CAPTURE(n, t);
+    Estimates<double> labelled(n), plain(n), mislabelled(n);
+    labelled.set_covariance(shrunk).set_covariance_lineage(shrinkage.output_id(),
+                                                           shrinkage.output_step());
+    plain.set_covariance(shrunk);
+    // A wrong step (its ridge off by 1e-3 μ): the row check must catch it and pull instead.
+    auto wrong = shrinkage.output_step();
+    if (wrong)
+      wrong->ridge += 1e-3 * shrunk.diagonal().mean();
+    mislabelled.set_covariance(shrunk).set_covariance_lineage(shrinkage.output_id(), wrong);
+    REQUIRE(carried.compute(labelled, w_carried).ok());
+    REQUIRE(pulled.compute(plain, w_pulled).ok());
+    REQUIRE(misled.compute(mislabelled, w_misled).ok());
+    REQUIRE_FALSE(pulled.carried_product());
+    REQUIRE_FALSE(misled.carried_product());
+    ++solves;
+    carries += carried.carried_product() ? 1 : 0;
+    // The carried solve's residual is taken on its carried Σx; on Σ̂ itself (long double, from
+    // the weights alone) it meets the tolerance up to the rounding carried over at most 64 bars,
+    // ~1e-15 relative to the budgets.
+    REQUIRE(budget_residual(shrunk, w_carried, budgets) <= 1e-10 + 1e-13);
+    REQUIRE(budget_residual(shrunk, w_misled, budgets) <= 1e-10 + 1e-13);
+    // Both solve the same problem to 1e-10 in the risk contributions.
+    REQUIRE(near(w_carried, w_pulled, 1e-8));
+  }
+  // Every bar after the first solve carries, but the refresh every 64 carried bars.
+  CHECK(carries >= solves - 1 - solves / 64);
+}
+
+TEST_CASE("RiskParity: a covariance labelled unchanged that did change is caught",
+          "[policies][risk_parity][lineage]") {
+  const Index n = 25;
+  const Eigen::MatrixXd first = sample_covariance(n, 31);
+  Eigen::MatrixXd second = first;
+  second(7, 7) *= 1.2;  // one variance moved: rows 7 and the checked rows differ in Σx
+  Eigen::MatrixXd moved = 1.01 * first;  // every row moved
+  RiskParity<double> policy;
+  const Eigen::VectorXd budgets = Eigen::VectorXd::Constant(n, 1.0 / double(n));
+  Eigen::VectorXd w(n);
+  Estimates<double> estimates(n);
+  const std::uint64_t id = dynweight::next_covariance_id();
+  estimates.set_covariance(first).set_covariance_lineage(id);
+  REQUIRE(policy.compute(estimates, w).ok());
+  // The same id again, the same matrix: Σx is carried as is, nothing to do.
+  REQUIRE(policy.compute(estimates, w).ok());
+  CHECK(policy.carried_product());
+  CHECK(budget_residual(first, w, budgets) <= 1e-10);
+  // The same id on a matrix whose every row moved: the four checked rows disagree, so Σx is
+  // taken from Σ.
+  estimates.set_covariance(moved).set_covariance_lineage(id);
+  REQUIRE(policy.compute(estimates, w).ok());
+  CHECK_FALSE(policy.carried_product());
+  CHECK(budget_residual(moved, w, budgets) <= 1e-10);
+  // A label with no step from the previous id: not carried.
+  estimates.set_covariance(second).set_covariance_lineage(dynweight::next_covariance_id());
+  REQUIRE(policy.compute(estimates, w).ok());
+  CHECK_FALSE(policy.carried_product());
+  CHECK(budget_residual(second, w, budgets) <= 1e-10);
+  // set_covariance clears the label.
+  estimates.set_covariance(first);
+  CHECK(estimates.covariance_id() == 0);
+  CHECK_FALSE(estimates.covariance_step().has_value());
 }

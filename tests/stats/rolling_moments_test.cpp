@@ -326,3 +326,56 @@ TEST_CASE("RollingMoments::reset forgets the window", "[stats][rolling]") {
   }
   REQUIRE(dynweight::test::identical(rolling.covariance_lower(), fresh.covariance_lower()));
 }
+
+TEST_CASE("RollingMoments::covariance_step states each plain update exactly",
+          "[stats][rolling][lineage]") {
+  const Index assets = GENERATE(1, 7, 40);
+  const Index window = 12;
+  const Index resync = GENERATE(0, 5);  // 5: shadow resyncs complete every few bars
+  const Index bars = 6 * window;
+  Eigen::MatrixXd data = dynweight::test::correlated_returns(
+      bars, assets, 2026 + static_cast<std::uint64_t>(assets), 3.0);
+  // Asset 0 halts (a constant price) over bars [40, 58): its window is constant from bar 51.
+  for (Index t = 40; t < 58; ++t)
+    data(t, 0) = data(39, 0);
+  RollingMoments<double> rolling(assets, {.window = window, .resync_period = resync});
+  std::uint64_t previous_id = rolling.covariance_id();
+  Eigen::MatrixXd previous = Eigen::MatrixXd::Zero(assets, assets);
+  Index stepped = 0;
+  for (Index t = 0; t < bars; ++t) {
+    CAPTURE(assets, resync, t);
+    const bool full_before = rolling.count() == window;
+    rolling.update(data.row(t).transpose());
+    REQUIRE(rolling.covariance_id() != previous_id);
+    const Eigen::MatrixXd current = covariance_of(rolling);
+    const auto step = rolling.covariance_step();
+    // Whether the constant-window rewrite ran: asset 0's last W observations all equal.
+    const bool constant = t >= 39 + window - 1 && t < 58;
+    if (!full_before || constant) {
+      REQUIRE_FALSE(step.has_value());
+    }
+    if (step) {
+      ++stepped;
+      REQUIRE(step->from == previous_id);
+      REQUIRE(step->scale == 1.0);
+      REQUIRE(step->ridge == 0.0);
+      REQUIRE(step->weight == 1.0 / double(window - 1));
+      const Eigen::VectorXd& p = *step->p;
+      const Eigen::VectorXd& q = *step->q;
+      const Eigen::MatrixXd moved =
+          step->scale * previous + step->weight * (p * q.transpose() + q * p.transpose());
+      // The step is the update itself: rounding of one rank-2 update (a few ulps of the largest).
+      REQUIRE(near(current, moved, 1e-14));
+      // And applied to a vector, it carries a product: Σx from Σ_prev x in O(N).
+      const Eigen::VectorXd x = Eigen::VectorXd::LinSpaced(assets, 0.5, 1.5);
+      Eigen::VectorXd product = previous * x;
+      step->apply(x, product, product);
+      REQUIRE(near(product, current * x, 1e-13));
+    }
+    previous = current;
+    previous_id = rolling.covariance_id();
+  }
+  // Every full-window bar but those rewritten steps: with resync 5, the shadow completes
+  // every W bars after its start (a few of the 5 W full bars); never on a constant window.
+  CHECK(stepped >= (resync == 0 ? 4 : 3) * window);
+}

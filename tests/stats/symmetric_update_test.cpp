@@ -49,3 +49,32 @@ TEST_CASE("mirror_lower_to_upper copies the strict lower triangle exactly, at ev
     CHECK((outside.array() == -7.0).all());
   }
 }
+
+TEST_CASE("scaled_symmetric_copy writes scale times the symmetric matrix, at every tile edge",
+          "[stats][symmetric_update]") {
+  const Index n = GENERATE(1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 500);
+  CAPTURE(n);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Eigen::MatrixXd full = random_symmetric(n, 20261127 + std::uint64_t(n));
+  Eigen::MatrixXd lower = full;
+  lower.triangularView<Eigen::StrictlyUpper>().setConstant(nan);  // never read
+  const double scale = 0.7312;
+  // The reference: each entry scaled on its own (the same one product per entry, so bit for bit).
+  const Eigen::MatrixXd expected = scale * full;
+
+  SECTION("into a plain matrix") {
+    Eigen::MatrixXd out = Eigen::MatrixXd::Constant(n, n, nan);
+    dynweight::detail::scaled_symmetric_copy(lower, scale, out);
+    CHECK(out == expected);
+  }
+  SECTION("into a block of a larger matrix, nothing outside it touched") {
+    Eigen::MatrixXd big = Eigen::MatrixXd::Constant(n + 5, n + 3, -7.0);
+    big.block(2, 1, n, n).setConstant(nan);
+    Eigen::Ref<Eigen::MatrixXd> view = big.block(2, 1, n, n);
+    dynweight::detail::scaled_symmetric_copy(lower, scale, view);
+    CHECK(big.block(2, 1, n, n) == expected);
+    Eigen::MatrixXd outside = big;
+    outside.block(2, 1, n, n).setConstant(-7.0);
+    CHECK((outside.array() == -7.0).all());
+  }
+}

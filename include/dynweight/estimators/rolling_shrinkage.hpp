@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "dynweight/core/status.hpp"
@@ -64,6 +65,15 @@ enum class RollingShrinkageMethod {
 /// the power sums are rebuilt exactly from the window about K' = the current mean, by one matrix
 /// product with preallocated packing buffers: O(W·N²) at that bar (15 ms at N = 500, W = 250,
 /// `BM_ConstCorrRollingRebuild`), O(N²/16) amortised.
+///
+/// **Lineage.** Each `compute()` labels its output with a fresh `output_id()`. With an identity
+/// target, when the window moved by one plain rank-2 step since the previous `compute()` (see
+/// `RollingMoments::covariance_step`), or not at all, and the previous intensity was below 1,
+/// `output_step()` states how Σ̂ moved: with k = (1 − δ)(T − 1)/T, Σ̂ = kS + δμI becomes
+///   Σ̂' = (k'/k) Σ̂ + (k'/(W−1)) (u dᵀ + d uᵀ) + (δ'μ' − (k'/k) δμ) I,
+/// so that a policy can carry Σ̂x across the bar in O(N) (`Estimates::set_covariance_lineage`;
+/// risk parity then starts without its pass over Σ̂ for Σ̂x). Constant correlation gives an id and
+/// no step (its target moves by more than a rank-2 term).
 ///
 /// **Degenerate windows.** N = 1: δ = 0 (scikit-learn's convention; any δ gives the same matrix).
 /// When S is already a multiple of the identity (d = 0, e.g. an all-constant window) Ledoit–Wolf
@@ -128,6 +138,9 @@ class RollingShrinkage {
       m_cross.reset();
     m_bilinear_current = false;
     m_since_rebuild = 0;
+    m_output_id = 0;
+    m_output_moments_id = 0;
+    m_has_output_step = false;
   }
 
   /// Adds one observation, dropping the oldest once the window is full. Throws `dynweight::Error`
@@ -207,7 +220,26 @@ class RollingShrinkage {
     detail::shrink_to_scaled_identity<Scalar>(cov, static_cast<Scalar>(intensity),
                                               static_cast<Scalar>(moments.mu), shrunk,
                                               static_cast<Scalar>(scale), storage);
+    // The factors shrink_to_scaled_identity applied: Σ̂ = keep · cov + shift · I.
+    const Scalar keep = (Scalar(1) - static_cast<Scalar>(intensity)) * static_cast<Scalar>(scale);
+    const Scalar shift = static_cast<Scalar>(intensity) * static_cast<Scalar>(moments.mu);
+    label_output(keep, shift);
     return detail::scaled_identity_result(intensity, moments.mu);
+  }
+  /// The id of the last `compute()`'s output (0 before the first; see the class comment).
+  [[nodiscard]] std::uint64_t output_id() const { return m_output_id; }
+  /// How the last output moved from the one before, when the class comment's conditions hold;
+  /// otherwise null, and null again once `update()` has moved the window past that output. Its
+  /// vectors are the window's.
+  [[nodiscard]] std::optional<CovarianceStep<Scalar>> output_step() const {
+    if (!m_has_output_step || m_moments.covariance_id() != m_output_moments_id)
+      return std::nullopt;
+    CovarianceStep<Scalar> step = m_output_step;
+    if (const auto moved = m_moments.covariance_step(); moved && step.weight != 0) {
+      step.p = moved->p;  // this object's own (a copy's step is built from the copy)
+      step.q = moved->q;
+    }
+    return step;
   }
 
   /// π̂, ρ̂ and γ̂ of the last `compute` (constant correlation only), as `ConstantCorrelation::terms`.
@@ -380,9 +412,33 @@ class RollingShrinkage {
     const double delta =
         detail::constant_correlation_intensity(pi_hat, rho_hat, gamma_hat, trace, t);
     m_target.shrink(cov, static_cast<Scalar>(delta), shrunk, scale, storage);
+    m_output_id = next_covariance_id();
+    m_output_moments_id = m_moments.covariance_id();
+    m_has_output_step = false;
     return {m_target.status(), delta, m_target.reported_mean_correlation()};
   }
 
+  // A new output id, and the step from the previous output when the window moved by at most one
+  // plain rank-2 step since it (and that output's keep was not 0: then S cannot be recovered).
+  void label_output(Scalar keep, Scalar shift) {
+    const auto moved = m_moments.covariance_step();
+    const bool unchanged = m_output_id != 0 && m_moments.covariance_id() == m_output_moments_id;
+    const bool one_step = m_output_id != 0 && moved && moved->from == m_output_moments_id;
+    m_has_output_step = (unchanged || one_step) && m_output_keep != 0;
+    if (m_has_output_step) {
+      const Scalar ratio = keep / m_output_keep;
+      m_output_step = {.from = m_output_id,
+                       .scale = ratio,
+                       .weight = unchanged ? Scalar(0) : keep * moved->weight,
+                       .p = nullptr,  // set by output_step()
+                       .q = nullptr,
+                       .ridge = shift - ratio * m_output_shift};
+    }
+    m_output_id = next_covariance_id();
+    m_output_moments_id = m_moments.covariance_id();
+    m_output_keep = keep;
+    m_output_shift = shift;
+  }
   // Re-accumulates Σa, Σa², Σ a u exactly from the window, about K = the current mean.
   void resync() {
     m_shift = m_moments.mean();
@@ -425,6 +481,13 @@ class RollingShrinkage {
   bool m_bilinear_current = false;
   Index m_since_rebuild = 0;
   ConstantCorrelationTerms m_terms;
+  // Lineage of the output (see the class comment).
+  std::uint64_t m_output_id = 0;
+  std::uint64_t m_output_moments_id = 0;  // the window's covariance id at that output
+  Scalar m_output_keep = 0;               // its Σ̂ = keep · cov + shift · I (identity targets)
+  Scalar m_output_shift = 0;
+  CovarianceStep<Scalar> m_output_step;
+  bool m_has_output_step = false;
 };
 
 }  // namespace dynweight

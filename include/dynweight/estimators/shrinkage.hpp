@@ -255,6 +255,12 @@ void shrink_to_scaled_identity(const Matrix<Scalar>& lower, Scalar delta, Scalar
                                OutputStorage storage = OutputStorage::full) {
   const Index n = lower.rows();
   const Scalar keep = (Scalar(1) - delta) * scale;
+  const bool in_place = out.data() == lower.data();
+  if (storage == OutputStorage::full && !in_place) {
+    scaled_symmetric_copy(lower, keep, out);  // one pass (see there)
+    out.diagonal().array() += delta * mu;
+    return;
+  }
   for (Index j = 0; j < n; ++j) {
     out.col(j).tail(n - j) = keep * lower.col(j).tail(n - j);
     out(j, j) += delta * mu;

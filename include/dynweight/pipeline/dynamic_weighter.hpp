@@ -534,12 +534,15 @@ class DynamicWeighter {
       shrinkage_status = m_shrinkage_result.status;
       m_shrunk_volatility = m_shrunk.diagonal().cwiseMax(Scalar(0)).cwiseSqrt();
       // Σ̂ is symmetric by construction and finite: the window's returns were checked finite.
+      // With its lineage, a warm risk parity carries Σ̂x from the last bar (see RollingShrinkage).
       estimates.set_covariance(m_shrunk, SymmetricStorage::full, Estimates<Scalar>::unchecked)
+          .set_covariance_lineage(m_shrinkage->output_id(), m_shrinkage->output_step())
           .set_volatility(m_shrunk_volatility);
     } else {
       estimates
           .set_covariance(moments.covariance_lower(), SymmetricStorage::lower,
                           Estimates<Scalar>::unchecked)
+          .set_covariance_lineage(moments.covariance_id(), moments.covariance_step())
           .set_volatility(moments.volatility());
     }
     if (m_dollar_volume)

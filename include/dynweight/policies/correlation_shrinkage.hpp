@@ -75,6 +75,8 @@ class CorrelationShrinkage {
     // Σ̂ is symmetric by construction and finite when S is (checked when it was set).
     shrunk.set_covariance(m_shrunk, SymmetricStorage::full, Estimates<Scalar>::unchecked)
         .set_volatility(m_volatility);
+    if (m_rolling != nullptr)  // the rolling output's lineage (see `RollingShrinkage`)
+      shrunk.set_covariance_lineage(m_rolling->output_id(), m_rolling->output_step());
     if (estimates.has_mean())
       shrunk.set_mean(estimates.mean());
     if (estimates.has_dollar_volume())

@@ -6,8 +6,11 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <optional>
 #include <string_view>
 
+#include "dynweight/core/covariance_step.hpp"
 #include "dynweight/core/types.hpp"
 #include "dynweight/core/validation.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
@@ -43,12 +46,14 @@ class Estimates {
       check_names(CheckContext{"Estimates"}, *names, assets);
   }
 
-  /// The mean, volatility and covariance (lower triangle) and names of a rolling window.
+  /// The mean, volatility and covariance (lower triangle, with its lineage) and names of a
+  /// rolling window.
   static Estimates of(const RollingMoments<Scalar>& moments) {
     Estimates estimates(moments.assets(), &moments.names());
     estimates.set_mean(moments.mean())
         .set_volatility(moments.volatility())
-        .set_covariance(moments.covariance_lower(), SymmetricStorage::lower);
+        .set_covariance(moments.covariance_lower(), SymmetricStorage::lower)
+        .set_covariance_lineage(moments.covariance_id(), moments.covariance_step());
     return estimates;
   }
 
@@ -65,6 +70,7 @@ class Estimates {
                             SymmetricStorage storage = SymmetricStorage::full) {
     set_matrix(m_covariance, covariance, storage, "covariance");
     m_covariance_storage = storage;
+    set_covariance_lineage(0);
     return *this;
   }
   /// Tag of the unchecked `set_covariance`.
@@ -78,10 +84,31 @@ class Estimates {
     check_size(context, "covariance", covariance.cols(), m_assets);
     m_covariance = &covariance;
     m_covariance_storage = storage;
+    set_covariance_lineage(0);
     return *this;
   }
   Estimates& set_covariance(MatrixType&&, SymmetricStorage, Unchecked) = delete;
 
+  /// Labels the covariance (after `set_covariance`, which clears the label): `id` (from
+  /// `next_covariance_id()`, as the rolling engines give it) promises that the covariance holds
+  /// exactly the values that carried that id, and `step` (optional; copied, its vectors viewed) how
+  /// they moved from the covariance of id `step->from`. Policies that keep a product with the
+  /// covariance across calls (`RiskParity`) use it to carry that product in O(N); the others ignore
+  /// it. 0, the default, is no id. A wrong label gives wrong results to such a policy (risk parity
+  /// checks four rows of its carried product per call and falls back to a full pass when they
+  /// disagree, which catches a wrong step most of the time, not always): set one only from the
+  /// engine that produced the matrix.
+  Estimates& set_covariance_lineage(std::uint64_t id,
+                                    const std::optional<CovarianceStep<Scalar>>& step = {}) {
+    m_covariance_id = id;
+    m_covariance_step = step;
+    return *this;
+  }
+  [[nodiscard]] std::uint64_t covariance_id() const { return m_covariance_id; }
+  /// The step given with the id, if any.
+  [[nodiscard]] const std::optional<CovarianceStep<Scalar>>& covariance_step() const {
+    return m_covariance_step;
+  }
   /// As `set_covariance`.
   Estimates& set_correlation(const MatrixType& correlation,
                              SymmetricStorage storage = SymmetricStorage::full) {
@@ -196,6 +223,8 @@ class Estimates {
   const MatrixType* m_covariance = nullptr;
   const MatrixType* m_correlation = nullptr;
   SymmetricStorage m_covariance_storage = SymmetricStorage::full;
+  std::uint64_t m_covariance_id = 0;
+  std::optional<CovarianceStep<Scalar>> m_covariance_step;
   SymmetricStorage m_correlation_storage = SymmetricStorage::full;
 };
 

@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <utility>
 
@@ -128,8 +129,8 @@ class RiskParity {
     auto b = m_b.head(m);
 
     m_half_inverse.head(m) = (Scalar(2) * s.diagonal()).cwiseInverse();  // see coordinate_minimum
-    // A warm start leaves y = Σx to its first sweep (see `pulling_sweep`).
-    bool pull = !start(s, excluded);
+    // A warm start leaves y = Σx to its first sweep (see `pulling_sweep`), unless it can carry it.
+    bool pull = !start(s, excluded, estimates);
     m_history_count = 0;
     Index iterations = 0;
     // The sweeps keep y = Σx by exact updates (rounding only: ~ε per pass, far below the
@@ -163,6 +164,11 @@ class RiskParity {
     for (Index k = 0; k < m; ++k)
       m_previous(m_active(k)) = x(k);
     m_has_previous = true;
+    // Σx at the solution, for the next call to carry (every asset active only: then x and y are
+    // indexed as the covariance).
+    m_previous_id = m == n ? estimates.covariance_id() : 0;
+    if (m_previous_id != 0)
+      m_previous_y = y;
     m_previous_active.head(m) = m_active.head(m);
     m_previous_count = m;
 
@@ -179,7 +185,14 @@ class RiskParity {
   }
 
   /// Forgets the previous solution: the next `compute` starts cold.
-  void reset_warm_start() { m_has_previous = false; }
+  void reset_warm_start() {
+    m_has_previous = false;
+    m_previous_id = 0;
+  }
+
+  /// Whether the last `compute` carried Σx from the call before through the covariance's lineage
+  /// (`Estimates::set_covariance_lineage`), saving its pass over Σ for it.
+  [[nodiscard]] bool carried_product() const { return m_carried > 0; }
 
   [[nodiscard]] const RiskParityOptions& options() const { return m_options; }
   /// The budgets given at construction (empty for equal budgets).
@@ -198,15 +211,17 @@ class RiskParity {
     m_step_image.resize(n);
     m_trial.resize(n);
     m_before.resize(n);
-    m_history_x.resize(n, kDepth);
-    m_history_y.resize(n, kDepth);
-    m_history_f.resize(n, kDepth);
+    m_last_x.resize(n);
+    m_last_y.resize(n);
+    m_last_f.resize(n);
     m_delta_x.resize(n, kDepth - 1);
     m_delta_y.resize(n, kDepth - 1);
     m_delta_f.resize(n, kDepth - 1);
     m_active.resize(n);
     m_previous_active.resize(n);
     m_previous.resize(n);
+    m_previous_y.resize(n);
+    m_previous_id = 0;
     m_work.resize(n, n);
     m_hessian.resize(n, n);
     m_has_previous = false;
@@ -274,7 +289,7 @@ class RiskParity {
   // previous solve's own x, near that scale already when Σ has moved by a bar, and Σx is left to
   // the first sweep, which pulls it as it goes (`pulling_sweep`): a pass over Σ saved. A warm
   // start on a rescaled Σ is scaled as a cold one.
-  bool start(const MatrixType& s, bool excluded) {
+  bool start(const MatrixType& s, bool excluded, const Estimates<Scalar>& estimates) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -289,14 +304,60 @@ class RiskParity {
     const Scalar trace = s.trace();
     const bool same_scale = trace <= 2 * m_previous_trace && m_previous_trace <= 2 * trace;
     m_previous_trace = trace;
-    if (warm && same_scale && m_options.sweeps_before_newton > 0)
+    if (warm && same_scale && m_options.sweeps_before_newton > 0) {
+      if (carry_product(s, estimates))
+        return true;
+      m_carried = 0;
       return false;
+    }
+    m_carried = 0;
     y.noalias() = s * x;
     const Scalar t = std::sqrt(m_b.head(m).sum() / x.dot(y));
     x *= t;
     y *= t;
     return true;
   }
+
+  // y = Σx for the warm x (the previous solution) from the previous solve's Σx, when the covariance
+  // is labelled as that solve's, or as one `CovarianceStep` from it (`Estimates::
+  // set_covariance_lineage`): O(N) instead of a pass over Σ. Checked on four rows of Σ, in turn
+  // (so every row within N/4 calls), against a product taken from Σ itself: a disagreement beyond
+  // rounding (a wrong label) falls back to the pulling sweep. The rounding a carried y gathers
+  // (~ε relative per sweep and per step) is bounded by refreshing it at least every kCarryLimit
+  // calls. Double precision and wider only (in float the check could not tell a wrong label from
+  // rounding). Returns false when y was not carried.
+  bool carry_product(const MatrixType& s, const Estimates<Scalar>& estimates) {
+    if constexpr (std::numeric_limits<Scalar>::digits < 53)
+      return false;
+    const Index n = s.rows();
+    const std::uint64_t id = estimates.covariance_id();
+    const auto& step = estimates.covariance_step();
+    if (m_active_count != n || m_previous_id == 0 || id == 0 || m_carried >= kCarryLimit)
+      return false;
+    auto x = m_x.head(n);
+    auto y = m_y.head(n);
+    if (id == m_previous_id) {
+      y = m_previous_y;
+    } else if (step && step->from == m_previous_id) {
+      step->apply(x, m_previous_y, y);
+    } else {
+      return false;
+    }
+    const Index first = m_check_row % n;
+    for (Index k = first; k < std::min(first + kBlock, n); ++k) {
+      const Scalar exact = s.col(k).dot(x);
+      const Scalar magnitude = s.col(k).cwiseAbs().dot(x.cwiseAbs());
+      if (!(std::abs(exact - y(k)) <= Scalar(kCarryCheck) * magnitude))
+        return false;
+    }
+    m_check_row = first + kBlock < n ? first + kBlock : 0;
+    ++m_carried;
+    return true;
+  }
+  static constexpr Index kCarryLimit = 64;
+  // A carried (Σx)_k is wrong when it differs from Σ's own row by more than this relative to
+  // Σ_j |Σ_kj x_j| (the rounding of either is ~1e-16 per pass and step; 64 steps stay ~1e-14).
+  static constexpr double kCarryCheck = 1e-12;
 
   // Coordinates are minimised in blocks of kBlock (see `sweep`).
   static constexpr Index kBlock = 4;
@@ -403,25 +464,32 @@ class RiskParity {
       sweep(s);
     }
     const double plain = residual_of(x, y, b);
-    const Index slot = m_history_count % kDepth;
-    m_history_x.col(slot).head(m) = x;
-    m_history_y.col(slot).head(m) = y;
-    m_history_f.col(slot).head(m) = x - m_before.head(m);
-    ++m_history_count;
-    const Index stored = std::min<Index>(m_history_count, kDepth);
-    if (stored < 2)
-      return plain;
-    const Index columns = stored - 1;
-    for (Index j = 0; j < columns; ++j) {
-      const Index older = (m_history_count - stored + j) % kDepth;
-      const Index newer = (m_history_count - stored + j + 1) % kDepth;
-      m_delta_x.col(j).head(m) = m_history_x.col(newer).head(m) - m_history_x.col(older).head(m);
-      m_delta_y.col(j).head(m) = m_history_y.col(newer).head(m) - m_history_y.col(older).head(m);
-      m_delta_f.col(j).head(m) = m_history_f.col(newer).head(m) - m_history_f.col(older).head(m);
+    auto f = m_before.head(m);
+    f = x - f;
+    // The differences with the last sweep replace the oldest column of the ring, and only that
+    // column's inner products in ΔFᵀΔF are new.
+    constexpr Index ring = kDepth - 1;
+    if (m_history_count > 0) {
+      const Index slot = (m_history_count - 1) % ring;
+      m_delta_x.col(slot).head(m) = x - m_last_x.head(m);
+      m_delta_y.col(slot).head(m) = y - m_last_y.head(m);
+      m_delta_f.col(slot).head(m) = f - m_last_f.head(m);
+      const Index filled = std::min<Index>(m_history_count, ring);
+      for (Index j = 0; j < filled; ++j) {
+        m_gram(slot, j) = m_delta_f.col(slot).head(m).dot(m_delta_f.col(j).head(m));
+        m_gram(j, slot) = m_gram(slot, j);
+      }
     }
+    m_last_x.head(m) = x;
+    m_last_y.head(m) = y;
+    m_last_f.head(m) = f;
+    ++m_history_count;
+    const Index columns = std::min<Index>(m_history_count - 1, ring);
+    if (columns < 1)
+      return plain;
     const auto delta_f = m_delta_f.topLeftCorner(m, columns);
-    SmallMatrix normal = delta_f.transpose() * delta_f;
-    SmallVector rhs = delta_f.transpose() * m_history_f.col(slot).head(m);
+    SmallMatrix normal = m_gram.topLeftCorner(columns, columns);
+    SmallVector rhs = delta_f.transpose() * f;
     normal.diagonal().array() += Scalar(1e-14) * normal.diagonal().maxCoeff() + tiny();
     const SmallVector gamma = normal.ldlt().solve(rhs);
     if (!gamma.allFinite() || gamma.cwiseAbs().maxCoeff() > Scalar(1e3))
@@ -523,9 +591,13 @@ class RiskParity {
       Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, 0, kSmallCapacity, kSmallCapacity>;
   using SmallVector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1, 0, kSmallCapacity, 1>;
   VectorType m_before;
-  MatrixType m_history_x;
-  MatrixType m_history_y;
-  MatrixType m_history_f;
+  VectorType m_last_x;  // the last sweep's x, Σx and f
+  VectorType m_last_y;
+  VectorType m_last_f;
+  // The differences of the last kDepth − 1 sweeps' x, Σx and f (a ring: the newest replaces the
+  // oldest column), and ΔFᵀΔF over it.
+  using Gram = Eigen::Matrix<Scalar, kDepth - 1, kDepth - 1>;
+  Gram m_gram = Gram::Zero();
   MatrixType m_delta_x;
   MatrixType m_delta_y;
   MatrixType m_delta_f;
@@ -535,6 +607,13 @@ class RiskParity {
   Index m_previous_count = 0;
   bool m_has_previous = false;
   Scalar m_previous_trace = 0;  // tr Σ of the last solve's active assets
+  // Carrying Σx across calls (see `carry_product`): the last solve's Σx when every asset was
+  // active, the covariance id it was solved on (0: none), the number of calls carried in a row,
+  // and the first of the rows checked next.
+  VectorType m_previous_y;
+  std::uint64_t m_previous_id = 0;
+  Index m_carried = 0;
+  Index m_check_row = 0;
 };
 
 static_assert(WeightingPolicy<RiskParity<double>>);

@@ -5,8 +5,10 @@
 
 #include <Eigen/Core>
 #include <limits>
+#include <optional>
 #include <utility>
 
+#include "dynweight/core/covariance_step.hpp"
 #include "dynweight/core/types.hpp"
 #include "dynweight/core/validation.hpp"
 #include "dynweight/stats/detail/derived_statistics.hpp"
@@ -68,6 +70,11 @@ struct RollingOptions {
 /// and around 1e4): covariance within 4e-15 of a two-pass recompute (norm-wise relative) with the
 /// default resync, 4e-13 with it disabled.
 ///
+/// **Lineage.** Every update gives the covariance a fresh `covariance_id()`; when the update was
+/// the plain rank-2 replacement above (the window was full, no resync completed, no asset's window
+/// is constant), `covariance_step()` states it as S' = S + (1/(W−1))(u dᵀ + d uᵀ) from the previous
+/// id, so that a policy can carry Σx across the bar in O(N) (see `CovarianceStep`).
+///
 /// An asset whose last n observations are all equal (a halted or stale price) has exactly zero
 /// variance and covariances, as pandas reports, instead of rounding residue.
 ///
@@ -112,6 +119,7 @@ class RollingMoments {
         m_weights(assets),
         m_shadow_shift(assets),
         m_shadow_sum(assets),
+        m_shadow_deviation(assets),
         m_shadow_cross(assets, assets) {
     reset();
   }
@@ -131,6 +139,8 @@ class RollingMoments {
     m_variance.setConstant(nan());
     m_derived.reset();
     m_run_length.setZero();
+    m_id = next_covariance_id();
+    m_stepped = false;
   }
 
   /// Adds one observation (one value per asset), dropping the oldest once the window is full.
@@ -184,6 +194,21 @@ class RollingMoments {
   [[nodiscard]] const MatrixType& correlation_lower() const {
     return m_derived.correlation_lower(m_covariance, m_variance);
   }
+  /// The id of the current covariance (new at every update and reset; see `CovarianceStep`).
+  [[nodiscard]] std::uint64_t covariance_id() const { return m_id; }
+  /// How the last update moved the covariance from the previous id, when it was the plain rank-2
+  /// replacement (see the class comment); null otherwise (the window filling, a resync, a
+  /// constant asset). Its vectors are this engine's, valid until its next update.
+  [[nodiscard]] std::optional<CovarianceStep<Scalar>> covariance_step() const {
+    if (!m_stepped)
+      return std::nullopt;
+    return CovarianceStep<Scalar>{.from = m_previous_id,
+                                  .scale = Scalar(1),
+                                  .weight = Scalar(1) / Scalar(window() - 1),
+                                  .p = &m_u,
+                                  .q = &m_d,
+                                  .ridge = Scalar(0)};
+  }
   /// The observation the next `update()` drops once the window is full (the oldest one); while the
   /// window fills, an unused column. For engines that keep more statistics of the same window.
   [[nodiscard]] auto oldest() const { return m_ring.col(m_head); }
@@ -202,15 +227,20 @@ class RollingMoments {
 
     track_runs(x);
     bool summed = false;
+    bool stepped = false;
     if (m_count < window()) {
       add(x);
     } else {
-      summed = replace_oldest(x, reference, sums);
+      stepped = replace_oldest(x, reference, sums, summed);
     }
     m_ring.col(m_head) = x;
     m_head = (m_head + 1) % window();
     ++m_bars;
-    summed = !zero_constant_assets() && summed;
+    const bool cleared = zero_constant_assets();
+    summed = !cleared && summed;
+    m_previous_id = m_id;
+    m_id = next_covariance_id();
+    m_stepped = stepped && !cleared;
     refresh_variance();
     m_derived.invalidate();
     return summed;
@@ -249,10 +279,10 @@ class RollingMoments {
   }
 
   // The rank-2 replacement described in the class comment, plus the shadow re-accumulation;
-  // with `sums`, gathers them in the same pass and returns true unless the shadow resync then
-  // rewrote the covariance.
+  // with `sums`, gathers them in the same pass (`summed`: true unless the shadow resync then
+  // rewrote the covariance). Returns true unless that resync rewrote it.
   bool replace_oldest(const Eigen::Ref<const VectorType>& x, const VectorType* reference,
-                      detail::StrictLowerSums<Scalar>* sums) {
+                      detail::StrictLowerSums<Scalar>* sums, bool& summed) {
     const auto oldest = m_ring.col(m_head);
     const Scalar w = Scalar(window());
     m_d = x - oldest;
@@ -267,7 +297,9 @@ class RollingMoments {
       detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1));
     }
     ++m_full_updates;
-    return !shadow_step(x) && sums != nullptr;
+    const bool rewritten = shadow_step(x);
+    summed = !rewritten && sums != nullptr;
+    return !rewritten;
   }
 
   // Returns true when the shadow completed and replaced the covariance.
@@ -283,9 +315,9 @@ class RollingMoments {
       detail::fill_lower(m_shadow_cross, Scalar(0));
       m_shadow_filled = 0;
     }
-    m_u = x - m_shadow_shift;
-    m_shadow_sum += m_u;
-    m_shadow_cross.template selfadjointView<Eigen::Lower>().rankUpdate(m_u);
+    m_shadow_deviation = x - m_shadow_shift;
+    m_shadow_sum += m_shadow_deviation;
+    m_shadow_cross.template selfadjointView<Eigen::Lower>().rankUpdate(m_shadow_deviation);
     if (++m_shadow_filled < window())
       return false;
     // The shadow now holds exactly the window: C = Σ y yᵀ − s sᵀ/W with y = x − K, s = Σ y.
@@ -349,12 +381,16 @@ class RollingMoments {
   VectorType m_variance;
   detail::DerivedStatistics<Scalar> m_derived;  // volatility and correlation, on request
   Eigen::Matrix<Index, Eigen::Dynamic, 1> m_run_length;
-  VectorType m_u;
+  VectorType m_u;  // the rank-2 term u dᵀ + d uᵀ of the last replacement
   VectorType m_d;
   VectorType m_weights;  // w of update(x, reference, sums)
   VectorType m_shadow_shift;
   VectorType m_shadow_sum;
-  MatrixType m_shadow_cross;  // lower triangle
+  VectorType m_shadow_deviation;  // x − K of the shadow (scratch)
+  MatrixType m_shadow_cross;      // lower triangle
+  std::uint64_t m_id = 0;
+  std::uint64_t m_previous_id = 0;
+  bool m_stepped = false;  // the last update was the plain rank-2 step from m_previous_id
   Index m_count = 0;
   Index m_head = 0;  // next column of m_ring to write (the oldest once the window is full)
   Index m_bars = 0;

@@ -244,4 +244,31 @@ void mirror_lower_to_upper(Eigen::MatrixBase<Derived>& matrix) {
     matrix.col(j).head(j) = matrix.row(j).head(j).transpose();
 }
 
+/// `out = scale · S` as a full symmetric matrix, from the lower triangle of S in `lower` (its
+/// strict upper triangle is not read), in one pass that writes each 8-column tile of `out` whole:
+/// the part above the diagonal from the transposed tiles of the lower triangle (read tile by tile,
+/// so the strided reads stay in cache), the rest from the tile's own columns. Writing the lower
+/// triangle and then mirroring it reads the lower triangle of `out` a second time (measured: ~20%
+/// of the two passes at N = 500). Entries above and below the diagonal are the same product, so
+/// `out` is exactly symmetric. `out` must not overlap `lower`.
+template <class Scalar, class Out>
+void scaled_symmetric_copy(const Matrix<Scalar>& lower, Scalar scale, Out&& out) {
+  constexpr Index tile = 8;
+  const Index n = lower.rows();
+  const Index whole = n - n % tile;
+  for (Index jb = 0; jb < whole; jb += tile) {
+    for (Index ib = 0; ib < jb; ib += tile)  // tiles strictly above the diagonal
+      out.template block<tile, tile>(ib, jb) =
+          scale * lower.template block<tile, tile>(jb, ib).transpose();
+    for (Index j = jb; j < jb + tile; ++j) {  // the diagonal tile's columns, and below it
+      out.col(j).segment(jb, j - jb) = scale * lower.row(j).segment(jb, j - jb).transpose();
+      out.col(j).tail(n - j) = scale * lower.col(j).tail(n - j);
+    }
+  }
+  for (Index j = whole; j < n; ++j) {  // the last n mod 8 columns
+    out.col(j).head(j) = scale * lower.row(j).head(j).transpose();
+    out.col(j).tail(n - j) = scale * lower.col(j).tail(n - j);
+  }
+}
+
 }  // namespace dynweight::detail
