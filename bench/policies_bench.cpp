@@ -2,6 +2,10 @@
 //   BM_RiskParityCold/N   RiskParity::compute to 1e-10 from no previous solution,
 //   BM_RiskParityWarm/N   the same from the previous bar's solution, the covariance having moved
 //                         by one rolling update (W = 250),
+//   BM_RiskParityWarmCarried/N  the same with the covariances labelled with their lineage (ids
+//                         and the rank-2 step between neighbours, as RollingMoments gives them),
+//                         so that the solver carries Σx from the previous bar instead of its
+//                         pulling pass,
 //   vs BM_CovMatVecFloor/N   one dense y.noalias() = Σ x on the full N×N matrix: the cost of one
 //                         pass over Σ.
 // The bars time compute() alone: giving a new Σ to the estimates checks it (finite, symmetric),
@@ -14,6 +18,8 @@
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
+#include <algorithm>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -29,8 +35,14 @@ using dynweight::bench::kWindow;
 
 constexpr Index kBars = 16;
 
+// The rank-2 terms u, d of the rolling updates between consecutive windows (entry k: from
+// window k − 1 to window k; entry 0 unused).
+struct RollingSteps {
+  std::vector<Eigen::VectorXd> u, d;
+};
+
 // kBars full covariance matrices of consecutive rolling windows.
-std::vector<Eigen::MatrixXd> moving_covariances(Index n) {
+std::vector<Eigen::MatrixXd> moving_covariances(Index n, RollingSteps* steps = nullptr) {
   std::mt19937_64 engine(20261125);
   std::normal_distribution<double> normal(0.0, 1.0);
   std::uniform_real_distribution<double> uniform(0.5, 1.5);
@@ -47,6 +59,11 @@ std::vector<Eigen::MatrixXd> moving_covariances(Index n) {
     for (Index i = 0; i < n; ++i)
       x(i) = beta(i) * market + idiosyncratic(i) * normal(engine);
     moments.update(x);
+    if (steps != nullptr && t >= kWindow - 1) {
+      const auto step = moments.covariance_step();
+      steps->u.push_back(step ? *step->p : Eigen::VectorXd());
+      steps->d.push_back(step ? *step->q : Eigen::VectorXd());
+    }
     if (t >= kWindow - 1) {
       Eigen::MatrixXd full = moments.covariance_lower();
       dynweight::detail::mirror_lower_to_upper(full);
@@ -63,27 +80,53 @@ Index back_and_forth(Index step) {
   return k < kBars ? k : period - k;
 }
 
-void risk_parity(benchmark::State& state, bool warm) {
+void risk_parity(benchmark::State& state, bool warm, bool lineage = false) {
   const auto n = static_cast<Index>(state.range(0));
-  const auto covariances = moving_covariances(n);
+  RollingSteps steps;
+  const auto covariances = moving_covariances(n, &steps);
   dynweight::RiskParity<double> policy({.warm_start = warm});
   std::vector<dynweight::Estimates<double>> estimates;  // checked once here, see the comment above
-  for (const auto& covariance : covariances)
+  std::vector<std::uint64_t> ids;
+  for (const auto& covariance : covariances) {
     estimates.emplace_back(n).set_covariance(covariance);
+    ids.push_back(dynweight::next_covariance_id());
+  }
+  const double weight = 1.0 / double(kWindow - 1);
+  // Window k from window `from` (k ± 1): forward the update's own step, backward its inverse.
+  const auto label = [&](Index from, Index k) {
+    const auto rank2 = std::size_t(std::max(from, k));
+    estimates[std::size_t(k)].set_covariance_lineage(
+        ids[std::size_t(k)],
+        dynweight::CovarianceStep<double>{.from = ids[std::size_t(from)],
+                                          .scale = 1.0,
+                                          .weight = k > from ? weight : -weight,
+                                          .p = &steps.u[rank2],
+                                          .q = &steps.d[rank2],
+                                          .ridge = 0.0});
+  };
   Eigen::VectorXd w(n);
+  if (lineage)
+    estimates[0].set_covariance_lineage(ids[0]);
   policy.compute(estimates[0], w);
   Index step = 1;
-  double iterations = 0;
+  double iterations = 0, carried = 0;
   bool all_converged = true;
   for (auto _ : state) {
-    const auto status = policy.compute(estimates[std::size_t(back_and_forth(step++))], w);
+    const Index k = back_and_forth(step);
+    if (lineage)
+      label(back_and_forth(step - 1), k);
+    ++step;
+    const auto status = policy.compute(estimates[std::size_t(k)], w);
     iterations += double(status.iterations);
+    carried += policy.carried_product() ? 1.0 : 0.0;
     all_converged = all_converged && status.ok();
     benchmark::DoNotOptimize(w.data());
     benchmark::ClobberMemory();
   }
   if (!all_converged)
     state.SkipWithError("a solve did not converge");
+  if (lineage && carried < 0.9 * double(state.iterations()))
+    state.SkipWithError("the solver did not carry Σx through the lineage");
   const double runs = double(state.iterations());
   state.SetItemsProcessed(state.iterations());
   state.counters["N"] = double(n);
@@ -96,6 +139,10 @@ void BM_RiskParityCold(benchmark::State& state) {
 }
 void BM_RiskParityWarm(benchmark::State& state) {
   risk_parity(state, true);
+}
+
+void BM_RiskParityWarmCarried(benchmark::State& state) {
+  risk_parity(state, true, true);
 }
 
 void BM_EstimatesSetCovariance(benchmark::State& state) {
@@ -130,6 +177,7 @@ void BM_CovMatVecFloor(benchmark::State& state) {
 
 BENCHMARK(BM_RiskParityCold)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RiskParityWarm)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_RiskParityWarmCarried)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_EstimatesSetCovariance)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_CovMatVecFloor)->Apply(dynweight::bench::sizes);
 

@@ -209,3 +209,75 @@ TEST_CASE("Overlaid: compute does not allocate after the first call", "[overlays
   CHECK(scope.allocations() == 0);
   CHECK(status.ok());
 }
+
+namespace {
+
+// An overlay that records the variance the chain hands it, and optionally moves the weights.
+struct Recorder {
+  using Scalar = double;
+  bool given = false;
+  double variance = 0;
+  bool tilt = false;  // move weight from the last asset to the first
+  dynweight::Status apply(const dynweight::OverlayContext<double>& context,
+                          Eigen::Ref<Eigen::VectorXd> weights) {
+    given = context.variance != nullptr;
+    variance = given ? *context.variance : 0.0;
+    if (tilt) {
+      weights(0) += 0.01;
+      weights(weights.size() - 1) -= 0.01;
+    }
+    return {};
+  }
+};
+static_assert(dynweight::WeightOverlay<Recorder>);
+
+// wᵀΣw in long double, from the weights alone.
+double quadratic_form(const Eigen::MatrixXd& sigma, const Eigen::VectorXd& w) {
+  long double total = 0;
+  for (Index i = 0; i < w.size(); ++i)
+    for (Index j = 0; j < w.size(); ++j)
+      total += static_cast<long double>(w(i)) * sigma(i, j) * w(j);
+  return static_cast<double>(total);
+}
+
+}  // namespace
+
+TEST_CASE("Overlaid hands the policy's wᵀΣw to the overlays until one changes the weights",
+          "[overlays][overlaid]") {
+  const Index n = GENERATE(4, 60);
+  const auto storage = GENERATE(SymmetricStorage::full, SymmetricStorage::lower);
+  Market market(n, 7);
+  market.at_bar(0, storage);
+  Eigen::MatrixXd full = dynweight::test::two_pass_covariance(market.returns.middleRows(0, 250));
+  Estimates<double> estimates(n);
+  estimates.set_covariance(market.covariance, storage).set_volatility(market.volatility);
+
+  // Risk parity, a recorder, a recorder that tilts, a recorder: the first two see risk parity's
+  // variance (the first recorder left the weights as they were), the last sees none.
+  Overlaid chain(RiskParity<double>(), Recorder{}, Recorder{.tilt = true}, Recorder{});
+  Eigen::VectorXd w(n);
+  REQUIRE(chain.compute(estimates, w).ok());
+  Eigen::VectorXd parity(n);
+  RiskParity<double> alone;
+  REQUIRE(alone.compute(estimates, parity).ok());
+  REQUIRE(chain.overlay<0>().given);
+  REQUIRE(chain.overlay<1>().given);
+  CHECK_FALSE(chain.overlay<2>().given);
+  // Taken from the solve's own Σx: equal to wᵀΣw from the weights to rounding.
+  CHECK(chain.overlay<0>().variance == Approx(quadratic_form(full, parity)).epsilon(1e-13));
+  CHECK(chain.overlay<1>().variance == chain.overlay<0>().variance);
+
+  // A volatility target after risk parity scales exactly as on its own, with the pass over Σ.
+  Overlaid targeted(RiskParity<double>(),
+                    VolatilityTarget<double>({.target = 0.10, .annualization = 252}));
+  VolatilityTarget<double> target({.target = 0.10, .annualization = 252});
+  REQUIRE(targeted.compute(estimates, w).ok());
+  REQUIRE(target.apply({.estimates = &estimates}, parity).ok());
+  CHECK(dynweight::test::near(w, parity, 1e-13));
+  CHECK(targeted.overlay<0>().volatility_before() ==
+        Approx(target.volatility_before()).epsilon(1e-13));
+  // Inverse volatility reports no variance: nothing is handed on.
+  Overlaid plain(InverseVolatility<double>(), Recorder{});
+  REQUIRE(plain.compute(estimates, w).ok());
+  CHECK_FALSE(plain.overlay<0>().given);
+}

@@ -6,6 +6,8 @@
 #include <limits>
 #include <random>
 
+#include "near.hpp"
+
 using dynweight::Index;
 
 namespace {
@@ -77,4 +79,23 @@ TEST_CASE("scaled_symmetric_copy writes scale times the symmetric matrix, at eve
     outside.block(2, 1, n, n).setConstant(-7.0);
     CHECK((outside.array() == -7.0).all());
   }
+}
+
+TEST_CASE("add_four_columns adds four columns times their coefficients, at every length",
+          "[stats][symmetric_update]") {
+  const Index m = GENERATE(0, 1, 3, 4, 5, 8, 9, 31, 500);
+  CAPTURE(m);
+  Eigen::MatrixXd a = random_symmetric(m + 6, 77 + std::uint64_t(m)).leftCols(6);
+  const double c[4] = {0.25, -1.5, 3.0, 0.125};
+  Eigen::VectorXd y = Eigen::VectorXd::LinSpaced(m + 2, -1.0, 1.0);
+  Eigen::VectorXd expected = y;
+  // Columns 1..4 of `a`, rows 2..m+1, into y(1..m): an offset block, nothing else touched.
+  for (Index i = 0; i < m; ++i) {
+    expected(1 + i) +=
+        (c[0] * a(2 + i, 1) + c[1] * a(2 + i, 2)) + (c[2] * a(2 + i, 3) + c[3] * a(2 + i, 4));
+  }
+  dynweight::detail::kernel::add_four_columns(y.data() + 1, &a(2, 1), a.outerStride(), m, c);
+  // The same products and sums in the same order: bit for bit without FMA; a build that fuses
+  // them (-march=native) rounds differently, within a few ulps.
+  CHECK(dynweight::test::near(y, expected, 1e-15));
 }

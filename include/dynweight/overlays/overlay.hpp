@@ -8,6 +8,7 @@
 #include <concepts>
 #include <cstddef>
 #include <limits>
+#include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -28,6 +29,10 @@ struct OverlayContext {
   const Estimates<Scalar>* estimates = nullptr;
   /// The book's current weights, one per asset, cash implied (1 − Σ); `TurnoverLimit` reads them.
   const Vector<Scalar>* previous_weights = nullptr;
+  /// wᵀΣw of the weights as they enter the overlay, with Σ the estimates' covariance, when it is
+  /// already known: `Overlaid` passes on the policy's own (`RiskParity::portfolio_variance`) for
+  /// as long as no overlay has changed the weights. `VolatilityTarget` then needs no pass over Σ.
+  const Scalar* variance = nullptr;
 };
 
 /// A weight overlay reshapes target weights in place, after any weighting policy: a type `O` with
@@ -61,8 +66,14 @@ concept WeightOverlay = FloatingScalar<typename O::Scalar> &&
 /// overlay that throws later leaves `weights` unchanged, but the policy and the overlays before it
 /// have run (their warm starts and diagnostics are those of this call).
 ///
-/// **Cost.** The policy's and the overlays' own, plus two O(N) passes; no allocation after the
-/// first call at a given N if the parts allocate none.
+/// **Known variance.** A policy with `std::optional<Scalar> portfolio_variance()` (wᵀΣw of the
+/// weights it just wrote, on the covariance it was given: `RiskParity` has it from its solve) hands
+/// it to the overlays through `OverlayContext::variance` until one of them changes the weights
+/// (compared entry by entry), so that a `VolatilityTarget` right after it costs O(N).
+///
+/// **Cost.** The policy's and the overlays' own, plus two O(N) passes (and one copy per overlay
+/// while the variance is known); no allocation after the first call at a given N if the parts
+/// allocate none.
 ///
 /// \code
 /// dynweight::Overlaid chain(dynweight::RiskParity<double>(),
@@ -116,17 +127,30 @@ class Overlaid {
              Eigen::Ref<VectorType> weights) {
     const Index n = estimates.assets();
     check_size(CheckContext{"Overlaid::compute", estimates.names()}, "weights", weights.size(), n);
-    if (m_work.size() != n)
+    if (m_work.size() != n) {
       m_work.resize(n);
+      m_entering.resize(n);
+    }
     m_work.setConstant(std::numeric_limits<Scalar>::quiet_NaN());
     Status first = m_policy.compute(estimates, m_work);
     if (!m_work.allFinite())
       return first;  // the policy left its weights unwritten (its status says why)
-    const OverlayContext<Scalar> context{&estimates, previous_weights};
+    bool known = false;
+    if constexpr (requires { m_policy.portfolio_variance(); }) {
+      if (const std::optional<Scalar> variance = m_policy.portfolio_variance()) {
+        m_variance = *variance;
+        known = true;
+      }
+    }
+    OverlayContext<Scalar> context{&estimates, previous_weights};
     std::apply(
         [&](auto&... overlay) {
           const auto step = [&](auto& one) {
+            if (known)
+              m_entering = m_work;
+            context.variance = known ? &m_variance : nullptr;
             const Status status = one.apply(context, m_work);
+            known = known && m_work == m_entering;
             if (first.ok() && !status.ok())
               first = status;
           };
@@ -140,6 +164,8 @@ class Overlaid {
   Policy m_policy;
   std::tuple<Overlays...> m_overlays;
   VectorType m_work;
+  VectorType m_entering;  // the weights before an overlay, while their variance is known
+  Scalar m_variance = 0;
 };
 
 }  // namespace dynweight

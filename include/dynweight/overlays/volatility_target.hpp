@@ -61,7 +61,8 @@ struct VolatilityTargetOptions {
 /// product per column segment.
 ///
 /// **Cost.** One read of the lower triangle of Σ (N²/2 entries, ~0.7× a dense Σw) and a few O(N)
-/// passes; no allocation.
+/// passes; no allocation. When the context carries wᵀΣw already (`OverlayContext::variance`, e.g.
+/// risk parity's own inside `Overlaid`), it is taken from there and the cost is O(N).
 ///
 /// \code
 /// dynweight::VolatilityTarget<double> target({.target = 0.10, .annualization = 252,
@@ -92,7 +93,8 @@ class VolatilityTarget {
 
     // Σ is symmetric in either storage (a full Σ is checked when given to `Estimates`), so its
     // lower triangle is all the quadratic form needs: half the reads of Σw.
-    const Scalar variance = quadratic_form_lower(sigma, weights);
+    const Scalar variance =
+        context.variance != nullptr ? *context.variance : quadratic_form_lower(sigma, weights);
     const Scalar gross_before = weights.template lpNorm<1>();
     const Scalar annualization = static_cast<Scalar>(m_options.annualization);
     const Scalar leverage = static_cast<Scalar>(m_options.max_leverage);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "dynweight/core/status.hpp"
@@ -114,6 +115,7 @@ class RiskParity {
   Status compute(const Estimates<Scalar>& estimates, Eigen::Ref<VectorType> weights) {
     const Index n = estimates.assets();
     const CheckContext context{"RiskParity::compute", estimates.names()};
+    m_has_variance = false;
     check_size(context, "weights", weights.size(), n);
     if (m_budgets.size() > 0)
       check_size(context, "budgets", m_budgets.size(), n);
@@ -155,8 +157,10 @@ class RiskParity {
               "the weights were left unchanged"};
     }
 
-    // w = x / Σx on the active assets, 0 elsewhere.
+    // w = x / Σx on the active assets, 0 elsewhere; wᵀΣw = xᵀ(Σx) / (Σx)².
     const Scalar total = x.sum();
+    m_variance = x.dot(y) / (total * total);
+    m_has_variance = true;
     weights.setZero();
     for (Index k = 0; k < m; ++k)
       weights(m_active(k)) = x(k) / total;
@@ -188,6 +192,12 @@ class RiskParity {
   void reset_warm_start() {
     m_has_previous = false;
     m_previous_id = 0;
+  }
+
+  /// wᵀΣw of the weights the last `compute` wrote, on the covariance it was given (O(1): from the
+  /// Σx the solve keeps); empty when it wrote none. `Overlaid` hands it to the overlays.
+  [[nodiscard]] std::optional<Scalar> portfolio_variance() const {
+    return m_has_variance ? std::optional<Scalar>(m_variance) : std::nullopt;
   }
 
   /// Whether the last `compute` carried Σx from the call before through the covariance's lineage
@@ -360,7 +370,7 @@ class RiskParity {
   static constexpr double kCarryCheck = 1e-12;
 
   // Coordinates are minimised in blocks of kBlock (see `sweep`).
-  static constexpr Index kBlock = 4;
+  static constexpr Index kBlock = 4;  // = the columns of detail::kernel::add_four_columns
   using BlockVector = Eigen::Matrix<Scalar, kBlock, 1>;
 
   // The minimiser of f along coordinate i: the positive root of d x² + a x − b = 0 (d = Σ_ii,
@@ -402,7 +412,8 @@ class RiskParity {
         x(i) = updated;
       }
       if (width == block) {
-        y.noalias() += s.middleCols(start, block) * change;
+        detail::kernel::add_four_columns(y.data(), s.data() + start * s.outerStride(),
+                                         s.outerStride(), m, change.data());
       } else {
         y.noalias() += s.middleCols(start, width) * change.head(width);
       }
@@ -439,7 +450,8 @@ class RiskParity {
         x(i) = updated;
       }
       if (width == block) {
-        y.noalias() += s.middleCols(start, block) * x.template segment<block>(start);
+        detail::kernel::add_four_columns(y.data(), s.data() + start * s.outerStride(),
+                                         s.outerStride(), m, x.data() + start);
       } else {
         y.noalias() += columns * x.segment(start, width);
       }
@@ -614,6 +626,8 @@ class RiskParity {
   std::uint64_t m_previous_id = 0;
   Index m_carried = 0;
   Index m_check_row = 0;
+  Scalar m_variance = 0;  // wᵀΣw of the last weights written, when m_has_variance
+  bool m_has_variance = false;
 };
 
 static_assert(WeightingPolicy<RiskParity<double>>);

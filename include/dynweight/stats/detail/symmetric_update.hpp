@@ -135,6 +135,37 @@ void read_segment(const Scalar* t, Index m, Reduce& reduce) {
     reduce.scalar(t[i], i);
 }
 
+/// y[0, m) += Σ_k c[k] A[0, m) of column k, for the four adjacent columns of a column-major
+/// matrix starting at `a` (outer stride `stride`): the 4-column product y += A c in one pass over
+/// y, two packets of rows at a time (risk parity's block push). A plain loop rather than Eigen's
+/// general matrix-vector kernel, whose speed on four columns moved by a third with code placement
+/// (measured at N = 500).
+template <class Scalar>
+void add_four_columns(Scalar* y, const Scalar* a, Index stride, Index m, const Scalar* c) {
+  using P = Packet<Scalar>;
+  using namespace Eigen::internal;
+  constexpr Index size = packet_traits<Scalar>::size;
+  const Scalar* a0 = a;
+  const Scalar* a1 = a + stride;
+  const Scalar* a2 = a + 2 * stride;
+  const Scalar* a3 = a + 3 * stride;
+  const P c0 = pset1<P>(c[0]);
+  const P c1 = pset1<P>(c[1]);
+  const P c2 = pset1<P>(c[2]);
+  const P c3 = pset1<P>(c[3]);
+  Index i = 0;
+  for (; i + 2 * size <= m; i += 2 * size) {
+    const P s0 = padd(padd(pmul(c0, ploadu<P>(a0 + i)), pmul(c1, ploadu<P>(a1 + i))),
+                      padd(pmul(c2, ploadu<P>(a2 + i)), pmul(c3, ploadu<P>(a3 + i))));
+    const P s1 = padd(padd(pmul(c0, ploadu<P>(a0 + i + size)), pmul(c1, ploadu<P>(a1 + i + size))),
+                      padd(pmul(c2, ploadu<P>(a2 + i + size)), pmul(c3, ploadu<P>(a3 + i + size))));
+    pstoreu(y + i, padd(ploadu<P>(y + i), s0));
+    pstoreu(y + i + size, padd(ploadu<P>(y + i + size), s1));
+  }
+  for (; i < m; ++i)
+    y[i] += (c[0] * a0[i] + c[1] * a1[i]) + (c[2] * a2[i] + c[3] * a3[i]);
+}
+
 }  // namespace kernel
 
 /// `S += alpha (u vᵀ + v uᵀ)` on the lower triangle, one column segment at a time as Eigen's
