@@ -75,6 +75,10 @@ struct RiskParityOptions {
 /// solve's x, when the assets and the excluded set are unchanged; its first sweep pulls each
 /// block's entries of Σx from the block's columns and pushes the new values back through them
 /// while they are in cache, so Σx comes out of that sweep and the start costs no pass of its own.
+/// When the covariance carries its lineage (`Estimates::set_covariance_lineage`: the same id as the
+/// last solve's, or one `CovarianceStep` from it, as the rolling engines give), Σx is carried from
+/// the last solve in O(N) instead, checked on four rows of Σ per call (`carry_product`), and the
+/// first sweep is an ordinary one: `carried_product()` says so.
 ///
 /// **Budgets and degenerate assets.** A zero budget gives exactly zero weight (the problem is
 /// solved on the others). An asset whose volatility is below `relative_floor` × the largest (a
