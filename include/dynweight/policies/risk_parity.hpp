@@ -570,8 +570,12 @@ class RiskParity {
   }
 
   // max_i |RC_i/ΣRC − b_i| with RC_i = x_i (Σx)_i.
+  // NaN when a share is NaN. With ΣRC finite and non-zero every RC_i is finite, and the shares
+  // are taken in packets (one pass); otherwise share by share.
   static double residual_of(const auto& x, const auto& y, const auto& b) {
     const Scalar total = x.dot(y);
+    if (std::isfinite(total) && total != 0)
+      return double(((x.array() * y.array()) / total - b.array()).abs().maxCoeff());
     double worst = 0;
     for (Index k = 0; k < x.size(); ++k) {
       const double gap = std::abs(double(x(k) * y(k) / total) - double(b(k)));
