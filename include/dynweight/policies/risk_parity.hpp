@@ -281,9 +281,8 @@ class RiskParity {
     const Index m = m_active_count;
     if (m == n && storage == SymmetricStorage::full)
       return sigma;
-    if (m == n) {
-      m_work = sigma;
-      detail::mirror_lower_to_upper(m_work);
+    if (m == n) {  // the full matrix from the lower triangle, in one pass
+      detail::scaled_symmetric_copy(sigma, Scalar(1), m_work);
       return m_work;
     }
     m_gathered.resize(m, m);

@@ -279,9 +279,10 @@ void mirror_lower_to_upper(Eigen::MatrixBase<Derived>& matrix) {
 /// strict upper triangle is not read), in one pass that writes each 8-column tile of `out` whole:
 /// the part above the diagonal from the transposed tiles of the lower triangle (read tile by tile,
 /// so the strided reads stay in cache), the rest from the tile's own columns. Writing the lower
-/// triangle and then mirroring it reads the lower triangle of `out` a second time (measured: ~20%
-/// of the two passes at N = 500). Entries above and below the diagonal are the same product, so
-/// `out` is exactly symmetric. `out` must not overlap `lower`.
+/// triangle and then mirroring it reads the lower triangle of `out` a second time (measured by
+/// `perf` in a pipeline bar at N = 500: 74 µs for this pass against 84 µs for the two). Entries
+/// above and below the diagonal are the same product, so `out` is exactly symmetric (with
+/// scale = 1, a copy bit for bit). `out` must not overlap `lower`.
 template <class Scalar, class Out>
 void scaled_symmetric_copy(const Matrix<Scalar>& lower, Scalar scale, Out&& out) {
   constexpr Index tile = 8;
