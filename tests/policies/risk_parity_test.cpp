@@ -286,6 +286,8 @@ TEST_CASE("RiskParity: compute does not allocate after the first call",
   const Index n = 30;
   const Eigen::MatrixXd first = sample_covariance(n, 21);
   const Eigen::MatrixXd second = sample_covariance(n, 22);
+  const Eigen::MatrixXd one_factor =
+      dynweight::test::two_pass_covariance(dynweight::test::one_factor_returns(250, n, 23));
   Eigen::MatrixXd stale = second;
   stale.row(4).setZero();
   stale.col(4).setZero();
@@ -304,10 +306,89 @@ TEST_CASE("RiskParity: compute does not allocate after the first call",
   const auto cold = policy.compute(estimates, w);
   estimates.set_covariance(stale, storage);
   const auto excluded = policy.compute(estimates, w);
+  estimates.set_covariance(one_factor, storage);  // the fixed-point phase's own path
+  policy.reset_warm_start();
+  const auto fixed_point = policy.compute(estimates, w);
   CHECK(scope.allocations() == 0);
   CHECK(warm.ok());
   CHECK(cold.ok());
   CHECK(excluded.code == StatusCode::numerical_issue);
+  CHECK(fixed_point.ok());
+}
+
+TEST_CASE("RiskParity: the fixed-point phase on one-factor markets", "[policies][risk_parity]") {
+  // Positive correlations and one dominant factor: the phase converges on its own, in fewer
+  // iterations than the sweeps need, to the same weights.
+  const Index n = GENERATE(Index(10), Index(60), Index(250));
+  const bool equal_budgets = GENERATE(true, false);
+  CAPTURE(n, equal_budgets);
+  const Eigen::MatrixXd returns =
+      dynweight::test::one_factor_returns(270, n, 11 + std::uint64_t(n));
+  Eigen::VectorXd b = Eigen::VectorXd::Constant(n, 1.0 / double(n));
+  if (!equal_budgets) {
+    std::mt19937_64 engine(5);
+    std::uniform_real_distribution<double> uniform(0.2, 1.0);
+    for (Index i = 0; i < n; ++i)
+      b(i) = uniform(engine);
+    b /= b.sum();
+  }
+  RiskParity<double> fixed_point({}, b);
+  RiskParity<double> sweeps({.fixed_point = false}, b);
+  RiskParity<double> cold({.warm_start = false}, b);
+  Index fixed_point_iterations = 0;
+  Index sweep_iterations = 0;
+  for (Index t = 0; t < 20; ++t) {  // a bar at a time
+    const Eigen::MatrixXd sigma = dynweight::test::two_pass_covariance(returns.middleRows(t, 250));
+    dynweight::Status a, c, d;
+    const Eigen::VectorXd wa = solve(fixed_point, sigma, &a);
+    const Eigen::VectorXd wc = solve(sweeps, sigma, &c);
+    const Eigen::VectorXd wd = solve(cold, sigma, &d);
+    REQUIRE(a.ok());
+    REQUIRE(c.ok());
+    REQUIRE(d.ok());
+    CHECK(budget_residual(sigma, wa, b) <= 1e-10);
+    CHECK(budget_residual(sigma, wd, b) <= 1e-10);
+    CHECK((wa.array() > 0).all());
+    CHECK(std::abs(wa.sum() - 1.0) <= 1e-14);
+    // Shares within 1e-10 of their budgets pin each weight to ~1e-10 / b_i relative.
+    const double agreement = 4e-10 / b.minCoeff();
+    CHECK(near(wa, wc, agreement));
+    CHECK(near(wa, wd, agreement));
+    CHECK(fixed_point.fixed_point_iterations() == a.iterations);  // the phase alone solved it
+    CHECK(cold.fixed_point_iterations() == d.iterations);
+    CHECK(sweeps.fixed_point_iterations() == 0);
+    fixed_point_iterations += a.iterations;
+    sweep_iterations += c.iterations;
+  }
+  CHECK(fixed_point_iterations < sweep_iterations);
+}
+
+TEST_CASE("RiskParity: where the fixed-point phase stalls, it is skipped on the next calls",
+          "[policies][risk_parity]") {
+  // Random correlations of both signs: the map x ← b ⊘ Σx diverges or crawls, the phase stalls
+  // and the next 16 calls go straight to the sweeps: over 20 bars, two probes.
+  const Index n = GENERATE(Index(20), Index(100));
+  CAPTURE(n);
+  const Eigen::MatrixXd returns = dynweight::test::correlated_returns(270, n, 31);
+  RiskParity<double> with_phase;
+  RiskParity<double> sweeps({.fixed_point = false});
+  for (Index t = 0; t < 20; ++t) {
+    const Eigen::MatrixXd sigma = dynweight::test::two_pass_covariance(returns.middleRows(t, 250));
+    dynweight::Status a, c;
+    const Eigen::VectorXd wa = solve(with_phase, sigma, &a);
+    const Eigen::VectorXd wc = solve(sweeps, sigma, &c);
+    REQUIRE(a.ok());
+    REQUIRE(c.ok());
+    CHECK(budget_residual(sigma, wa, Eigen::VectorXd::Constant(n, 1.0 / double(n))) <= 1e-10);
+    CHECK(near(wa, wc, 4e-10 * double(n)));
+    CAPTURE(t);
+    if (t == 0 || t == 17) {  // the probes: at n = 20 they iterate before they stall; at n = 100
+      if (n == 20)            // Σx has an entry <= 0 at once, before any product
+        CHECK(with_phase.fixed_point_iterations() > 0);
+    } else {
+      CHECK(with_phase.fixed_point_iterations() == 0);
+    }
+  }
 }
 
 TEST_CASE("RiskParity in float", "[policies][risk_parity]") {
