@@ -6,6 +6,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -15,6 +16,7 @@
 #include "dynweight/core/status.hpp"
 #include "dynweight/core/types.hpp"
 #include "dynweight/core/validation.hpp"
+#include "dynweight/policies/detail/fixed_point_kernel.hpp"
 #include "dynweight/policies/estimates.hpp"
 #include "dynweight/policies/policy.hpp"
 #include "dynweight/stats/detail/symmetric_update.hpp"
@@ -39,7 +41,7 @@ struct RiskParityOptions {
   bool warm_start = true;
   /// Run the fixed-point phase before the coordinate sweeps (see `RiskParity`). Off, the solver
   /// goes straight to the sweeps: for markets with strong negative correlations, where the phase
-  /// stalls, it saves the iterations of its probe every 17th call.
+  /// stalls, it saves the iterations of its occasional probes.
   bool fixed_point = true;
 
   /// Throws `dynweight::Error` unless tolerance > 0, max_iterations >= 1,
@@ -71,9 +73,9 @@ struct RiskParityOptions {
 ///    correlations are positive and one market factor dominates (4–5 iterations from a cold start
 ///    to 1e-10 on a one-factor market of 500 assets), slow or divergent with strong negative
 ///    correlations. So it is guarded: it stops when its best residual falls behind a reduction of
-///    4× per iteration (after two iterations' grace) or Σx has an entry <= 0, and hands on its
+///    8× per iteration (after one iteration's grace) or Σx has an entry <= 0, and hands on its
 ///    best iterate; it is then skipped for the next 16 calls (a market's spectrum persists from
-///    bar to bar).
+///    bar to bar), 32 after a second stall in a row, and so on up to 1024.
 /// 2. **Cyclical coordinate descent** on f, each coordinate minimised exactly (the positive root
 ///    of Σ_ii x_i² + a_i x_i − b_i = 0, a_i = (Σx)_i − Σ_ii x_i), keeping Σx up to date (in blocks
 ///    of four coordinates, so a sweep is one pass over Σ); Griveau-Billion, Richard & Roncalli
@@ -84,7 +86,7 @@ struct RiskParityOptions {
 ///    **damped Newton steps** on f (Hessian Σ + diag(b/x²), Cholesky, backtracking line search:
 ///    globally convergent, quadratic near the solution).
 /// Convergence rests on phases 2 and 3; phase 1 ends after finitely many iterations (its best
-/// residual must fall by 4× per iteration). The residual is taken on the Σx each phase
+/// residual must fall by 8× per iteration). The residual is taken on the Σx each phase
 /// keeps (by a product, or by exact updates: rounding only).
 ///
 /// **Start.** Cold: x_i ∝ √b_i / σ_i (the exact solution for a diagonal Σ). Warm (default): the
@@ -150,7 +152,6 @@ class RiskParity {
     auto y = m_y.head(m);
     auto b = m_b.head(m);
 
-    m_half_inverse.head(m) = (Scalar(2) * s.diagonal()).cwiseInverse();  // see coordinate_minimum
     start(s, excluded, estimates);
     Index iterations = 0;
     // Every iteration keeps y = Σx, by a product or by exact updates (rounding only: ~ε per pass,
@@ -162,6 +163,8 @@ class RiskParity {
       residual = fixed_point_phase(s, residual, iterations);
     m_fixed_point_iterations = iterations;
     m_history_count = 0;
+    if (!(residual <= m_options.tolerance) && m_options.sweeps_before_newton > iterations)
+      m_half_inverse.head(m) = (Scalar(2) * s.diagonal()).cwiseInverse();  // coordinate_minimum
     while (!(residual <= m_options.tolerance) && iterations < m_options.max_iterations &&
            std::isfinite(residual)) {
       if (iterations < m_options.sweeps_before_newton) {
@@ -184,12 +187,17 @@ class RiskParity {
     const Scalar total = x.sum();
     m_variance = x.dot(y) / (total * total);
     m_has_variance = true;
-    weights.setZero();
-    for (Index k = 0; k < m; ++k)
-      weights(m_active(k)) = x(k) / total;
-    m_previous.setZero();
-    for (Index k = 0; k < m; ++k)
-      m_previous(m_active(k)) = x(k);
+    if (m == n) {
+      weights = x / total;
+      m_previous = x;
+    } else {
+      weights.setZero();
+      m_previous.setZero();
+      for (Index k = 0; k < m; ++k) {
+        weights(m_active(k)) = x(k) / total;
+        m_previous(m_active(k)) = x(k);
+      }
+    }
     m_has_previous = true;
     // Σx at the solution, for the next call to carry (every asset active only: then x and y are
     // indexed as the covariance).
@@ -216,6 +224,7 @@ class RiskParity {
     m_has_previous = false;
     m_previous_id = 0;
     m_fixed_point_pause = 0;
+    m_fixed_point_backoff = kShortestPause;
   }
 
   /// wᵀΣw of the weights the last `compute` wrote, on the covariance it was given (O(1): from the
@@ -334,9 +343,13 @@ class RiskParity {
     auto y = m_y.head(m);
     const bool warm = m_options.warm_start && m_has_previous && !excluded &&
                       m_previous_count == m && m_previous_active.head(m) == m_active.head(m);
-    for (Index k = 0; k < m; ++k) {
-      x(k) = warm && m_previous(m_active(k)) > 0 ? m_previous(m_active(k))
-                                                 : std::sqrt(m_b(k) / s(k, k));
+    if (warm) {
+      for (Index k = 0; k < m; ++k) {
+        const Scalar previous = m_previous(m_active(k));
+        x(k) = previous > 0 ? previous : std::sqrt(m_b(k) / s(k, k));
+      }
+    } else {
+      x = (m_b.head(m).array() / s.diagonal().array()).sqrt();
     }
     // Σ rescaled since the last solve (other units, annualised: tr Σ off by more than 2×) puts
     // the previous x far from its optimal multiple: Σx is not carried then.
@@ -472,15 +485,11 @@ class RiskParity {
     m_history_count = 0;
     const Index budget = std::min(m_options.sweeps_before_newton, m_options.max_iterations);
     double best = residual;
-    double envelope = residual / (kContraction * kContraction);  // kGrace = 2 iterations' slack
+    double envelope = residual / kContraction;  // one iteration's grace
     bool current_is_best = true;
     bool stalled = false;
     while (!(best <= m_options.tolerance) && std::isfinite(best) && iterations < budget) {
-      if (current_is_best) {
-        best_x = x;
-        best_y = y;
-      }
-      const double next = fixed_point_step(s, budget_total);
+      const double next = fixed_point_step(s, budget_total, current_is_best);
       stalled = std::isnan(next);  // Σx had an entry <= 0: the map is not defined there
       if (stalled)
         break;
@@ -497,46 +506,77 @@ class RiskParity {
       y = best_y;
     }
     // The spectrum is one the map does not contract on well, which a market keeps from bar to
-    // bar: the next kFixedPointPause calls go straight to the sweeps.
-    if (stalled)
-      m_fixed_point_pause = kFixedPointPause;
+    // bar: the next calls go straight to the sweeps, 16 of them after a first stall, twice as
+    // many after each further stall in a row (up to 1024), so that the probes cost a market
+    // where the phase never works next to nothing.
+    if (stalled) {
+      m_fixed_point_pause = m_fixed_point_backoff;
+      m_fixed_point_backoff = std::min(2 * m_fixed_point_backoff, kLongestPause);
+    } else {
+      m_fixed_point_backoff = kShortestPause;
+    }
     return best;
   }
-  // The phase goes on while its best residual after k iterations is within kContraction^(k − 2)
-  // of the start's: a reduction of 4× per iteration on average, after two iterations' grace (the
-  // mixing needs a history). An accelerated sweep reduces the residual ~10–15× at 1.5–4× the cost
+  // The phase goes on while its best residual after k iterations is within kContraction^(k − 1)
+  // of the start's: a reduction of 8× per iteration on average, after one iteration's grace (the
+  // mixing needs a history). An accelerated sweep reduces the residual ~10–25× at 1–4× the cost
   // of an iteration here, so a slower phase would lose time to the sweeps.
-  static constexpr double kContraction = 0.25;
-  static constexpr Index kFixedPointPause = 16;
+  static constexpr double kContraction = 0.125;
+  static constexpr Index kShortestPause = 16;
+  static constexpr Index kLongestPause = 1024;
 
   // One fixed-point iteration: g = b ⊘ Σx, then x ← g − ΔG γ mixed over the last kDepth
-  // iterations (type II, with f = g − x), or x ← g when the mixing is unsafe (`anderson_mix`) or
+  // iterations (type II, with f = g − x), or x ← g when the mixing is unsafe (`anderson_solve`) or
   // leaves an entry <= 0; y = Σx by one product, and both scaled to the optimal multiple
-  // t² = Σb / xᵀΣx. Returns the residual, or NaN with x, y untouched when Σx has an entry <= 0.
-  double fixed_point_step(const MatrixType& s, Scalar budget_total) {
+  // t² = Σb / xᵀΣx. The O(N) work before the product is one pass (`kernel::fixed_point_record`:
+  // g, f, the history's new column and the mixing's inner products), which also saves x, y as the
+  // best iterate when `save_best`. Returns the residual, or NaN with x, y untouched when Σx has
+  // an entry <= 0 (the history is then stale: the phase ends).
+  double fixed_point_step(const MatrixType& s, Scalar budget_total, bool save_best) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
     const auto b = m_b.head(m);
-    auto g = m_trial.head(m);
-    g = b.cwiseQuotient(y);
-    if (!((g.array() > 0).all() && g.allFinite()))
+    const bool differences = m_history_count > 0;
+    const Index slot = differences ? (m_history_count - 1) % kRing : 0;
+    const Index filled = std::min<Index>(m_history_count, kRing);  // columns after this record
+    std::array<const Scalar*, 4> columns{};
+    for (Index j = 0; j < kRing; ++j)  // past `filled`: any valid column, its sums unused
+      columns[std::size_t(j)] = m_delta_f.col(j < filled ? j : slot).data();
+    const auto record = [&]<bool with_differences, bool with_best>() {
+      return detail::kernel::fixed_point_record<with_differences, with_best>(
+          m, b.data(), y.data(), x.data(), m_last_x.data(), m_last_f.data(),
+          m_delta_x.col(slot).data(), m_delta_f.col(slot).data(), columns, m_best_x.data(),
+          m_best_y.data());
+    };
+    const auto sums = differences ? (save_best ? record.template operator()<true, true>()
+                                               : record.template operator()<true, false>())
+                                  : (save_best ? record.template operator()<false, true>()
+                                               : record.template operator()<false, false>());
+    if (!sums.g_positive())
       return std::numeric_limits<double>::quiet_NaN();
-    auto f = m_before.head(m);
-    f = g - x;
-    const Index columns = anderson_record(g, f);
-    if (columns > 0 && anderson_mix(f, columns)) {
-      x.noalias() = g - m_delta_x.topLeftCorner(m, columns) * m_gamma.head(columns);
-      if (!(x.array() > 0).all())
+    for (Index j = 0; j < filled; ++j) {
+      m_gram(slot, j) = sums.gram[std::size_t(j)];
+      m_gram(j, slot) = sums.gram[std::size_t(j)];
+    }
+    ++m_history_count;
+    const auto g = m_last_x.head(m);
+    SmallVector rhs(filled);
+    for (Index j = 0; j < filled; ++j)
+      rhs(j) = sums.rhs[std::size_t(j)];
+    if (filled > 0 && anderson_solve(rhs, filled)) {
+      if (!(mix_into(x, g, m_delta_x, filled) > 0))
         x = g;
     } else {
       x = g;
     }
     y.noalias() = s * x;
-    const Scalar t = std::sqrt(budget_total / x.dot(y));
+    const Scalar total = x.dot(y);
+    const Scalar t = std::sqrt(budget_total / total);
+    const double residual = residual_with_total(x, y, b, total);
     x *= t;
     y *= t;
-    return residual_of(x, y, b);
+    return residual;
   }
 
   // One sweep, then Anderson acceleration (type II, Walker & Ni 2011) over the last kDepth
@@ -562,12 +602,11 @@ class RiskParity {
     const Index columns = anderson_record(x, f);
     if (columns < 1 || !anderson_mix(f, columns))
       return plain;
-    const auto gamma = m_gamma.head(columns);
     auto trial = m_trial.head(m);
     auto trial_y = m_step_image.head(m);
-    trial.noalias() = x - m_delta_x.topLeftCorner(m, columns) * gamma;
-    trial_y.noalias() = y - m_delta_y.topLeftCorner(m, columns) * gamma;
-    if (!(trial.array() > 0).all())
+    const Scalar lowest = mix_into(trial, x, m_delta_x, columns);
+    mix_into(trial_y, y, m_delta_y, columns);
+    if (!(lowest > 0))
       return plain;
     const double accelerated = residual_of(trial, trial_y, b);
     if (!(accelerated < plain))
@@ -598,13 +637,32 @@ class RiskParity {
     return std::min<Index>(m_history_count - 1, kRing);
   }
 
+  // out = base − Δ γ over the first `columns` columns of Δ, in one pass; returns min out (NaN
+  // entries aside, which a NaN residual then catches).
+  Scalar mix_into(auto&& out, const auto& base, const MatrixType& delta, Index columns) const {
+    std::array<const Scalar*, 4> used{};
+    std::array<Scalar, 4> gamma{};
+    for (Index j = 0; j < kRing; ++j) {
+      used[std::size_t(j)] = delta.col(j < columns ? j : 0).data();
+      gamma[std::size_t(j)] = j < columns ? m_gamma(j) : Scalar(0);
+    }
+    return detail::kernel::mix_four_columns(m_active_count, out.data(), base.data(), used, gamma);
+  }
+
   // γ = argmin ‖f − ΔF γ‖ over the recorded columns, into m_gamma; false when the mixing is
   // unsafe: γ not finite or ‖γ‖∞ > 1e3 (which bounds the rounding it adds to a mixed Σx at
   // ~1e-13 relative).
   bool anderson_mix(const auto& f, Index columns) {
     const Index m = m_active_count;
+    SmallVector rhs(columns);
+    for (Index j = 0; j < columns; ++j)
+      rhs(j) = m_delta_f.col(j).head(m).dot(f);
+    return anderson_solve(rhs, columns);
+  }
+
+  // γ = (ΔFᵀΔF)⁻¹ rhs over the first `columns` columns (rhs = ΔFᵀ f), as `anderson_mix`.
+  bool anderson_solve(const auto& rhs, Index columns) {
     SmallMatrix normal = m_gram.topLeftCorner(columns, columns);
-    const SmallVector rhs = m_delta_f.topLeftCorner(m, columns).transpose() * f;
     normal.diagonal().array() += Scalar(1e-14) * normal.diagonal().maxCoeff() + tiny();
     m_gamma.head(columns) = normal.ldlt().solve(rhs);
     return m_gamma.head(columns).allFinite() &&
@@ -660,9 +718,12 @@ class RiskParity {
   // NaN when a share is NaN. With ΣRC finite and non-zero every RC_i is finite, and the shares
   // are taken in packets (one pass); otherwise share by share.
   static double residual_of(const auto& x, const auto& y, const auto& b) {
-    const Scalar total = x.dot(y);
-    if (std::isfinite(total) && total != 0)
-      return double(((x.array() * y.array()) / total - b.array()).abs().maxCoeff());
+    return residual_with_total(x, y, b, x.dot(y));
+  }
+  // The same with ΣRC = xᵀy given (taken once for the residual and the scaling).
+  static double residual_with_total(const auto& x, const auto& y, const auto& b, Scalar total) {
+    if (std::isfinite(total) && total != 0 && std::isfinite(1 / total))
+      return double(((x.array() * y.array()) * (1 / total) - b.array()).abs().maxCoeff());
     double worst = 0;
     for (Index k = 0; k < x.size(); ++k) {
       const double gap = std::abs(double(x(k) * y(k) / total) - double(b(k)));
@@ -699,6 +760,7 @@ class RiskParity {
       Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, 0, kSmallCapacity, kSmallCapacity>;
   using SmallVector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1, 0, kSmallCapacity, 1>;
   static constexpr Index kRing = kDepth - 1;
+  static_assert(kRing == 4, "the mixing kernels take four history columns");
   VectorType m_before;
   VectorType m_last_x;  // the last iteration's map value G(x) (a sweep's: its x), Σ of it, and f
   VectorType m_last_y;
@@ -711,6 +773,7 @@ class RiskParity {
   VectorType m_best_x;  // the fixed-point phase's best iterate and its Σx
   VectorType m_best_y;
   Index m_fixed_point_pause = 0;  // calls left that skip the fixed-point phase after it stalled
+  Index m_fixed_point_backoff = kShortestPause;  // the pause after the next stall
   Index m_fixed_point_iterations = 0;
   MatrixType m_delta_x;
   MatrixType m_delta_y;

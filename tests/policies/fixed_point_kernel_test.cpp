@@ -1,0 +1,127 @@
+#include "dynweight/policies/detail/fixed_point_kernel.hpp"
+
+#include <Eigen/Core>
+#include <array>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+
+#include "near.hpp"
+
+using dynweight::Index;
+constexpr double* no_best = nullptr;
+
+namespace {
+
+Eigen::VectorXd uniform_vector(Index m, std::uint64_t seed, double low, double high) {
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<double> uniform(low, high);
+  Eigen::VectorXd v(m);
+  for (Index i = 0; i < m; ++i)
+    v(i) = uniform(engine);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("fixed_point_record does the fixed-point step's vector work in one pass, at every length",
+          "[policies][risk_parity][kernel]") {
+  const Index m = GENERATE(1, 2, 3, 4, 5, 8, 9, 31, 100, 501);
+  CAPTURE(m);
+  const Eigen::VectorXd b = uniform_vector(m, 1, 0.1, 1.0);
+  const Eigen::VectorXd y = uniform_vector(m, 2, 0.5, 2.0);
+  const Eigen::VectorXd x = uniform_vector(m, 3, 0.1, 1.0);
+  const Eigen::VectorXd old_g = uniform_vector(m, 4, 0.1, 1.0);
+  const Eigen::VectorXd old_f = uniform_vector(m, 5, -0.1, 0.1);
+  Eigen::MatrixXd ring(m, 4);
+  for (Index j = 0; j < 4; ++j)
+    ring.col(j) = uniform_vector(m, 6 + std::uint64_t(j), -1.0, 1.0);
+  const Index slot = 2;  // the new column goes here and is read back among the four
+
+  // The independent computation: plain vector expressions, one at a time.
+  const Eigen::VectorXd g = b.cwiseQuotient(y);
+  const Eigen::VectorXd f = g - x;
+  const Eigen::VectorXd delta_f = f - old_f;
+  Eigen::MatrixXd expected_ring = ring;
+  expected_ring.col(slot) = delta_f;
+
+  Eigen::VectorXd last_g = old_g, last_f = old_f, delta_g(m), best_x(m), best_y(m);
+  Eigen::MatrixXd written = ring;
+  std::array<const double*, 4> columns{};
+  for (Index j = 0; j < 4; ++j)
+    columns[std::size_t(j)] = written.col(j).data();
+  const auto sums = dynweight::detail::kernel::fixed_point_record<true, true>(
+      m, b.data(), y.data(), x.data(), last_g.data(), last_f.data(), delta_g.data(),
+      written.col(slot).data(), columns, best_x.data(), best_y.data());
+
+  // Element-wise results: the same operations, exact.
+  CHECK(last_g == g);
+  CHECK(last_f == f);
+  CHECK(delta_g == g - old_g);
+  CHECK(written == expected_ring);
+  CHECK(best_x == x);
+  CHECK(best_y == y);
+  // Sums: another order of the same terms (packets); any two orders of m terms differ by at most
+  // ~m ε Σ|terms| (the classical bound on recursive summation, taken twice).
+  const double order = 2.0 * double(m) * std::numeric_limits<double>::epsilon();
+  for (Index j = 0; j < 4; ++j) {
+    const double gram = delta_f.dot(expected_ring.col(j));
+    const double rhs = f.dot(expected_ring.col(j));
+    const double scale_gram = delta_f.cwiseAbs().dot(expected_ring.col(j).cwiseAbs());
+    const double scale_rhs = f.cwiseAbs().dot(expected_ring.col(j).cwiseAbs());
+    CHECK(std::abs(sums.gram[std::size_t(j)] - gram) <= order * scale_gram);
+    CHECK(std::abs(sums.rhs[std::size_t(j)] - rhs) <= order * scale_rhs);
+  }
+  CHECK(std::abs(sums.g_sum - g.sum()) <= order * g.sum());
+  CHECK(sums.g_min == g.minCoeff());
+  CHECK(sums.g_positive());
+
+  SECTION("without differences the ring is untouched") {
+    Eigen::VectorXd g2 = old_g, f2 = old_f, unused(m);
+    Eigen::MatrixXd untouched = ring;
+    const auto first = dynweight::detail::kernel::fixed_point_record<false, false>(
+        m, b.data(), y.data(), x.data(), g2.data(), f2.data(), unused.data(),
+        untouched.col(slot).data(), columns, no_best, no_best);
+    CHECK(g2 == g);
+    CHECK(f2 == f);
+    CHECK(untouched == ring);
+    CHECK(first.g_positive());
+  }
+  SECTION("a non-positive or zero Σx entry shows in g_positive") {
+    Eigen::VectorXd bad_y = y;
+    bad_y(m / 2) = GENERATE(-1.0, 0.0, std::numeric_limits<double>::quiet_NaN());
+    Eigen::VectorXd g2 = old_g, f2 = old_f, unused(m);
+    Eigen::MatrixXd scratch = ring;
+    const auto bad = dynweight::detail::kernel::fixed_point_record<false, false>(
+        m, b.data(), bad_y.data(), x.data(), g2.data(), f2.data(), unused.data(),
+        scratch.col(slot).data(), columns, no_best, no_best);
+    CHECK_FALSE(bad.g_positive());
+  }
+}
+
+TEST_CASE("mix_four_columns subtracts the mixed columns in one pass, at every length",
+          "[policies][risk_parity][kernel]") {
+  const Index m = GENERATE(1, 2, 3, 5, 8, 31, 100, 501);
+  CAPTURE(m);
+  const Eigen::VectorXd base = uniform_vector(m, 11, 1.0, 2.0);
+  Eigen::MatrixXd delta(m, 4);
+  for (Index j = 0; j < 4; ++j)
+    delta.col(j) = uniform_vector(m, 12 + std::uint64_t(j), -1.0, 1.0);
+  const std::array<double, 4> gamma{0.25, -0.5, 0.125, 0.0};
+  std::array<const double*, 4> columns{};
+  for (Index j = 0; j < 4; ++j)
+    columns[std::size_t(j)] = delta.col(j).data();
+  Eigen::VectorXd out(m);
+  const double lowest =
+      dynweight::detail::kernel::mix_four_columns(m, out.data(), base.data(), columns, gamma);
+  Eigen::VectorXd expected(m);
+  for (Index i = 0; i < m; ++i) {
+    expected(i) = base(i) - ((gamma[0] * delta(i, 0) + gamma[1] * delta(i, 1)) +
+                             (gamma[2] * delta(i, 2) + gamma[3] * delta(i, 3)));
+  }
+  // The same products and sums in the same order: bit for bit without FMA, a few ulps with.
+  CHECK(dynweight::test::near(out, expected, 1e-15));
+  CHECK(lowest == out.minCoeff());
+}
