@@ -40,9 +40,10 @@ TEST_CASE("fixed_point_record does the fixed-point step's vector work in one pas
     ring.col(j) = uniform_vector(m, 6 + std::uint64_t(j), -1.0, 1.0);
   const Index slot = 2;  // the new column goes here and is read back among the four
 
-  // The independent computation: plain vector expressions, one at a time.
-  const Eigen::VectorXd g = b.cwiseQuotient(y);
-  const Eigen::VectorXd f = g - x;
+  // The independent computation: plain vector expressions, one at a time, on the scaled iterate.
+  const double scale = 0.75;
+  const Eigen::VectorXd g = b.cwiseQuotient(scale * y);
+  const Eigen::VectorXd f = g - scale * x;
   const Eigen::VectorXd delta_f = f - old_f;
   Eigen::MatrixXd expected_ring = ring;
   expected_ring.col(slot) = delta_f;
@@ -54,15 +55,15 @@ TEST_CASE("fixed_point_record does the fixed-point step's vector work in one pas
     columns[std::size_t(j)] = written.col(j).data();
   const auto sums = dynweight::detail::kernel::fixed_point_record<true, true>(
       m, b.data(), y.data(), x.data(), last_g.data(), last_f.data(), delta_g.data(),
-      written.col(slot).data(), columns, best_x.data(), best_y.data());
+      written.col(slot).data(), columns, best_x.data(), best_y.data(), scale);
 
   // Element-wise results: the same operations, exact.
   CHECK(last_g == g);
   CHECK(last_f == f);
   CHECK(delta_g == g - old_g);
   CHECK(written == expected_ring);
-  CHECK(best_x == x);
-  CHECK(best_y == y);
+  CHECK(best_x == scale * x);
+  CHECK(best_y == scale * y);
   // Sums: another order of the same terms (packets); any two orders of m terms differ by at most
   // ~m ε Σ|terms| (the classical bound on recursive summation, taken twice).
   const double order = 2.0 * double(m) * std::numeric_limits<double>::epsilon();
@@ -83,7 +84,7 @@ TEST_CASE("fixed_point_record does the fixed-point step's vector work in one pas
     Eigen::MatrixXd untouched = ring;
     const auto first = dynweight::detail::kernel::fixed_point_record<false, false>(
         m, b.data(), y.data(), x.data(), g2.data(), f2.data(), unused.data(),
-        untouched.col(slot).data(), columns, no_best, no_best);
+        untouched.col(slot).data(), columns, no_best, no_best, scale);
     CHECK(g2 == g);
     CHECK(f2 == f);
     CHECK(untouched == ring);
@@ -96,7 +97,7 @@ TEST_CASE("fixed_point_record does the fixed-point step's vector work in one pas
     Eigen::MatrixXd scratch = ring;
     const auto bad = dynweight::detail::kernel::fixed_point_record<false, false>(
         m, b.data(), bad_y.data(), x.data(), g2.data(), f2.data(), unused.data(),
-        scratch.col(slot).data(), columns, no_best, no_best);
+        scratch.col(slot).data(), columns, no_best, no_best, scale);
     CHECK_FALSE(bad.g_positive());
   }
 }

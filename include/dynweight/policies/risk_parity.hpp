@@ -286,8 +286,10 @@ class RiskParity {
     Index m = 0;
     bool excluded = false;
     Scalar budget_sum = 0;
+    const Scalar equal = Scalar(1) / Scalar(n);
+    const bool budgeted = m_budgets.size() > 0;
     for (Index i = 0; i < n; ++i) {
-      const Scalar budget = budget_of(i, n);
+      const Scalar budget = budgeted ? m_budgets(i) : equal;
       if (budget == 0)
         continue;
       if (!(sigma(i, i) > floor) || sigma(i, i) == 0) {
@@ -303,10 +305,6 @@ class RiskParity {
     if (excluded && m > 0)
       m_b.head(m) /= budget_sum;
     return excluded;
-  }
-
-  Scalar budget_of(Index i, Index n) const {
-    return m_budgets.size() > 0 ? m_budgets(i) : Scalar(1) / Scalar(n);
   }
 
   // Σ on the active assets as a full symmetric matrix: the caller's own when it is full and every
@@ -488,8 +486,9 @@ class RiskParity {
     double envelope = residual / kContraction;  // one iteration's grace
     bool current_is_best = true;
     bool stalled = false;
+    Scalar scale = 1;  // the optimal multiple of x (and y), applied in the next step's pass
     while (!(best <= m_options.tolerance) && std::isfinite(best) && iterations < budget) {
-      const double next = fixed_point_step(s, budget_total, current_is_best);
+      const double next = fixed_point_step(s, budget_total, current_is_best, scale);
       stalled = std::isnan(next);  // Σx had an entry <= 0: the map is not defined there
       if (stalled)
         break;
@@ -501,7 +500,10 @@ class RiskParity {
       if (stalled)
         break;
     }
-    if (!current_is_best) {
+    if (current_is_best) {
+      x *= scale;
+      y *= scale;
+    } else {
       x = best_x;
       y = best_y;
     }
@@ -527,12 +529,13 @@ class RiskParity {
 
   // One fixed-point iteration: g = b ⊘ Σx, then x ← g − ΔG γ mixed over the last kDepth
   // iterations (type II, with f = g − x), or x ← g when the mixing is unsafe (`anderson_solve`) or
-  // leaves an entry <= 0; y = Σx by one product, and both scaled to the optimal multiple
-  // t² = Σb / xᵀΣx. The O(N) work before the product is one pass (`kernel::fixed_point_record`:
-  // g, f, the history's new column and the mixing's inner products), which also saves x, y as the
-  // best iterate when `save_best`. Returns the residual, or NaN with x, y untouched when Σx has
-  // an entry <= 0 (the history is then stale: the phase ends).
-  double fixed_point_step(const MatrixType& s, Scalar budget_total, bool save_best) {
+  // leaves an entry <= 0; y = Σx by one product, and `scale` set to the optimal multiple
+  // t = √(Σb / xᵀΣx), by which x and y count (applied in the next step's pass or at the phase's
+  // end). The O(N) work before the product is one pass (`kernel::fixed_point_record`: g, f, the
+  // history's new column and the mixing's inner products), which also saves the scaled x, y as the
+  // best iterate when `save_best`. Returns the residual (scale-free), or NaN with x, y and scale
+  // untouched when Σx has an entry <= 0 (the history is then stale: the phase ends).
+  double fixed_point_step(const MatrixType& s, Scalar budget_total, bool save_best, Scalar& scale) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -547,7 +550,7 @@ class RiskParity {
       return detail::kernel::fixed_point_record<with_differences, with_best>(
           m, b.data(), y.data(), x.data(), m_last_x.data(), m_last_f.data(),
           m_delta_x.col(slot).data(), m_delta_f.col(slot).data(), columns, m_best_x.data(),
-          m_best_y.data());
+          m_best_y.data(), scale);
     };
     const auto sums = differences ? (save_best ? record.template operator()<true, true>()
                                                : record.template operator()<true, false>())
@@ -572,11 +575,8 @@ class RiskParity {
     }
     y.noalias() = s * x;
     const Scalar total = x.dot(y);
-    const Scalar t = std::sqrt(budget_total / total);
-    const double residual = residual_with_total(x, y, b, total);
-    x *= t;
-    y *= t;
-    return residual;
+    scale = std::sqrt(budget_total / total);
+    return residual_with_total(x, y, b, total);
   }
 
   // One sweep, then Anderson acceleration (type II, Walker & Ni 2011) over the last kDepth

@@ -24,18 +24,20 @@ struct FixedPointSums {
   [[nodiscard]] bool g_positive() const { return std::isfinite(g_sum) && g_min > 0; }
 };
 
-/// One pass over m entries: g = b ⊘ y (the fixed-point map), f = g − x; when `differences`,
+/// One pass over m entries, with x and y taken as scale·x and scale·y (the caller's iterate and
+/// its Σx, whose scaling to the optimal multiple is deferred to here): g = b ⊘ y (the fixed-point
+/// map), f = g − x; when `differences`,
 /// ΔG = g − last_g into `delta_g` and ΔF = f − last_f into `delta_f`, and the sums of ΔF and of f
 /// against the four `columns` (each m long; `delta_f` may be among them, read after it is
-/// written); then last_g ← g, last_f ← f. With `best`, also best_x ← x and best_y ← y. Replaces
-/// about a dozen Eigen vector passes (their loads, stores and loop overhead dominated the
+/// written); then last_g ← g, last_f ← f. With `best`, also best_x ← x and best_y ← y (scaled).
+/// Replaces about a dozen Eigen vector passes (their loads, stores and loop overhead dominated the
 /// iteration's O(N) work: ~20 cycles an entry at N = 100 and 500).
 template <bool differences, bool best, class Scalar>
 FixedPointSums<Scalar> fixed_point_record(Index m, const Scalar* b, const Scalar* y,
                                           const Scalar* x, Scalar* last_g, Scalar* last_f,
                                           Scalar* delta_g, Scalar* delta_f,
                                           const std::array<const Scalar*, 4>& columns,
-                                          Scalar* best_x, Scalar* best_y) {
+                                          Scalar* best_x, Scalar* best_y, Scalar scale) {
   using P = Packet<Scalar>;
   using namespace Eigen::internal;
   constexpr Index size = packet_traits<Scalar>::size;
@@ -43,10 +45,11 @@ FixedPointSums<Scalar> fixed_point_record(Index m, const Scalar* b, const Scalar
   P rhs0 = gram0, rhs1 = gram0, rhs2 = gram0, rhs3 = gram0;
   P sum = gram0;
   P low = pset1<P>(std::numeric_limits<Scalar>::infinity());
+  const P t = pset1<P>(scale);
   Index i = 0;
   for (; i + size <= m; i += size) {
-    const P yi = ploadu<P>(y + i);
-    const P xi = ploadu<P>(x + i);
+    const P yi = pmul(t, ploadu<P>(y + i));
+    const P xi = pmul(t, ploadu<P>(x + i));
     const P g = pdiv(ploadu<P>(b + i), yi);
     const P f = psub(g, xi);
     if constexpr (best) {
@@ -81,11 +84,13 @@ FixedPointSums<Scalar> fixed_point_record(Index m, const Scalar* b, const Scalar
   out.g_sum = predux(sum);
   out.g_min = predux_min(low);
   for (; i < m; ++i) {
-    const Scalar g = b[i] / y[i];
-    const Scalar f = g - x[i];
+    const Scalar xi = scale * x[i];
+    const Scalar yi = scale * y[i];
+    const Scalar g = b[i] / yi;
+    const Scalar f = g - xi;
     if constexpr (best) {
-      best_x[i] = x[i];
-      best_y[i] = y[i];
+      best_x[i] = xi;
+      best_y[i] = yi;
     }
     out.g_sum += g;
     out.g_min = std::min(out.g_min, g);
