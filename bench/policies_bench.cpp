@@ -4,8 +4,8 @@
 //                         by one rolling update (W = 250),
 //   BM_RiskParityWarmCarried/N  the same with the covariances labelled with their lineage (ids
 //                         and the rank-2 step between neighbours, as RollingMoments gives them),
-//                         so that the solver carries Σx from the previous bar instead of its
-//                         pulling pass,
+//                         so that the solver carries Σx from the previous bar instead of
+//                         taking it by a product,
 //   vs BM_CovMatVecFloor/N   one dense y.noalias() = Σ x on the full N×N matrix: the cost of one
 //                         pass over Σ.
 // The bars time compute() alone (manual time: a steady clock around it). Before each, untimed,

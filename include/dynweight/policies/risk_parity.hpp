@@ -496,7 +496,7 @@ class RiskParity {
       current_is_best = next < best;
       best = std::min(best, next);
       envelope *= kContraction;
-      stalled = !(best <= envelope);
+      stalled = !(best <= envelope) && !(best <= m_options.tolerance);
       if (stalled)
         break;
     }
