@@ -26,13 +26,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "bench_support.hpp"
 #include "dynweight/policies/risk_parity.hpp"
 #include "dynweight/stats/detail/symmetric_update.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
+#include "market_data.hpp"
 
 namespace {
 
@@ -49,22 +49,12 @@ struct RollingSteps {
 
 // kBars full covariance matrices of consecutive rolling windows.
 std::vector<Eigen::MatrixXd> moving_covariances(Index n, RollingSteps* steps = nullptr) {
-  std::mt19937_64 engine(20261125);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::uniform_real_distribution<double> uniform(0.5, 1.5);
-  Eigen::VectorXd beta(n), idiosyncratic(n);
-  for (Index i = 0; i < n; ++i) {
-    beta(i) = uniform(engine);
-    idiosyncratic(i) = 0.01 * uniform(engine);
-  }
+  const Eigen::MatrixXd returns =
+      dynweight::test::one_factor_returns(kWindow + kBars - 1, n, 20261125);
   dynweight::RollingMoments<double> moments(n, {.window = kWindow});
-  Eigen::VectorXd x(n);
   std::vector<Eigen::MatrixXd> out;
-  for (Index t = 0; t < kWindow + kBars - 1; ++t) {
-    const double market = 0.01 * normal(engine);
-    for (Index i = 0; i < n; ++i)
-      x(i) = beta(i) * market + idiosyncratic(i) * normal(engine);
-    moments.update(x);
+  for (Index t = 0; t < returns.rows(); ++t) {
+    moments.update(returns.row(t).transpose());
     if (steps != nullptr && t >= kWindow - 1) {
       const auto step = moments.covariance_step();
       steps->u.push_back(step ? *step->p : Eigen::VectorXd());

@@ -53,7 +53,7 @@ TEST_CASE("fixed_point_record does the fixed-point step's vector work in one pas
   std::array<const double*, 4> columns{};
   for (Index j = 0; j < 4; ++j)
     columns[std::size_t(j)] = written.col(j).data();
-  const auto sums = dynweight::detail::kernel::fixed_point_record<true, true>(
+  const auto sums = dynweight::detail::kernel::fixed_point_record<true>(
       m, b.data(), y.data(), x.data(), last_g.data(), last_f.data(), delta_g.data(),
       written.col(slot).data(), columns, best_x.data(), best_y.data(), scale);
 
@@ -82,7 +82,7 @@ TEST_CASE("fixed_point_record does the fixed-point step's vector work in one pas
   SECTION("without differences the ring is untouched") {
     Eigen::VectorXd g2 = old_g, f2 = old_f, unused(m);
     Eigen::MatrixXd untouched = ring;
-    const auto first = dynweight::detail::kernel::fixed_point_record<false, false>(
+    const auto first = dynweight::detail::kernel::fixed_point_record<false>(
         m, b.data(), y.data(), x.data(), g2.data(), f2.data(), unused.data(),
         untouched.col(slot).data(), columns, no_best, no_best, scale);
     CHECK(g2 == g);
@@ -95,7 +95,7 @@ TEST_CASE("fixed_point_record does the fixed-point step's vector work in one pas
     bad_y(m / 2) = GENERATE(-1.0, 0.0, std::numeric_limits<double>::quiet_NaN());
     Eigen::VectorXd g2 = old_g, f2 = old_f, unused(m);
     Eigen::MatrixXd scratch = ring;
-    const auto bad = dynweight::detail::kernel::fixed_point_record<false, false>(
+    const auto bad = dynweight::detail::kernel::fixed_point_record<false>(
         m, b.data(), bad_y.data(), x.data(), g2.data(), f2.data(), unused.data(),
         scratch.col(slot).data(), columns, no_best, no_best, scale);
     CHECK_FALSE(bad.g_positive());

@@ -546,16 +546,15 @@ class RiskParity {
     std::array<const Scalar*, 4> columns{};
     for (Index j = 0; j < kRing; ++j)  // past `filled`: any valid column, its sums unused
       columns[std::size_t(j)] = m_delta_f.col(j < filled ? j : slot).data();
-    const auto record = [&]<bool with_differences, bool with_best>() {
-      return detail::kernel::fixed_point_record<with_differences, with_best>(
+    Scalar* best_x = save_best ? m_best_x.data() : nullptr;
+    Scalar* best_y = save_best ? m_best_y.data() : nullptr;
+    const auto record = [&]<bool with_differences>() {
+      return detail::kernel::fixed_point_record<with_differences>(
           m, b.data(), y.data(), x.data(), m_last_x.data(), m_last_f.data(),
-          m_delta_x.col(slot).data(), m_delta_f.col(slot).data(), columns, m_best_x.data(),
-          m_best_y.data(), scale);
+          m_delta_x.col(slot).data(), m_delta_f.col(slot).data(), columns, best_x, best_y, scale);
     };
-    const auto sums = differences ? (save_best ? record.template operator()<true, true>()
-                                               : record.template operator()<true, false>())
-                                  : (save_best ? record.template operator()<false, true>()
-                                               : record.template operator()<false, false>());
+    const auto sums =
+        differences ? record.template operator()<true>() : record.template operator()<false>();
     if (!sums.g_positive())
       return std::numeric_limits<double>::quiet_NaN();
     for (Index j = 0; j < filled; ++j) {

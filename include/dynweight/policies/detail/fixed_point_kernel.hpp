@@ -29,10 +29,11 @@ struct FixedPointSums {
 /// map), f = g − x; when `differences`,
 /// ΔG = g − last_g into `delta_g` and ΔF = f − last_f into `delta_f`, and the sums of ΔF and of f
 /// against the four `columns` (each m long; `delta_f` may be among them, read after it is
-/// written); then last_g ← g, last_f ← f. With `best`, also best_x ← x and best_y ← y (scaled).
+/// written); then last_g ← g, last_f ← f. With best_x and best_y not null, also best_x ← x and
+/// best_y ← y (scaled).
 /// Replaces about a dozen Eigen vector passes (their loads, stores and loop overhead dominated the
 /// iteration's O(N) work: ~20 cycles an entry at N = 100 and 500).
-template <bool differences, bool best, class Scalar>
+template <bool differences, class Scalar>
 FixedPointSums<Scalar> fixed_point_record(Index m, const Scalar* b, const Scalar* y,
                                           const Scalar* x, Scalar* last_g, Scalar* last_f,
                                           Scalar* delta_g, Scalar* delta_f,
@@ -46,13 +47,14 @@ FixedPointSums<Scalar> fixed_point_record(Index m, const Scalar* b, const Scalar
   P sum = gram0;
   P low = pset1<P>(std::numeric_limits<Scalar>::infinity());
   const P t = pset1<P>(scale);
+  const bool best = best_x != nullptr && best_y != nullptr;
   Index i = 0;
   for (; i + size <= m; i += size) {
     const P yi = pmul(t, ploadu<P>(y + i));
     const P xi = pmul(t, ploadu<P>(x + i));
     const P g = pdiv(ploadu<P>(b + i), yi);
     const P f = psub(g, xi);
-    if constexpr (best) {
+    if (best) {
       pstoreu(best_x + i, xi);
       pstoreu(best_y + i, yi);
     }
@@ -88,7 +90,7 @@ FixedPointSums<Scalar> fixed_point_record(Index m, const Scalar* b, const Scalar
     const Scalar yi = scale * y[i];
     const Scalar g = b[i] / yi;
     const Scalar f = g - xi;
-    if constexpr (best) {
+    if (best) {
       best_x[i] = xi;
       best_y[i] = yi;
     }
