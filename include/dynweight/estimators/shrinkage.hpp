@@ -255,15 +255,18 @@ void shrink_to_scaled_identity(const Matrix<Scalar>& lower, Scalar delta, Scalar
                                OutputStorage storage = OutputStorage::full) {
   const Index n = lower.rows();
   const Scalar keep = (Scalar(1) - delta) * scale;
+  // Rounded once, so that both paths add the same shift (a build with fused multiply-adds would
+  // otherwise fuse δμ into one path's addition and not the other's).
+  const Scalar shift = delta * mu;
   const bool in_place = out.data() == lower.data();
   if (storage == OutputStorage::full && !in_place) {
     scaled_symmetric_copy(lower, keep, out);  // one pass (see there)
-    out.diagonal().array() += delta * mu;
+    out.diagonal().array() += shift;
     return;
   }
   for (Index j = 0; j < n; ++j) {
     out.col(j).tail(n - j) = keep * lower.col(j).tail(n - j);
-    out(j, j) += delta * mu;
+    out(j, j) += shift;
   }
   if (storage == OutputStorage::full)
     mirror_lower_to_upper(out);
