@@ -142,29 +142,45 @@ class RiskParity {
     if (m_budgets.size() > 0)
       check_size(context, "budgets", m_budgets.size(), n);
     const MatrixType& sigma = estimates.covariance("RiskParity");
-    check_nonnegative(context, "covariance diagonal", sigma.diagonal());
+    // The diagonal, read once from its N strided places into contiguous storage for the vector
+    // work below (scratch: resizing it changes nothing observable).
+    if (m_diagonal.size() != n)
+      m_diagonal.resize(n);
+    m_diagonal = sigma.diagonal();
+    check_nonnegative(context, "covariance diagonal", m_diagonal);
 
     resize(n);
-    const bool excluded = select_assets(sigma);
+    const bool excluded = select_assets();
     const MatrixType& s = active_covariance(sigma, estimates.covariance_storage());
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
     auto b = m_b.head(m);
 
-    start(s, excluded, estimates);
+    const bool took_product = start(s, excluded, estimates);
     Index iterations = 0;
     // Every iteration keeps y = Σx, by a product or by exact updates (rounding only: ~ε per pass,
     // far below the tolerance), so the residual is taken on it without recomputing Σx.
-    double residual = residual_of(x, y, b);
+    Scalar total = 0;
+    double residual = residual_of(x, y, b, total);
+    const Scalar budget_total = b.sum();
+    // A start that took Σx by a product is scaled to its optimal multiple along its ray,
+    // t² = Σb / xᵀΣx (the residual does not depend on it): by the fixed-point phase's first pass,
+    // or here.
+    Scalar scale = took_product ? std::sqrt(budget_total / total) : Scalar(1);
+    const bool phase = m_fixed_point_pause == 0 && m_options.fixed_point;
     if (m_fixed_point_pause > 0)
       --m_fixed_point_pause;
-    else if (m_options.fixed_point)
-      residual = fixed_point_phase(s, residual, iterations);
+    if (phase) {
+      residual = fixed_point_phase(s, residual, budget_total, scale, iterations);
+    } else if (took_product) {
+      x *= scale;
+      y *= scale;
+    }
     m_fixed_point_iterations = iterations;
     m_history_count = 0;
     if (!(residual <= m_options.tolerance) && m_options.sweeps_before_newton > iterations)
-      m_half_inverse.head(m) = (Scalar(2) * s.diagonal()).cwiseInverse();  // coordinate_minimum
+      m_half_inverse.head(m) = (Scalar(2) * active_diagonal()).cwiseInverse();
     while (!(residual <= m_options.tolerance) && iterations < m_options.max_iterations &&
            std::isfinite(residual)) {
       if (iterations < m_options.sweeps_before_newton) {
@@ -176,7 +192,10 @@ class RiskParity {
       }
       ++iterations;
     }
-    if (!x.allFinite() || !std::isfinite(residual) || !(x.array() > 0).all()) {
+    // Every x_i finite and > 0, by two vectorised reductions: a NaN or an infinity makes the sum
+    // non-finite (the terms cannot cancel to a finite value), and then min x > 0 is exact.
+    const Scalar sum = x.sum();
+    if (!std::isfinite(sum) || !std::isfinite(residual) || !(x.minCoeff() > 0)) {
       m_has_previous = false;
       return {StatusCode::numerical_issue, iterations, residual,
               "the iterate is not finite and positive (is the covariance positive definite?): "
@@ -184,17 +203,17 @@ class RiskParity {
     }
 
     // w = x / Σx on the active assets, 0 elsewhere; wᵀΣw = xᵀ(Σx) / (Σx)².
-    const Scalar total = x.sum();
-    m_variance = x.dot(y) / (total * total);
+    m_variance = x.dot(y) / (sum * sum);
     m_has_variance = true;
+    const Scalar inverse = 1 / sum;
     if (m == n) {
-      weights = x / total;
+      weights = x * inverse;
       m_previous = x;
     } else {
       weights.setZero();
       m_previous.setZero();
       for (Index k = 0; k < m; ++k) {
-        weights(m_active(k)) = x(k) / total;
+        weights(m_active(k)) = x(k) * inverse;
         m_previous(m_active(k)) = x(k);
       }
     }
@@ -267,6 +286,7 @@ class RiskParity {
     m_delta_y.resize(n, kDepth - 1);
     m_delta_f.resize(n, kDepth - 1);
     m_active.resize(n);
+    m_active_diagonal.resize(n);
     m_previous_active.resize(n);
     m_previous.resize(n);
     m_previous_y.resize(n);
@@ -278,25 +298,35 @@ class RiskParity {
 
   // The assets solved for: positive budget and volatility above the floor. Returns true when an
   // asset with a positive budget was excluded by the floor. Fills m_active, m_active_count, m_b.
-  bool select_assets(const MatrixType& sigma) {
-    const Index n = sigma.rows();
-    const Scalar largest = sigma.diagonal().maxCoeff();
+  bool select_assets() {
+    const auto& diagonal = m_diagonal;
+    const Index n = diagonal.size();
+    const Scalar largest = diagonal.maxCoeff();
     const Scalar floor =
         static_cast<Scalar>(m_options.relative_floor * m_options.relative_floor) * largest;
+    const Scalar equal = Scalar(1) / Scalar(n);
+    const bool budgeted = m_budgets.size() > 0;
+    m_equal_budgets = !budgeted;  // and still equal when some are excluded (renormalised alike)
+    if (!budgeted && diagonal.minCoeff() > floor && largest > 0) {  // every asset, vectorised
+      for (Index i = 0; i < n; ++i)
+        m_active(i) = i;
+      m_b.setConstant(equal);
+      m_active_count = n;
+      return false;
+    }
     Index m = 0;
     bool excluded = false;
     Scalar budget_sum = 0;
-    const Scalar equal = Scalar(1) / Scalar(n);
-    const bool budgeted = m_budgets.size() > 0;
     for (Index i = 0; i < n; ++i) {
       const Scalar budget = budgeted ? m_budgets(i) : equal;
       if (budget == 0)
         continue;
-      if (!(sigma(i, i) > floor) || sigma(i, i) == 0) {
+      if (!(diagonal(i) > floor) || diagonal(i) == 0) {
         excluded = true;
         continue;
       }
       m_active(m) = i;
+      m_active_diagonal(m) = diagonal(i);
       m_b(m) = budget;
       budget_sum += budget;
       ++m;
@@ -305,6 +335,12 @@ class RiskParity {
     if (excluded && m > 0)
       m_b.head(m) /= budget_sum;
     return excluded;
+  }
+
+  // The diagonal of Σ on the active assets, contiguous.
+  [[nodiscard]] auto active_diagonal() const {
+    const Index m = m_active_count;
+    return (m == m_diagonal.size() ? m_diagonal : m_active_diagonal).head(m);
   }
 
   // Σ on the active assets as a full symmetric matrix: the caller's own when it is full and every
@@ -330,12 +366,13 @@ class RiskParity {
     return m_gathered;
   }
 
-  // x from the previous solution (warm) or √b/σ (cold), and y = Σx. Cold, x is scaled to the
-  // optimal multiple along its ray, t² = Σb / xᵀΣx (one pass over Σ for Σx). Warm, x is the
+  // x from the previous solution (warm) or √b/σ (cold), and y = Σx. Cold, y is taken by a
+  // product (one pass over Σ), and the caller scales x to its optimal multiple. Warm, x is the
   // previous solve's own x, near that scale already when Σ has moved by a bar; y is carried from
   // the previous solve when the covariance's lineage allows (`carry_product`: O(N)), else taken
-  // in one pass and x scaled as a cold start's. A warm start on a rescaled Σ is scaled as well.
-  void start(const MatrixType& s, bool excluded, const Estimates<Scalar>& estimates) {
+  // by a product and x scaled as a cold start's. A warm start on a rescaled Σ is scaled as well.
+  // Returns true when y was taken by a product.
+  bool start(const MatrixType& s, bool excluded, const Estimates<Scalar>& estimates) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -347,20 +384,18 @@ class RiskParity {
         x(k) = previous > 0 ? previous : std::sqrt(m_b(k) / s(k, k));
       }
     } else {
-      x = (m_b.head(m).array() / s.diagonal().array()).sqrt();
+      x = (m_b.head(m).array() / active_diagonal().array()).sqrt();
     }
     // Σ rescaled since the last solve (other units, annualised: tr Σ off by more than 2×) puts
     // the previous x far from its optimal multiple: Σx is not carried then.
-    const Scalar trace = s.trace();
+    const Scalar trace = active_diagonal().sum();
     const bool same_scale = trace <= 2 * m_previous_trace && m_previous_trace <= 2 * trace;
     m_previous_trace = trace;
     if (warm && same_scale && carry_product(s, estimates))
-      return;
+      return false;
     m_carried = 0;
     y.noalias() = s * x;
-    const Scalar t = std::sqrt(m_b.head(m).sum() / x.dot(y));
-    x *= t;
-    y *= t;
+    return true;
   }
 
   // y = Σx for the warm x (the previous solution) from the previous solve's Σx, when the covariance
@@ -471,22 +506,22 @@ class RiskParity {
   // above 1, where the iteration diverges. Hence the guard: the phase stalls when its best
   // residual falls behind the envelope below (kContraction), or when Σx has an entry <= 0, and
   // hands its best iterate (x with its exact Σx) to the coordinate sweeps, whose convergence is
-  // proved. The envelope makes the phase finite. Returns the best residual, whose iterate it
-  // leaves in x, y.
-  double fixed_point_phase(const MatrixType& s, double residual, Index& iterations) {
+  // proved. The envelope makes the phase finite. x and y come in counting at `scale` times their
+  // stored values (as in `fixed_point_step`). Returns the best residual, whose iterate it leaves
+  // in x, y, scaled.
+  double fixed_point_phase(const MatrixType& s, double residual, Scalar budget_total, Scalar scale,
+                           Index& iterations) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
     auto best_x = m_best_x.head(m);
     auto best_y = m_best_y.head(m);
-    const Scalar budget_total = m_b.head(m).sum();
     m_history_count = 0;
     const Index budget = std::min(m_options.sweeps_before_newton, m_options.max_iterations);
     double best = residual;
     double envelope = residual / kContraction;  // one iteration's grace
     bool current_is_best = true;
     bool stalled = false;
-    Scalar scale = 1;  // the optimal multiple of x (and y), applied in the next step's pass
     while (!(best <= m_options.tolerance) && std::isfinite(best) && iterations < budget) {
       const double next = fixed_point_step(s, budget_total, current_is_best, scale);
       stalled = std::isnan(next);  // Σx had an entry <= 0: the map is not defined there
@@ -548,13 +583,16 @@ class RiskParity {
       columns[std::size_t(j)] = m_delta_f.col(j < filled ? j : slot).data();
     Scalar* best_x = save_best ? m_best_x.data() : nullptr;
     Scalar* best_y = save_best ? m_best_y.data() : nullptr;
-    const auto record = [&]<bool with_differences>() {
-      return detail::kernel::fixed_point_record<with_differences>(
+    const auto record = [&]<int used>() {
+      return detail::kernel::fixed_point_record<used>(
           m, b.data(), y.data(), x.data(), m_last_x.data(), m_last_f.data(),
           m_delta_x.col(slot).data(), m_delta_f.col(slot).data(), columns, best_x, best_y, scale);
     };
-    const auto sums =
-        differences ? record.template operator()<true>() : record.template operator()<false>();
+    const auto sums = !differences  ? record.template operator()<0>()
+                      : filled == 1 ? record.template operator()<1>()
+                      : filled == 2 ? record.template operator()<2>()
+                      : filled == 3 ? record.template operator()<3>()
+                                    : record.template operator()<4>();
     if (!sums.g_positive())
       return std::numeric_limits<double>::quiet_NaN();
     for (Index j = 0; j < filled; ++j) {
@@ -563,19 +601,17 @@ class RiskParity {
     }
     ++m_history_count;
     const auto g = m_last_x.head(m);
-    SmallVector rhs(filled);
-    for (Index j = 0; j < filled; ++j)
-      rhs(j) = sums.rhs[std::size_t(j)];
-    if (filled > 0 && anderson_solve(rhs, filled)) {
+    if (filled > 0 && anderson_solve(sums.rhs, filled)) {
       if (!(mix_into(x, g, m_delta_x, filled) > 0))
         x = g;
     } else {
       x = g;
     }
     y.noalias() = s * x;
-    const Scalar total = x.dot(y);
+    Scalar total = 0;
+    const double residual = residual_of(x, y, b, total);
     scale = std::sqrt(budget_total / total);
-    return residual_with_total(x, y, b, total);
+    return residual;
   }
 
   // One sweep, then Anderson acceleration (type II, Walker & Ni 2011) over the last kDepth
@@ -643,29 +679,71 @@ class RiskParity {
     std::array<Scalar, 4> gamma{};
     for (Index j = 0; j < kRing; ++j) {
       used[std::size_t(j)] = delta.col(j < columns ? j : 0).data();
-      gamma[std::size_t(j)] = j < columns ? m_gamma(j) : Scalar(0);
+      gamma[std::size_t(j)] = j < columns ? m_gamma[std::size_t(j)] : Scalar(0);
     }
-    return detail::kernel::mix_four_columns(m_active_count, out.data(), base.data(), used, gamma);
+    const auto mix = [&]<int count>() {
+      return detail::kernel::mix_columns<count>(m_active_count, out.data(), base.data(), used,
+                                                gamma);
+    };
+    return columns == 1   ? mix.template operator()<1>()
+           : columns == 2 ? mix.template operator()<2>()
+           : columns == 3 ? mix.template operator()<3>()
+                          : mix.template operator()<4>();
   }
 
   // γ = argmin ‖f − ΔF γ‖ over the recorded columns, into m_gamma; false when the mixing is
-  // unsafe: γ not finite or ‖γ‖∞ > 1e3 (which bounds the rounding it adds to a mixed Σx at
-  // ~1e-13 relative).
+  // unsafe (see `anderson_solve`).
   bool anderson_mix(const auto& f, Index columns) {
     const Index m = m_active_count;
-    SmallVector rhs(columns);
+    std::array<Scalar, kRing> rhs{};
     for (Index j = 0; j < columns; ++j)
-      rhs(j) = m_delta_f.col(j).head(m).dot(f);
+      rhs[std::size_t(j)] = m_delta_f.col(j).head(m).dot(f);
     return anderson_solve(rhs, columns);
   }
 
-  // γ = (ΔFᵀΔF)⁻¹ rhs over the first `columns` columns (rhs = ΔFᵀ f), as `anderson_mix`.
-  bool anderson_solve(const auto& rhs, Index columns) {
-    SmallMatrix normal = m_gram.topLeftCorner(columns, columns);
-    normal.diagonal().array() += Scalar(1e-14) * normal.diagonal().maxCoeff() + tiny();
-    m_gamma.head(columns) = normal.ldlt().solve(rhs);
-    return m_gamma.head(columns).allFinite() &&
-           m_gamma.head(columns).cwiseAbs().maxCoeff() <= Scalar(1e3);
+  // γ = (ΔFᵀΔF + ρI)⁻¹ rhs over the first `columns` (≤ 4) columns (rhs = ΔFᵀ f), into m_gamma,
+  // with the ridge ρ = 1e-14 max_j (ΔFᵀΔF)_jj + the least normal number. By a Cholesky
+  // factorisation written out for these small systems (Eigen's pivoting LDLT of a dynamic-size
+  // matrix took 10% of a cold solve's vector work at N = 100). False when the mixing is unsafe:
+  // a pivot <= 0 (ΔF's columns dependent to rounding), γ not finite or ‖γ‖∞ > 1e3 (which bounds
+  // the rounding it adds to a mixed Σx at ~1e-13 relative).
+  bool anderson_solve(const std::array<Scalar, 4>& rhs, Index columns) {
+    const auto k = static_cast<std::size_t>(columns);
+    Scalar largest = 0;
+    for (std::size_t j = 0; j < k; ++j)
+      largest = std::max(largest, m_gram(Index(j), Index(j)));
+    const Scalar ridge = Scalar(1e-14) * largest + tiny();
+    std::array<std::array<Scalar, kRing>, kRing> l{};  // the lower factor L, LLᵀ = ΔFᵀΔF + ρI
+    for (std::size_t j = 0; j < k; ++j) {
+      Scalar pivot = m_gram(Index(j), Index(j)) + ridge;
+      for (std::size_t p = 0; p < j; ++p)
+        pivot -= l[j][p] * l[j][p];
+      if (!(pivot > 0))
+        return false;
+      l[j][j] = std::sqrt(pivot);
+      for (std::size_t i = j + 1; i < k; ++i) {
+        Scalar entry = m_gram(Index(i), Index(j));
+        for (std::size_t p = 0; p < j; ++p)
+          entry -= l[i][p] * l[j][p];
+        l[i][j] = entry / l[j][j];
+      }
+    }
+    std::array<Scalar, kRing> z{};  // L z = rhs, then Lᵀ γ = z
+    for (std::size_t i = 0; i < k; ++i) {
+      Scalar entry = rhs[i];
+      for (std::size_t p = 0; p < i; ++p)
+        entry -= l[i][p] * z[p];
+      z[i] = entry / l[i][i];
+    }
+    Scalar largest_gamma = 0;
+    for (std::size_t i = k; i-- > 0;) {
+      Scalar entry = z[i];
+      for (std::size_t p = i + 1; p < k; ++p)
+        entry -= l[p][i] * m_gamma[p];
+      m_gamma[i] = entry / l[i][i];
+      largest_gamma = std::max(largest_gamma, std::abs(m_gamma[i]));
+    }
+    return std::isfinite(largest_gamma) && largest_gamma <= Scalar(1e3);
   }
 
   static constexpr Scalar tiny() { return std::numeric_limits<Scalar>::min(); }
@@ -713,15 +791,35 @@ class RiskParity {
     return Scalar(0.5) * x.dot(y) - b.dot(x.array().log().matrix());
   }
 
-  // max_i |RC_i/ΣRC − b_i| with RC_i = x_i (Σx)_i.
+  // max_i |RC_i/ΣRC − b_i| with RC_i = x_i (Σx)_i, and ΣRC = xᵀy into `total`.
   // NaN when a share is NaN. With ΣRC finite and non-zero every RC_i is finite, and the shares
-  // are taken in packets (one pass); otherwise share by share.
-  static double residual_of(const auto& x, const auto& y, const auto& b) {
-    return residual_with_total(x, y, b, x.dot(y));
+  // are taken in packets; otherwise share by share. With equal budgets one pass gives ΣRC and the
+  // largest and smallest RC_i, whose shares are the extreme ones: the rounded share
+  // fl(fl(RC_i/ΣRC) − b) is monotone in RC_i, so this is the same number as share by share.
+  // Otherwise ΣRC and the shares take a pass each.
+  double residual_of(const auto& x, const auto& y, const auto& b, Scalar& total) const {
+    if (!m_equal_budgets || x.size() == 0) {
+      total = x.dot(y);
+      return residual_with_total(x, y, b, total);
+    }
+    const auto sums = detail::kernel::contribution_sums(x.size(), x.data(), y.data());
+    total = sums.total;
+    if (!finite_total(total))
+      return residual_with_total(x, y, b, total);
+    const Scalar inverse = 1 / total;
+    const Scalar budget = b(0);
+    return double(std::max(sums.largest * inverse - budget, budget - sums.smallest * inverse));
   }
-  // The same with ΣRC = xᵀy given (taken once for the residual and the scaling).
+  double residual_of(const auto& x, const auto& y, const auto& b) const {
+    Scalar total = 0;
+    return residual_of(x, y, b, total);
+  }
+  static bool finite_total(Scalar total) {
+    return std::isfinite(total) && total != 0 && std::isfinite(1 / total);
+  }
+  // max_i |RC_i/ΣRC − b_i| with ΣRC = xᵀy given.
   static double residual_with_total(const auto& x, const auto& y, const auto& b, Scalar total) {
-    if (std::isfinite(total) && total != 0 && std::isfinite(1 / total))
+    if (finite_total(total))
       return double(((x.array() * y.array()) * (1 / total) - b.array()).abs().maxCoeff());
     double worst = 0;
     for (Index k = 0; k < x.size(); ++k) {
@@ -743,21 +841,17 @@ class RiskParity {
   VectorType m_step;
   VectorType m_step_image;  // Σ step
   VectorType m_trial;
+  VectorType m_diagonal;                             // Σ's diagonal (all assets)
+  VectorType m_active_diagonal;                      // that of the active assets, when some are not
   Eigen::Matrix<Index, Eigen::Dynamic, 1> m_active;  // indices of the active assets
   Index m_active_count = 0;
-  MatrixType m_work;      // full Σ mirrored from a lower triangle
-  MatrixType m_gathered;  // Σ of the active assets
-  MatrixType m_hessian;   // Newton's Hessian, factorised in place
+  bool m_equal_budgets = true;  // every active budget the same (b(0))
+  MatrixType m_work;            // full Σ mirrored from a lower triangle
+  MatrixType m_gathered;        // Σ of the active assets
+  MatrixType m_hessian;         // Newton's Hessian, factorised in place
   // Anderson acceleration: the last kDepth iterations' map values and residuals, and their
   // differences.
   static constexpr Index kDepth = 5;
-  // The least-squares system of the mixing: at most kDepth − 1 unknowns, in storage of 64 bytes
-  // (one AVX-512 packet), so that no packet path of Eigen's reaches past the buffer (g++ 12 flags
-  // those paths as out-of-bounds reads in -march=native builds, although the sizes rule them out).
-  static constexpr Index kSmallCapacity = 64 / sizeof(Scalar);
-  using SmallMatrix =
-      Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, 0, kSmallCapacity, kSmallCapacity>;
-  using SmallVector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1, 0, kSmallCapacity, 1>;
   static constexpr Index kRing = kDepth - 1;
   static_assert(kRing == 4, "the mixing kernels take four history columns");
   VectorType m_before;
@@ -768,7 +862,7 @@ class RiskParity {
   // the newest replaces the oldest column), ΔFᵀΔF over it, and the mixing coefficients.
   using Gram = Eigen::Matrix<Scalar, kRing, kRing>;
   Gram m_gram = Gram::Zero();
-  SmallVector m_gamma = SmallVector::Zero(kRing);
+  std::array<Scalar, kRing> m_gamma{};
   VectorType m_best_x;  // the fixed-point phase's best iterate and its Σx
   VectorType m_best_y;
   Index m_fixed_point_pause = 0;  // calls left that skip the fixed-point phase after it stalled
