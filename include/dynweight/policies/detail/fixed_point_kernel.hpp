@@ -1,7 +1,9 @@
 #pragma once
 
 /// \file
-/// The O(N) work of one risk-parity fixed-point iteration before its product Σx, in one pass.
+/// The O(N) work of a risk-parity fixed-point iteration, each part in one pass: the record of the
+/// map's value and the mixing's inner products, the mixing itself, and after the product Σx the
+/// risk contributions' total and extremes.
 
 #include <array>
 #include <cmath>
