@@ -167,7 +167,7 @@ class RiskParity {
     // A start that took Σx by a product is scaled to its optimal multiple along its ray,
     // t² = Σb / xᵀΣx (the residual does not depend on it): by the fixed-point phase's first pass,
     // or here.
-    Scalar scale = took_product ? std::sqrt(budget_total / total) : Scalar(1);
+    const Scalar scale = took_product ? std::sqrt(budget_total / total) : Scalar(1);
     const bool phase = m_fixed_point_pause == 0 && m_options.fixed_point;
     if (m_fixed_point_pause > 0)
       --m_fixed_point_pause;
@@ -307,7 +307,7 @@ class RiskParity {
     const Scalar equal = Scalar(1) / Scalar(n);
     const bool budgeted = m_budgets.size() > 0;
     m_equal_budgets = !budgeted;  // and still equal when some are excluded (renormalised alike)
-    if (!budgeted && diagonal.minCoeff() > floor && largest > 0) {  // every asset, vectorised
+    if (!budgeted && diagonal.minCoeff() > floor) {  // every asset (floor >= 0), vectorised
       for (Index i = 0; i < n; ++i)
         m_active(i) = i;
       m_b.setConstant(equal);
@@ -578,9 +578,9 @@ class RiskParity {
     const bool differences = m_history_count > 0;
     const Index slot = differences ? (m_history_count - 1) % kRing : 0;
     const Index filled = std::min<Index>(m_history_count, kRing);  // columns after this record
-    std::array<const Scalar*, 4> columns{};
-    for (Index j = 0; j < kRing; ++j)  // past `filled`: any valid column, its sums unused
-      columns[std::size_t(j)] = m_delta_f.col(j < filled ? j : slot).data();
+    std::array<const Scalar*, 4> columns{};  // the first `filled`, the only ones read
+    for (Index j = 0; j < filled; ++j)
+      columns[std::size_t(j)] = m_delta_f.col(j).data();
     Scalar* best_x = save_best ? m_best_x.data() : nullptr;
     Scalar* best_y = save_best ? m_best_y.data() : nullptr;
     const auto record = [&]<int used>() {
@@ -675,15 +675,12 @@ class RiskParity {
   // out = base − Δ γ over the first `columns` columns of Δ, in one pass; returns min out (NaN
   // entries aside, which a NaN residual then catches).
   Scalar mix_into(auto&& out, const auto& base, const MatrixType& delta, Index columns) const {
-    std::array<const Scalar*, 4> used{};
-    std::array<Scalar, 4> gamma{};
-    for (Index j = 0; j < kRing; ++j) {
-      used[std::size_t(j)] = delta.col(j < columns ? j : 0).data();
-      gamma[std::size_t(j)] = j < columns ? m_gamma[std::size_t(j)] : Scalar(0);
-    }
+    std::array<const Scalar*, 4> used{};  // the first `columns`, the only ones read (with γ)
+    for (Index j = 0; j < columns; ++j)
+      used[std::size_t(j)] = delta.col(j).data();
     const auto mix = [&]<int count>() {
       return detail::kernel::mix_columns<count>(m_active_count, out.data(), base.data(), used,
-                                                gamma);
+                                                m_gamma);
     };
     return columns == 1   ? mix.template operator()<1>()
            : columns == 2 ? mix.template operator()<2>()
