@@ -7,7 +7,10 @@
 //                         so that the solver carries Σx from the previous bar instead of
 //                         taking it by a product,
 //   vs BM_CovMatVecFloor/N   one dense y.noalias() = Σ x on the full N×N matrix: the cost of one
-//                         pass over Σ.
+//                         pass over Σ;
+//   BM_SymmetricProduct/N  risk parity's own pass: Σx from the lower triangle alone
+//                         (detail::symmetric_product; the solver takes it at N >= 128, or at any
+//                         N with FMA or a lower-triangle Σ).
 // The bars time compute() alone (manual time: a steady clock around it). Before each, untimed,
 // the estimates take the bar's Σ and check it (finite, symmetric: a per-matrix cost timed by
 // BM_EstimatesSetCovariance/N), which leaves Σ in cache as in a pipeline, where it is written
@@ -30,6 +33,7 @@
 
 #include "bench_support.hpp"
 #include "dynweight/policies/risk_parity.hpp"
+#include "dynweight/stats/detail/symmetric_product.hpp"
 #include "dynweight/stats/detail/symmetric_update.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
 #include "market_data.hpp"
@@ -171,6 +175,23 @@ void BM_CovMatVecFloor(benchmark::State& state) {
   state.counters["N"] = double(n);
 }
 
+// Risk parity's own pass over Σ (its start and fixed-point phase): the symmetric product on the
+// lower triangle alone, beside the floor's general product on the full matrix.
+void BM_SymmetricProduct(benchmark::State& state) {
+  const auto n = static_cast<Index>(state.range(0));
+  const auto covariances = moving_covariances(n);
+  const Eigen::MatrixXd& sigma = covariances[0];
+  Eigen::VectorXd x = Eigen::VectorXd::Constant(n, 1.0 / double(n));
+  Eigen::VectorXd y(n);
+  for (auto _ : state) {
+    dynweight::detail::symmetric_product(sigma, x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["N"] = double(n);
+}
+
 }  // namespace
 
 BENCHMARK(BM_RiskParityCold)->Apply(dynweight::bench::sizes)->UseManualTime();
@@ -178,5 +199,6 @@ BENCHMARK(BM_RiskParityWarm)->Apply(dynweight::bench::sizes)->UseManualTime();
 BENCHMARK(BM_RiskParityWarmCarried)->Apply(dynweight::bench::sizes)->UseManualTime();
 BENCHMARK(BM_EstimatesSetCovariance)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_CovMatVecFloor)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_SymmetricProduct)->Apply(dynweight::bench::sizes);
 
 BENCHMARK_MAIN();
