@@ -401,11 +401,7 @@ class RiskParity {
   // Without FMA the symmetric product does the general one's multiplies and adds with more
   // overhead per column (1.07× its time at N = 100, 0.99× at 150, SSE2); with FMA it is faster at
   // every size measured (0.71× at N = 100, AVX-512).
-#ifdef EIGEN_VECTORIZE_FMA
-  static constexpr Index kSymmetricFrom = 0;
-#else
-  static constexpr Index kSymmetricFrom = 128;
-#endif
+  static constexpr Index kSymmetricFrom = detail::kFusedMultiplyAdd ? 0 : 128;
 
   // x from the previous solution (warm) or √b/σ (cold), and y = Σx. Cold, y is taken by a
   // product (one pass over Σ), and the caller scales x to its optimal multiple. Warm, x is the
@@ -470,8 +466,8 @@ class RiskParity {
       const auto left = s.row(k).head(k);
       const auto down = s.col(k).tail(n - k);
       const Scalar exact = left.dot(x.head(k)) + down.dot(x.tail(n - k));
-      const Scalar magnitude = left.cwiseAbs().dot(x.head(k).cwiseAbs()) +
-                               down.cwiseAbs().dot(x.tail(n - k).cwiseAbs());
+      const Scalar magnitude =
+          left.cwiseAbs().dot(x.head(k).cwiseAbs()) + down.cwiseAbs().dot(x.tail(n - k).cwiseAbs());
       if (!(std::abs(exact - y(k)) <= Scalar(kCarryCheck) * magnitude))
         return false;
     }

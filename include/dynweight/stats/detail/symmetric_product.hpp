@@ -11,6 +11,13 @@
 
 namespace dynweight::detail {
 
+/// Whether Eigen's packet multiply-adds are fused in this build (x86 FMA: -mfma, -march=native).
+#ifdef EIGEN_VECTORIZE_FMA
+inline constexpr bool kFusedMultiplyAdd = true;
+#else
+inline constexpr bool kFusedMultiplyAdd = false;
+#endif
+
 /// y = S x for the n×n symmetric S whose lower triangle (diagonal included) starts at `lower`
 /// with outer stride `stride`; the strict upper triangle is never read (it may hold anything).
 /// `x` and `y` are n long and must not overlap.
