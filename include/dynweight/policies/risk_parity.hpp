@@ -462,12 +462,14 @@ class RiskParity {
     }
     const Index first = m_check_row % n;
     for (Index k = first; k < std::min(first + kBlock, n); ++k) {
-      // Row k of Σ from the lower triangle: row k left of the diagonal, column k from it down.
-      const auto left = s.row(k).head(k);
-      const auto down = s.col(k).tail(n - k);
-      const Scalar exact = left.dot(x.head(k)) + down.dot(x.tail(n - k));
-      const Scalar magnitude =
-          left.cwiseAbs().dot(x.head(k).cwiseAbs()) + down.cwiseAbs().dot(x.tail(n - k).cwiseAbs());
+      // Row k of Σ: column k where Σ is full (contiguous), else from the lower triangle, row k
+      // left of the diagonal (strided) and column k from it down.
+      const Index split = m_lower_only ? k : 0;
+      const auto left = s.row(k).head(split);
+      const auto down = s.col(k).tail(n - split);
+      const Scalar exact = left.dot(x.head(split)) + down.dot(x.tail(n - split));
+      const Scalar magnitude = left.cwiseAbs().dot(x.head(split).cwiseAbs()) +
+                               down.cwiseAbs().dot(x.tail(n - split).cwiseAbs());
       if (!(std::abs(exact - y(k)) <= Scalar(kCarryCheck) * magnitude))
         return false;
     }
