@@ -367,6 +367,49 @@ TEST_CASE("RiskParity: the fixed-point phase on one-factor markets", "[policies]
   CHECK(fixed_point_iterations < sweep_iterations);
 }
 
+TEST_CASE("RiskParity: a residual just above the tolerance ends by combining two iterates",
+          "[policies][risk_parity]") {
+  // Warm solves on a rolling one-factor market: some bars end with the residual within 4× the
+  // tolerance after an iteration, and the combination of two iterates (no product) finishes them.
+  // Its Σx is a combination of products, so the residual it reports must be the weights' own, and
+  // the weights those of a cold solve.
+  const Index n = 250;
+  const bool equal_budgets = GENERATE(true, false);
+  CAPTURE(equal_budgets);
+  const Eigen::MatrixXd returns = dynweight::test::one_factor_returns(300, n, 20261126);
+  Eigen::VectorXd b = Eigen::VectorXd::Constant(n, 1.0 / double(n));
+  if (!equal_budgets) {
+    std::mt19937_64 engine(9);
+    std::uniform_real_distribution<double> uniform(0.2, 1.0);
+    for (Index i = 0; i < n; ++i)
+      b(i) = uniform(engine);
+    b /= b.sum();
+  }
+  RiskParity<double> warm({}, b);
+  RiskParity<double> cold({.warm_start = false}, b);
+  Index combined = 0;
+  for (Index t = 0; t < 50; ++t) {
+    const Eigen::MatrixXd sigma = dynweight::test::two_pass_covariance(returns.middleRows(t, 250));
+    dynweight::Status a, c;
+    const Eigen::VectorXd wa = solve(warm, sigma, &a);
+    const Eigen::VectorXd wc = solve(cold, sigma, &c);
+    REQUIRE(a.ok());
+    REQUIRE(c.ok());
+    if (!warm.combined_iterates())
+      continue;
+    ++combined;
+    CAPTURE(t, a.residual);
+    const double exact = budget_residual(sigma, wa, b);
+    CHECK(exact <= 1e-10);
+    CHECK(std::abs(a.residual - exact) <= 1e-14);
+    CHECK(warm.fixed_point_iterations() == a.iterations);
+    CHECK((wa.array() > 0).all());
+    CHECK(std::abs(wa.sum() - 1.0) <= 1e-14);
+    CHECK(near(wa, wc, 4e-10 / b.minCoeff()));
+  }
+  CHECK(combined >= 2);  // 3 of the 50 bars in either budget case, on this market
+}
+
 TEST_CASE("RiskParity: where the fixed-point phase stalls, it is skipped on the next calls",
           "[policies][risk_parity]") {
   // Random correlations of both signs: the map x ← b ⊘ Σx diverges or crawls, the phase stalls

@@ -76,7 +76,10 @@ struct RiskParityOptions {
 ///    correlations. So it is guarded: it stops when its best residual falls behind a reduction of
 ///    8× per iteration (after one iteration's grace) or Σx has an entry <= 0, and hands on its
 ///    best iterate; it is then skipped for the next 16 calls (a market's spectrum persists from
-///    bar to bar), 32 after a second stall in a row, and so on up to 1024.
+///    bar to bar), 32 after a second stall in a row, and so on up to 1024. An iteration that
+///    leaves the residual within 4× the tolerance is followed by a step without a product: the
+///    best affine combination of two iterates, whose Σx is the same combination of theirs
+///    (`combined_iterates()` says so); it ends about one warm solve in four a product early.
 /// 2. **Cyclical coordinate descent** on f, each coordinate minimised exactly (the positive root
 ///    of Σ_ii x_i² + a_i x_i − b_i = 0, a_i = (Σx)_i − Σ_ii x_i), keeping Σx up to date (in blocks
 ///    of four coordinates, so a sweep is one pass over Σ); Griveau-Billion, Richard & Roncalli
@@ -163,6 +166,7 @@ class RiskParity {
     auto y = m_y.head(m);
     auto b = m_b.head(m);
 
+    m_combined = false;
     const bool took_product = start(s, excluded, estimates);
     Index iterations = 0;
     // Every iteration keeps y = Σx, by a product or by exact updates (rounding only: ~ε per pass,
@@ -264,6 +268,10 @@ class RiskParity {
   /// Whether the last `compute` carried Σx from the call before through the covariance's lineage
   /// (`Estimates::set_covariance_lineage`), saving its pass over Σ for it.
   [[nodiscard]] bool carried_product() const { return m_carried > 0; }
+
+  /// Whether the last `compute` ended its fixed-point phase with a combination of two iterates
+  /// instead of one more product (see `RiskParity`).
+  [[nodiscard]] bool combined_iterates() const { return m_combined; }
 
   /// How many of the last `compute`'s iterations were fixed-point iterations (see `RiskParity`;
   /// 0 when the phase was off or skipped after a stall).
@@ -566,11 +574,18 @@ class RiskParity {
     bool current_is_best = true;
     bool stalled = false;
     while (!(best <= m_options.tolerance) && std::isfinite(best) && iterations < budget) {
-      const double next = fixed_point_step(s, budget_total, current_is_best, scale);
+      double next = fixed_point_step(s, budget_total, current_is_best, scale);
       stalled = std::isnan(next);  // Σx had an entry <= 0: the map is not defined there
       if (stalled)
         break;
       ++iterations;
+      if (next > m_options.tolerance && next <= kCombineReach * m_options.tolerance) {
+        const double combined = combine_iterates(budget_total, scale);
+        if (combined <= m_options.tolerance) {
+          next = combined;
+          m_combined = true;
+        }
+      }
       current_is_best = next < best;
       best = std::min(best, next);
       envelope *= kContraction;
@@ -597,6 +612,56 @@ class RiskParity {
     }
     return best;
   }
+  // A last step without a product, tried when an iteration leaves the residual just above the
+  // tolerance (within kCombineReach×): the affine combination x_c = x + β (x' − x) of the current
+  // iterate x and the best earlier one x' (saved by `fixed_point_record`; both at their scales),
+  // whose Σx_c = Σx + β (Σx' − Σx) is exact to rounding without a product. β minimises the
+  // linearised residual ‖RC(x_c)/ΣRC(x_c) − b‖₂: with c = Δx∘Σx + x∘ΔΣx, s = RC/ΣRC, r = s − b
+  // and C = Σc, the shares move by β (c − C s)/ΣRC to first order, a least-squares problem in one
+  // unknown. Taken, into x and y at scale 1, when |β| <= 1e3 (which bounds the rounding it adds to
+  // Σx_c, as for the mixing), x_c > 0 and the residual taken exactly on (x_c, Σx_c) is within the
+  // tolerance; returns that residual, or NaN with x and y untouched. On rolling one-factor
+  // markets at N = 500 it gains 1.3–2.4× on a residual of 1–4× the tolerance, which ends about one
+  // warm solve in four a product early; a cold solve's last step gains ~100× and rarely stops
+  // in reach.
+  double combine_iterates(Scalar budget_total, Scalar& scale) {
+    const Index m = m_active_count;
+    auto x = m_x.head(m);
+    auto y = m_y.head(m);
+    const auto b = m_b.head(m).array();
+    auto dx = m_trial.head(m);
+    auto dy = m_step_image.head(m);
+    const Scalar t = scale;
+    dx = m_best_x.head(m) - t * x;
+    dy = m_best_y.head(m) - t * y;
+    // At the optimal multiple ΣRC = t² xᵀy = Σb.
+    const auto s = ((t * t) * x.array() * y.array()) / budget_total;
+    const auto c = t * (dx.array() * y.array() + x.array() * dy.array());
+    const auto r = s - b;
+    const Scalar total_c = c.sum();
+    const Scalar rc = (r * c).sum();
+    const Scalar rs = (r * s).sum();
+    const Scalar cc = c.square().sum();
+    const Scalar cs = (c * s).sum();
+    const Scalar ss = s.square().sum();
+    const Scalar beta =
+        -budget_total * (rc - total_c * rs) / (cc - 2 * total_c * cs + total_c * total_c * ss);
+    if (!(std::abs(beta) <= Scalar(1e3)))
+      return std::numeric_limits<double>::quiet_NaN();
+    dx = t * x + beta * dx;  // x_c
+    dy = t * y + beta * dy;  // Σx_c
+    if (!(dx.minCoeff() > 0))
+      return std::numeric_limits<double>::quiet_NaN();
+    const double residual = residual_of(dx, dy, m_b.head(m));
+    if (!(residual <= m_options.tolerance))
+      return std::numeric_limits<double>::quiet_NaN();
+    x = dx;
+    y = dy;
+    scale = 1;
+    return residual;
+  }
+  static constexpr double kCombineReach = 4;
+
   // The phase goes on while its best residual after k iterations is within kContraction^(k − 1)
   // of the start's: a reduction of 8× per iteration on average, after one iteration's grace (the
   // mixing needs a history). An accelerated sweep reduces the residual ~10–25× at 1–4× the cost
@@ -909,6 +974,7 @@ class RiskParity {
   Index m_fixed_point_pause = 0;  // calls left that skip the fixed-point phase after it stalled
   Index m_fixed_point_backoff = kShortestPause;  // the pause after the next stall
   Index m_fixed_point_iterations = 0;
+  bool m_combined = false;  // the last call's phase ended by `combine_iterates`
   MatrixType m_delta_x;
   MatrixType m_delta_y;
   MatrixType m_delta_f;
