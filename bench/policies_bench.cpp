@@ -160,14 +160,16 @@ void BM_EstimatesSetCovariance(benchmark::State& state) {
   state.counters["N"] = double(n);
 }
 
-void BM_CovMatVecFloor(benchmark::State& state) {
+// One product y = Σx on the first bar's Σ per iteration, by `product(Σ, x, y)`.
+template <class Product>
+void covariance_product(benchmark::State& state, Product product) {
   const auto n = static_cast<Index>(state.range(0));
   const auto covariances = moving_covariances(n);
   const Eigen::MatrixXd& sigma = covariances[0];
   Eigen::VectorXd x = Eigen::VectorXd::Constant(n, 1.0 / double(n));
   Eigen::VectorXd y(n);
   for (auto _ : state) {
-    y.noalias() = sigma * x;
+    product(sigma, x, y);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -175,21 +177,18 @@ void BM_CovMatVecFloor(benchmark::State& state) {
   state.counters["N"] = double(n);
 }
 
+void BM_CovMatVecFloor(benchmark::State& state) {
+  covariance_product(state, [](const Eigen::MatrixXd& sigma, const Eigen::VectorXd& x,
+                               Eigen::VectorXd& y) { y.noalias() = sigma * x; });
+}
+
 // Risk parity's own pass over Σ (its start and fixed-point phase): the symmetric product on the
 // lower triangle alone, beside the floor's general product on the full matrix.
 void BM_SymmetricProduct(benchmark::State& state) {
-  const auto n = static_cast<Index>(state.range(0));
-  const auto covariances = moving_covariances(n);
-  const Eigen::MatrixXd& sigma = covariances[0];
-  Eigen::VectorXd x = Eigen::VectorXd::Constant(n, 1.0 / double(n));
-  Eigen::VectorXd y(n);
-  for (auto _ : state) {
-    dynweight::detail::symmetric_product(sigma, x.data(), y.data());
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(state.iterations());
-  state.counters["N"] = double(n);
+  covariance_product(
+      state, [](const Eigen::MatrixXd& sigma, const Eigen::VectorXd& x, Eigen::VectorXd& y) {
+        dynweight::detail::symmetric_product(sigma, x.data(), y.data());
+      });
 }
 
 }  // namespace

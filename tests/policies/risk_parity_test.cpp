@@ -49,6 +49,18 @@ double budget_residual(const Eigen::MatrixXd& sigma, const Eigen::VectorXd& w,
   return static_cast<double>(worst);
 }
 
+// Equal budgets, or random ones in [0.2, 1] normalised to sum to 1 (from `seed`).
+Eigen::VectorXd test_budgets(Index n, bool equal, std::uint64_t seed) {
+  Eigen::VectorXd b = Eigen::VectorXd::Constant(n, 1.0 / double(n));
+  if (equal)
+    return b;
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<double> uniform(0.2, 1.0);
+  for (Index i = 0; i < n; ++i)
+    b(i) = uniform(engine);
+  return b / b.sum();
+}
+
 Eigen::VectorXd solve(RiskParity<double>& policy, const Eigen::MatrixXd& sigma,
                       dynweight::Status* status = nullptr,
                       SymmetricStorage storage = SymmetricStorage::full) {
@@ -328,14 +340,7 @@ TEST_CASE("RiskParity: the fixed-point phase on one-factor markets", "[policies]
   CAPTURE(n, equal_budgets);
   const Eigen::MatrixXd returns =
       dynweight::test::one_factor_returns(270, n, 11 + std::uint64_t(n));
-  Eigen::VectorXd b = Eigen::VectorXd::Constant(n, 1.0 / double(n));
-  if (!equal_budgets) {
-    std::mt19937_64 engine(5);
-    std::uniform_real_distribution<double> uniform(0.2, 1.0);
-    for (Index i = 0; i < n; ++i)
-      b(i) = uniform(engine);
-    b /= b.sum();
-  }
+  const Eigen::VectorXd b = test_budgets(n, equal_budgets, 5);
   RiskParity<double> fixed_point({}, b);
   RiskParity<double> sweeps({.fixed_point = false}, b);
   RiskParity<double> cold({.warm_start = false}, b);
@@ -399,14 +404,7 @@ TEST_CASE("RiskParity: a residual just above the tolerance ends by combining two
   const bool equal_budgets = GENERATE(true, false);
   CAPTURE(equal_budgets);
   const Eigen::MatrixXd returns = dynweight::test::one_factor_returns(300, n, 20261126);
-  Eigen::VectorXd b = Eigen::VectorXd::Constant(n, 1.0 / double(n));
-  if (!equal_budgets) {
-    std::mt19937_64 engine(9);
-    std::uniform_real_distribution<double> uniform(0.2, 1.0);
-    for (Index i = 0; i < n; ++i)
-      b(i) = uniform(engine);
-    b /= b.sum();
-  }
+  const Eigen::VectorXd b = test_budgets(n, equal_budgets, 9);
   RiskParity<double> warm({}, b);
   RiskParity<double> cold({.warm_start = false}, b);
   Index combined = 0;
