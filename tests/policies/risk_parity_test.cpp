@@ -73,6 +73,19 @@ Eigen::VectorXd solve(RiskParity<double>& policy, const Eigen::MatrixXd& sigma,
   return w;
 }
 
+// `solve`, which must succeed (its status into `status`).
+Eigen::VectorXd solve_ok(RiskParity<double>& policy, const Eigen::MatrixXd& sigma,
+                         dynweight::Status& status) {
+  Eigen::VectorXd w = solve(policy, sigma, &status);
+  REQUIRE(status.ok());
+  return w;
+}
+
+// The covariance of the 250-bar window of `returns` starting at bar t (the rolling markets below).
+Eigen::MatrixXd window_covariance(const Eigen::MatrixXd& returns, Index t) {
+  return dynweight::test::two_pass_covariance(returns.middleRows(t, 250));
+}
+
 }  // namespace
 
 TEST_CASE("RiskParity: a diagonal covariance gives w_i proportional to sqrt(b_i)/sigma_i",
@@ -347,14 +360,11 @@ TEST_CASE("RiskParity: the fixed-point phase on one-factor markets", "[policies]
   Index fixed_point_iterations = 0;
   Index sweep_iterations = 0;
   for (Index t = 0; t < 20; ++t) {  // a bar at a time
-    const Eigen::MatrixXd sigma = dynweight::test::two_pass_covariance(returns.middleRows(t, 250));
+    const Eigen::MatrixXd sigma = window_covariance(returns, t);
     dynweight::Status a, c, d;
-    const Eigen::VectorXd wa = solve(fixed_point, sigma, &a);
-    const Eigen::VectorXd wc = solve(sweeps, sigma, &c);
-    const Eigen::VectorXd wd = solve(cold, sigma, &d);
-    REQUIRE(a.ok());
-    REQUIRE(c.ok());
-    REQUIRE(d.ok());
+    const Eigen::VectorXd wa = solve_ok(fixed_point, sigma, a);
+    const Eigen::VectorXd wc = solve_ok(sweeps, sigma, c);
+    const Eigen::VectorXd wd = solve_ok(cold, sigma, d);
     CHECK(budget_residual(sigma, wa, b) <= 1e-10);
     CHECK(budget_residual(sigma, wd, b) <= 1e-10);
     CHECK((wa.array() > 0).all());
@@ -409,12 +419,10 @@ TEST_CASE("RiskParity: a residual just above the tolerance ends by combining two
   RiskParity<double> cold({.warm_start = false}, b);
   Index combined = 0;
   for (Index t = 0; t < 50; ++t) {
-    const Eigen::MatrixXd sigma = dynweight::test::two_pass_covariance(returns.middleRows(t, 250));
+    const Eigen::MatrixXd sigma = window_covariance(returns, t);
     dynweight::Status a, c;
-    const Eigen::VectorXd wa = solve(warm, sigma, &a);
-    const Eigen::VectorXd wc = solve(cold, sigma, &c);
-    REQUIRE(a.ok());
-    REQUIRE(c.ok());
+    const Eigen::VectorXd wa = solve_ok(warm, sigma, a);
+    const Eigen::VectorXd wc = solve_ok(cold, sigma, c);
     if (!warm.combined_iterates())
       continue;
     ++combined;
@@ -441,12 +449,10 @@ TEST_CASE("RiskParity: where the fixed-point phase stalls, it is skipped on the 
   RiskParity<double> with_phase;
   RiskParity<double> sweeps({.fixed_point = false});
   for (Index t = 0; t < 60; ++t) {
-    const Eigen::MatrixXd sigma = dynweight::test::two_pass_covariance(returns.middleRows(t, 250));
+    const Eigen::MatrixXd sigma = window_covariance(returns, t);
     dynweight::Status a, c;
-    const Eigen::VectorXd wa = solve(with_phase, sigma, &a);
-    const Eigen::VectorXd wc = solve(sweeps, sigma, &c);
-    REQUIRE(a.ok());
-    REQUIRE(c.ok());
+    const Eigen::VectorXd wa = solve_ok(with_phase, sigma, a);
+    const Eigen::VectorXd wc = solve_ok(sweeps, sigma, c);
     CHECK(budget_residual(sigma, wa, Eigen::VectorXd::Constant(n, 1.0 / double(n))) <= 1e-10);
     CHECK(near(wa, wc, 4e-10 * double(n)));
     CAPTURE(t);
