@@ -60,15 +60,22 @@ struct Reduction {
   }
 
   void packets(const P& t0, const P& t1, Index i) {
-    using namespace Eigen::internal;
-    for (int k = 0; k < Weights; ++k) {
-      dots[2 * k] = padd(dots[2 * k], pmul(t0, ploadu<P>(weights[k] + i)));
-      dots[2 * k + 1] = padd(dots[2 * k + 1], pmul(t1, ploadu<P>(weights[k] + i + size)));
-    }
+    add_products(t0, t1, i, std::make_integer_sequence<int, Weights>{});
     if constexpr (Squares) {
+      using namespace Eigen::internal;
       squares[0] = padd(squares[0], pmul(t0, t0));
       squares[1] = padd(squares[1], pmul(t1, t1));
     }
+  }
+  // Σ over the weights as a fold rather than a loop over k, which g++ -O2 does not unroll:
+  // fixed indices let every accumulator live in a register.
+  template <int... K>
+  void add_products([[maybe_unused]] const P& t0, [[maybe_unused]] const P& t1,
+                    [[maybe_unused]] Index i, std::integer_sequence<int, K...> /*k*/) {
+    using namespace Eigen::internal;
+    ((dots[2 * K] = padd(dots[2 * K], pmul(t0, ploadu<P>(weights[K] + i))),
+      dots[2 * K + 1] = padd(dots[2 * K + 1], pmul(t1, ploadu<P>(weights[K] + i + size)))),
+     ...);
   }
   void scalar(Scalar t, Index i) {
     for (int k = 0; k < Weights; ++k)
@@ -106,6 +113,7 @@ void rank_two_segment(Scalar* col, const Scalar* u, const Scalar* v, Scalar a, S
   constexpr Index size = packet_traits<Scalar>::size;
   const P pa = pset1<P>(a);
   const P pb = pset1<P>(b);
+  Reduce local = reduce;  // see read_segment
   Index i = 0;
   for (; i + 2 * size <= m; i += 2 * size) {
     const P t0 =
@@ -114,25 +122,34 @@ void rank_two_segment(Scalar* col, const Scalar* u, const Scalar* v, Scalar a, S
                       padd(pmul(pa, ploadu<P>(u + i + size)), pmul(pb, ploadu<P>(v + i + size))));
     pstoreu(col + i, t0);
     pstoreu(col + i + size, t1);
-    reduce.packets(t0, t1, i);
+    local.packets(t0, t1, i);
   }
   for (; i < m; ++i) {
     const Scalar t = col[i] + (a * u[i] + b * v[i]);
     col[i] = t;
-    reduce.scalar(t, i);
+    local.scalar(t, i);
   }
+  reduce = local;
 }
 
 /// Hands each value of the read-only segment t[0, m) to `reduce`.
+///
+/// Both segment loops run on a local copy of `reduce`, put back at the end. The caller's object
+/// may alias the data (as far as the compiler knows), so working on it directly made g++ 12 store
+/// every accumulator back to memory once per packet pair (-O3), or keep them only in memory
+/// (-O2): with three weights, a read-only pass over the lower triangle at N = 500 took 1.2× (-O3)
+/// and 2.2× (-O2) the time of the local form.
 template <class Scalar, class Reduce>
 void read_segment(const Scalar* t, Index m, Reduce& reduce) {
   using P = Packet<Scalar>;
   constexpr Index size = Eigen::internal::packet_traits<Scalar>::size;
+  Reduce local = reduce;
   Index i = 0;
   for (; i + 2 * size <= m; i += 2 * size)
-    reduce.packets(Eigen::internal::ploadu<P>(t + i), Eigen::internal::ploadu<P>(t + i + size), i);
+    local.packets(Eigen::internal::ploadu<P>(t + i), Eigen::internal::ploadu<P>(t + i + size), i);
   for (; i < m; ++i)
-    reduce.scalar(t[i], i);
+    local.scalar(t[i], i);
+  reduce = local;
 }
 
 /// y[0, m) += Σ_k c[k] A[0, m) of column k, for the four adjacent columns of a column-major
