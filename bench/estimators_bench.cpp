@@ -28,13 +28,15 @@ using dynweight::bench::kPool;
 using dynweight::bench::kWindow;
 using dynweight::bench::observation_pool;
 
-void rolling_shrinkage_bar(benchmark::State& state, dynweight::RollingShrinkageMethod method,
-                           dynweight::OutputStorage storage = dynweight::OutputStorage::lower,
-                           dynweight::Index resync_period = -1) {
+void rolling_shrinkage_bar(
+    benchmark::State& state, dynweight::RollingShrinkageMethod method,
+    dynweight::OutputStorage storage = dynweight::OutputStorage::lower,
+    dynweight::Index resync_period = -1,
+    dynweight::CrossMomentSource source = dynweight::CrossMomentSource::automatic) {
   const auto n = static_cast<dynweight::Index>(state.range(0));
   const Eigen::MatrixXd pool = observation_pool(n);
   dynweight::RollingShrinkage<double> shrinkage(
-      n, {.window = kWindow, .resync_period = resync_period}, method);
+      n, {.window = kWindow, .resync_period = resync_period}, method, {}, source);
   for (dynweight::Index t = 0; t < kWindow; ++t)
     shrinkage.update(pool.col(t % kPool));
   Eigen::MatrixXd shrunk(n, n);
@@ -49,6 +51,9 @@ void rolling_shrinkage_bar(benchmark::State& state, dynweight::RollingShrinkageM
   state.SetItemsProcessed(state.iterations());
   state.counters["N"] = static_cast<double>(n);
   state.counters["intensity"] = intensity;
+  if (method == dynweight::RollingShrinkageMethod::constant_correlation)
+    state.counters["window_pass"] =
+        shrinkage.cross_moment_source() == dynweight::CrossMomentSource::window_pass ? 1.0 : 0.0;
 }
 
 void BM_LedoitWolfRollingUpdate(benchmark::State& state) {
@@ -61,9 +66,20 @@ void BM_LedoitWolfRollingUpdateFull(benchmark::State& state) {
 void BM_ConstCorrRollingUpdate(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::constant_correlation);
 }
+void BM_ConstCorrRunningSums(benchmark::State& state) {
+  rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::constant_correlation,
+                        dynweight::OutputStorage::lower, -1,
+                        dynweight::CrossMomentSource::running_sums);
+}
+void BM_ConstCorrWindowPass(benchmark::State& state) {
+  rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::constant_correlation,
+                        dynweight::OutputStorage::lower, -1,
+                        dynweight::CrossMomentSource::window_pass);
+}
 void BM_ConstCorrRollingRebuild(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::constant_correlation,
-                        dynweight::OutputStorage::lower, 1);
+                        dynweight::OutputStorage::lower, 1,
+                        dynweight::CrossMomentSource::running_sums);
 }
 void BM_OasRollingUpdate(benchmark::State& state) {
   rolling_shrinkage_bar(state, dynweight::RollingShrinkageMethod::oas);
@@ -145,6 +161,8 @@ BENCHMARK(BM_LedoitWolfRollingUpdate)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_LedoitWolfRollingUpdateFull)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_OasRollingUpdate)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_ConstCorrRollingUpdate)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_ConstCorrRunningSums)->Apply(dynweight::bench::sizes)->Arg(250);
+BENCHMARK(BM_ConstCorrWindowPass)->Apply(dynweight::bench::sizes)->Arg(250);
 BENCHMARK(BM_ConstCorrRollingRebuild)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RankUpdateFloor)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_CrossMomentUpdateFloor)->Apply(dynweight::bench::sizes);

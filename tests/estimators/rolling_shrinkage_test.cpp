@@ -15,6 +15,7 @@
 #include "reference_csv.hpp"
 
 using Catch::Matchers::Contains;
+using dynweight::CrossMomentSource;
 using dynweight::Index;
 using dynweight::RollingShrinkage;
 using dynweight::RollingShrinkageMethod;
@@ -73,6 +74,12 @@ BatchShrinkage batch(const Eigen::MatrixXd& window, RollingShrinkageMethod metho
   return {shrunk, delta, mu};
 }
 
+// The identity targets have no cross sum: their window-pass runs would repeat the others.
+bool same_as_running_sums(RollingShrinkageMethod method, CrossMomentSource source) {
+  return method != RollingShrinkageMethod::constant_correlation &&
+         source == CrossMomentSource::window_pass;
+}
+
 }  // namespace
 
 // LW and OAS against scikit-learn; constant correlation against the NumPy implementation of the
@@ -92,7 +99,10 @@ TEST_CASE("RollingShrinkage matches the reference on every 60-bar window",
                                                                    : 5;
   const char* suffix = column == 1 ? "lw" : column == 3 ? "oas" : "cc";
   REQUIRE(header.at(std::size_t(column)).find(suffix) == 0);
-  RollingShrinkage<double> shrinkage(n, {.window = 60}, method);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
+  RollingShrinkage<double> shrinkage(n, {.window = 60}, method, {}, source);
   Eigen::MatrixXd shrunk(n, n);
   std::size_t next = 0;
   for (Index t = 0; t < observations.cols(); ++t) {
@@ -105,7 +115,7 @@ TEST_CASE("RollingShrinkage matches the reference on every 60-bar window",
     REQUIRE(result.status.ok());
     const auto& row = intensities.at(next++);
     REQUIRE(std::stol(row.at(0)) == t);
-    CAPTURE(t, suffix);
+    CAPTURE(t, suffix, int(source));
     // Intensities are ratios of O(1) quantities formed from sums that both sides round
     // differently; 1e-12 absolute leaves ~1000 ulps for that.
     CHECK(result.intensity ==
@@ -124,7 +134,8 @@ TEST_CASE("RollingShrinkage matches the reference on every 60-bar window",
 // Every bar, against the batch formulas on the window: through the fused path (the reductions
 // gathered inside the covariance update), the shadow resync (every 3 full updates in one run),
 // an asset whose price goes stale for longer than the window (its variance is then exactly 0 and
-// the update's own reductions are not used), and both output storages.
+// the update's own reductions are not used), and both output storages; constant correlation by
+// both sources of its cross sum.
 TEST_CASE("RollingShrinkage equals a batch recompute of the window at every bar",
           "[estimators][rolling_shrinkage]") {
   const Index n = GENERATE(1, 2, 10, 60);
@@ -133,13 +144,16 @@ TEST_CASE("RollingShrinkage equals a batch recompute of the window at every bar"
                                RollingShrinkageMethod::constant_correlation);
   const double level = GENERATE(0.0, 100.0);
   const Index resync = GENERATE(-1, 3);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
   Eigen::MatrixXd data =
       dynweight::test::correlated_returns(3 * window + 30, n, 99 + std::uint64_t(n), level);
   if (n > 1)  // asset 1 stale from bar W + 5 to bar 2W + 10
     data.col(1).segment(window + 5, window + 5).setConstant(data(window + 4, 1));
   const Eigen::MatrixXd observations = data.transpose();
   RollingShrinkage<double> shrinkage(
-      n, {.window = window, .min_periods = 2, .resync_period = resync}, method);
+      n, {.window = window, .min_periods = 2, .resync_period = resync}, method, {}, source);
   Eigen::MatrixXd shrunk(n, n);
   Eigen::MatrixXd lower_only(n, n);
   for (Index t = 0; t < data.rows(); ++t) {
@@ -154,7 +168,7 @@ TEST_CASE("RollingShrinkage equals a batch recompute of the window at every bar"
       continue;
     }
     const auto expected = batch(data.middleRows(t + 1 - count, count), method);
-    CAPTURE(n, window, level, resync, t);
+    CAPTURE(n, window, level, resync, int(source), t);
     REQUIRE(result.intensity == Approx(expected.intensity).margin(1e-10).epsilon(0));
     REQUIRE(near(shrunk, expected.covariance, 1e-10));
     if (std::isnan(expected.mu)) {  // constant correlation without a pair of live assets
@@ -175,7 +189,10 @@ TEST_CASE("RollingShrinkage: no drift over 10^6 bars", "[estimators][rolling_shr
   const Index window = 50;
   const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
                                RollingShrinkageMethod::constant_correlation);
-  RollingShrinkage<double> shrinkage(n, {.window = window}, method);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
+  RollingShrinkage<double> shrinkage(n, {.window = window}, method, {}, source);
   std::mt19937_64 engine(5);
   std::normal_distribution<double> normal(0.0, 0.01);
   Eigen::MatrixXd recent(window, n);
@@ -204,8 +221,11 @@ TEST_CASE("RollingShrinkage: update and compute do not allocate",
   const Eigen::MatrixXd observations = dynweight::test::correlated_returns(100, n, 1).transpose();
   const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
                                RollingShrinkageMethod::constant_correlation);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
   // resync_period 30: the exact rebuilds (constant correlation's matrix product) run in scope.
-  RollingShrinkage<double> shrinkage(n, {.window = 20, .resync_period = 30}, method);
+  RollingShrinkage<double> shrinkage(n, {.window = 20, .resync_period = 30}, method, {}, source);
   Eigen::MatrixXd shrunk(n, n);
   double sum = 0;
   dynweight::test::NoAllocationScope scope;
@@ -223,8 +243,11 @@ TEST_CASE("RollingShrinkage rejects bad input and stays unchanged",
   const Eigen::MatrixXd observations = dynweight::test::correlated_returns(40, n, 2).transpose();
   const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
                                RollingShrinkageMethod::constant_correlation);
-  RollingShrinkage<double> shrinkage(n, {.window = 10}, method, {"A", "B", "C"});
-  RollingShrinkage<double> twin(n, {.window = 10}, method);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
+  RollingShrinkage<double> shrinkage(n, {.window = 10}, method, {"A", "B", "C"}, source);
+  RollingShrinkage<double> twin(n, {.window = 10}, method, {}, source);
   for (Index t = 0; t < 15; ++t) {
     shrinkage.update(observations.col(t));
     twin.update(observations.col(t));
@@ -248,7 +271,9 @@ TEST_CASE("RollingShrinkage rejects bad input and stays unchanged",
 TEST_CASE("RollingShrinkage on a constant window", "[estimators][rolling_shrinkage]") {
   RollingShrinkage<double> lw(3, {.window = 5}, RollingShrinkageMethod::ledoit_wolf);
   RollingShrinkage<double> oas(3, {.window = 5}, RollingShrinkageMethod::oas);
-  RollingShrinkage<double> cc(3, {.window = 5}, RollingShrinkageMethod::constant_correlation);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  RollingShrinkage<double> cc(3, {.window = 5}, RollingShrinkageMethod::constant_correlation, {},
+                              source);
   const Eigen::Vector3d x(1.0, 2.0, 3.0);
   Eigen::Matrix3d a, b, c;
   for (int t = 0; t < 8; ++t) {
@@ -334,4 +359,22 @@ TEST_CASE("RollingShrinkage::output_step states how the shrunk covariance moved"
     has_previous = true;
   }
   CHECK(stepped >= (identity ? 2 * window : 0));
+}
+
+TEST_CASE("RollingShrinkage: the automatic cross-moment source follows W against 2N",
+          "[estimators][rolling_shrinkage]") {
+  const auto cc = RollingShrinkageMethod::constant_correlation;
+  const auto source = [&](Index n, Index window, RollingShrinkageMethod method, auto... chosen) {
+    return RollingShrinkage<double>(n, {.window = window}, method, {}, chosen...)
+        .cross_moment_source();
+  };
+  CHECK(source(10, 20, cc) == CrossMomentSource::window_pass);
+  CHECK(source(10, 21, cc) == CrossMomentSource::running_sums);
+  CHECK(source(500, 250, cc) == CrossMomentSource::window_pass);
+  CHECK(source(100, 250, cc) == CrossMomentSource::running_sums);
+  CHECK(source(100, 250, cc, CrossMomentSource::window_pass) == CrossMomentSource::window_pass);
+  CHECK(source(500, 250, cc, CrossMomentSource::running_sums) == CrossMomentSource::running_sums);
+  // The identity targets keep no cross sums whatever is asked.
+  CHECK(source(500, 250, RollingShrinkageMethod::ledoit_wolf, CrossMomentSource::window_pass) ==
+        CrossMomentSource::running_sums);
 }

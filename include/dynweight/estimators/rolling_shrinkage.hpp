@@ -15,6 +15,7 @@
 #include "dynweight/core/validation.hpp"
 #include "dynweight/estimators/constant_correlation.hpp"
 #include "dynweight/estimators/detail/cross_moment_sums.hpp"
+#include "dynweight/estimators/detail/window_moments.hpp"
 #include "dynweight/estimators/shrinkage.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
 
@@ -26,6 +27,19 @@ enum class RollingShrinkageMethod {
   oas,          ///< Chen, Wiesel, Eldar & Hero (2010), as scikit-learn's `OAS`
   /// Ledoit & Wolf (2003) toward the constant-correlation target, as `ConstantCorrelation`
   constant_correlation,
+};
+
+/// Where a constant-correlation `RollingShrinkage` takes the fourth-moment cross sum of ρ̂ from
+/// (see the class comment). Both are exact; they differ in cost and memory.
+enum class CrossMomentSource {
+  /// `window_pass` when W <= 2N, else `running_sums`: the faster of the two at every size
+  /// measured (they cost the same near W = 2.5N; see README, Benchmarks).
+  automatic,
+  /// N×N running sums [A; B] moved by every `update()` in O(N²), never re-reading the window;
+  /// 2N² + 3N·W doubles.
+  running_sums,
+  /// One read of the window's W×N observations per `compute()`, O(W·N); no extra memory.
+  window_pass,
 };
 
 /// Shrinkage of the covariance of the last W observations, kept up to date bar by bar: after each
@@ -66,6 +80,15 @@ enum class RollingShrinkageMethod {
 /// product with preallocated packing buffers: O(W·N²) at that bar (15 ms at N = 500, W = 250,
 /// `BM_ConstCorrRollingRebuild`), O(N²/16) amortised.
 ///
+/// **Or one pass over the window (`CrossMomentSource`).** The same sums come exactly from one
+/// read of the window's W×N observations about the current mean, O(W·N) per `compute()` (the
+/// cross sum Σ_t (xᵀy_t³)(sᵀy_t) and Σ_t y_ti⁴; r̄ and Σ s_i s_j S_ij from one read of the
+/// covariance's lower triangle). That is cheaper than moving [A; B] when the window is short
+/// against the universe, and needs no memory beyond the window: `automatic` (the default) takes
+/// it when W <= 2N (at W = 250: 0.58× the running sums' bar at N = 500, 0.39× at N = 1000; they
+/// cost the same near W = 2.5N). This departs from "never re-reading the window" for a cost below
+/// O(N²); `running_sums` forces the running sums.
+///
 /// **Lineage.** Each `compute()` labels its output with a fresh `output_id()`. With an identity
 /// target, when the window moved by one plain rank-2 step since the previous `compute()` (see
 /// `RollingMoments::covariance_step`), or not at all, and the previous intensity was below 1,
@@ -86,8 +109,10 @@ enum class RollingShrinkageMethod {
 ///
 /// **Cost.** Identity targets: `update()` is one `RollingMoments` update (with its sums) plus
 /// O(N); `compute()` is O(N) plus one write of the output (`OutputStorage::lower` halves it).
-/// Constant correlation adds one pass over the 2N×N [A; B] per `update()`, and 2N² + 3N·W
-/// doubles of memory ([A; B] and the rebuild's scratch). No allocation after construction.
+/// Constant correlation adds, with the running sums, one pass over the 2N×N [A; B] per `update()`,
+/// and 2N² + 3N·W doubles of memory ([A; B] and the rebuild's scratch); with the window pass, one
+/// read of the window and one of the covariance's lower triangle per `compute()`, and no memory.
+/// No allocation after construction.
 ///
 /// \code
 /// dynweight::RollingShrinkage<double> lw(3, {.window = 250},
@@ -106,17 +131,23 @@ class RollingShrinkage {
   using MatrixType = Matrix<Scalar>;
 
   RollingShrinkage(Index assets, RollingOptions options, RollingShrinkageMethod method,
-                   AssetNames names = {})
+                   AssetNames names = {},
+                   CrossMomentSource cross_moments = CrossMomentSource::automatic)
       : m_moments(assets, options, std::move(names)),
         m_method(method),
+        m_window_pass(
+            method == RollingShrinkageMethod::constant_correlation &&
+            (cross_moments == CrossMomentSource::window_pass ||
+             (cross_moments == CrossMomentSource::automatic && m_moments.window() <= 2 * assets))),
         m_shift(assets),
         m_weighted_sum(assets),
         m_entering(assets),
         m_leaving(assets),
         m_offset(assets) {
-    if (method == RollingShrinkageMethod::constant_correlation) {
-      m_cross.resize(assets, m_moments.window());
+    if (method == RollingShrinkageMethod::constant_correlation)
       m_target.resize(assets);
+    if (method == RollingShrinkageMethod::constant_correlation && !m_window_pass) {
+      m_cross.resize(assets, m_moments.window());
       m_oldest.resize(assets);
       m_cross_offset.resize(assets);
       m_cross_weights.resize(2 * assets);
@@ -134,7 +165,7 @@ class RollingShrinkage {
     m_weighted_sum.setZero();
     m_sums_current = false;
     m_since_resync = 0;
-    if (m_method == RollingShrinkageMethod::constant_correlation)
+    if (uses_running_sums())
       m_cross.reset();
     m_bilinear_current = false;
     m_since_rebuild = 0;
@@ -150,7 +181,7 @@ class RollingShrinkage {
     const bool first = m_moments.count() == 0;
     if (full) {
       m_leaving = m_moments.oldest() - m_shift;
-      if (m_method == RollingShrinkageMethod::constant_correlation)
+      if (uses_running_sums())
         m_oldest = m_moments.oldest();
     }
     // Validates first; nothing of ours has changed if it throws. The sums of the new covariance
@@ -178,8 +209,10 @@ class RollingShrinkage {
     }
     m_sums = sums;
     m_sums_current = summed && !shifted;
-    if (m_method == RollingShrinkageMethod::constant_correlation)
+    if (uses_running_sums())
       update_cross_moments(x, full);
+    if (m_window_pass)
+      m_bilinear_current = false;  // the last window pass is of another window
   }
 
   /// Writes the shrunk covariance into `shrunk` (N×N): the full symmetric matrix, or with
@@ -248,10 +281,19 @@ class RollingShrinkage {
   [[nodiscard]] Index assets() const { return m_moments.assets(); }
   [[nodiscard]] bool ready() const { return m_moments.ready() && m_moments.count() >= 2; }
   [[nodiscard]] RollingShrinkageMethod method() const { return m_method; }
+  /// Constant correlation: where ρ̂'s cross sum comes from (`automatic` resolved; `running_sums`
+  /// for the identity targets, which need neither).
+  [[nodiscard]] CrossMomentSource cross_moment_source() const {
+    return m_window_pass ? CrossMomentSource::window_pass : CrossMomentSource::running_sums;
+  }
   /// The rolling moments of the window (mean, covariance with ddof = 1, ...).
   [[nodiscard]] const RollingMoments<Scalar>& moments() const { return m_moments; }
 
  private:
+  [[nodiscard]] bool uses_running_sums() const {
+    return m_method == RollingShrinkageMethod::constant_correlation && !m_window_pass;
+  }
+
   // Q = Σ_t ||y_t||⁴ by the identity in the class comment; also makes m_offset = c and m_sums
   // those of the current covariance.
   double fourth_power_sum() {
@@ -322,19 +364,113 @@ class RollingShrinkage {
     double off_sss = 0;
     double zss = 0;
   };
+  // (Without `WithZ`, the first two only: the window pass has c' = 0.)
+  template <bool WithZ = true>
   void reduce_covariance_column(Index j, CovarianceReductions& sums) const {
     const MatrixType& cov = m_moments.covariance_lower();
     const VectorType& sd = m_target.sd();
     const VectorType& inv_sd = m_target.inv_sd();
     const Index m = assets() - j - 1;
     const Scalar* below = cov.data() + j * cov.outerStride() + j + 1;
-    detail::kernel::Reduction<Scalar, 3, false> dots(
-        {inv_sd.data() + j + 1, sd.data() + j + 1, m_z.data() + j + 1});
-    detail::kernel::read_segment(below, m, dots);
-    sums.correlation_sum += double(inv_sd(j)) * double(dots.dot(0));
-    sums.off_sss += double(sd(j)) * double(dots.dot(1));
-    sums.zss += double(m_z(j)) * (double(cov(j, j)) * double(sd(j)) + double(dots.dot(1))) +
-                double(sd(j)) * double(dots.dot(2));
+    if constexpr (WithZ) {
+      detail::kernel::Reduction<Scalar, 3, false> dots(
+          {inv_sd.data() + j + 1, sd.data() + j + 1, m_z.data() + j + 1});
+      detail::kernel::read_segment(below, m, dots);
+      sums.correlation_sum += double(inv_sd(j)) * double(dots.dot(0));
+      sums.off_sss += double(sd(j)) * double(dots.dot(1));
+      sums.zss += double(m_z(j)) * (double(cov(j, j)) * double(sd(j)) + double(dots.dot(1))) +
+                  double(sd(j)) * double(dots.dot(2));
+    } else {
+      detail::kernel::Reduction<Scalar, 2, false> dots({inv_sd.data() + j + 1, sd.data() + j + 1});
+      detail::kernel::read_segment(below, m, dots);
+      sums.correlation_sum += double(inv_sd(j)) * double(dots.dot(0));
+      sums.off_sss += double(sd(j)) * double(dots.dot(1));
+    }
+  }
+
+  // What ρ̂ needs beyond the covariance, for the window of T observations y_t (centred), with s
+  // the volatilities (divisor T) and x = 1/s (0 for a constant asset):
+  struct FourthMoments {
+    double sum_fourth = 0;  // Σ_i Σ_t y_ti⁴ / T over the assets with positive variance
+    double cross = 0;       // Σ_t (Σ_i x_i y_ti³)(Σ_j s_j y_tj)
+    double off_sss = 0;     // Σ_{i>j} s_i s_j S_ij
+  };
+
+  // From the running sums [A; B] and the power sums about K' (see the class comment); also sets
+  // s, 1/s and r̄ of m_target.
+  FourthMoments running_fourth_moments() {
+    const Index n = assets();
+    const Index count = m_moments.count();
+    const auto t = static_cast<double>(count);
+    const auto scale = static_cast<double>(Scalar(count - 1) / Scalar(count));
+    prepare_cross_weights();  // s, 1/s, and c' = m − K' with the bilinear weights
+    const VectorType& sd = m_target.sd();
+    const VectorType& inv_sd = m_target.inv_sd();
+    const VectorType& c = m_cross_offset;
+    if (!m_bilinear_current) {
+      m_bilinear = double(m_cross.bilinear(m_cross_weights, sd));
+      m_z = inv_sd.cwiseProduct(c).cwiseProduct(c);
+      m_reductions = {};
+      for (Index j = 0; j < n; ++j)
+        reduce_covariance_column(j, m_reductions);
+      m_bilinear_current = true;
+    }
+    m_target.set_correlation_sum(static_cast<Scalar>(scale * m_reductions.correlation_sum));
+
+    // Per asset (positive variance only; a constant asset's centred observations are 0):
+    // Σ_t y⁴ and Σ_t y³ from the power sums about K', with Σ_t u = T c'.
+    double sum_fourth = 0, x_m3 = 0, x_c3 = 0, c_s = 0;
+    for (Index i = 0; i < n; ++i) {
+      if (inv_sd(i) == 0)
+        continue;
+      const double ci = double(c(i));
+      const double p2 = double(m_cross.power2()(i));
+      const double p3 = double(m_cross.power3()(i));
+      const double p4 = double(m_cross.power4()(i));
+      sum_fourth += p4 - 4 * ci * p3 + 6 * ci * ci * p2 - 3 * t * ci * ci * ci * ci;
+      x_m3 += double(inv_sd(i)) * (p3 - 3 * ci * p2 + 2 * t * ci * ci * ci);
+      x_c3 += double(inv_sd(i)) * ci * ci * ci;
+      c_s += ci * double(sd(i));
+    }
+    const double zss = scale * m_reductions.zss;
+    return {.sum_fourth = sum_fourth / t,
+            .cross = m_bilinear + 3 * t * zss + 2 * t * x_c3 * c_s - x_m3 * c_s,
+            .off_sss = scale * m_reductions.off_sss};
+  }
+
+  // From one pass over the window's observations about the current mean (the cross sum and the
+  // fourth powers) and one over the covariance's lower triangle (r̄ and Σ s_i s_j S_ij, taken on
+  // the covariance itself, as the running sums take them: r̄ and the target then agree with S to
+  // rounding, which γ̂ needs when S is near the target). Also sets s, 1/s and r̄ of m_target.
+  FourthMoments window_fourth_moments() {
+    const Index n = assets();
+    const Index count = m_moments.count();
+    const auto t = static_cast<double>(count);
+    const Scalar scale = Scalar(count - 1) / Scalar(count);
+    m_target.compute_deviations(m_moments.covariance_lower(), scale);
+    const VectorType& inv_sd = m_target.inv_sd();
+    const VectorType& mean = m_moments.mean();
+    const MatrixType& ring = m_moments.window_observations();
+    if (!m_bilinear_current) {
+      m_window_sums = detail::window_moments(ring, count, mean, m_target.sd(), inv_sd);
+      m_reductions = {};
+      for (Index j = 0; j < n; ++j)
+        reduce_covariance_column<false>(j, m_reductions);
+      m_bilinear_current = true;
+    }
+    m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));
+    double constant_fourth = 0;  // of the constant assets (rounding-level y), which ρ̂ leaves out
+    for (Index i = 0; i < n; ++i) {
+      if (inv_sd(i) != 0)
+        continue;
+      for (Index k = 0; k < count; ++k) {
+        const double y = double(ring(i, k)) - double(mean(i));
+        constant_fourth += y * y * y * y;
+      }
+    }
+    return {.sum_fourth = (m_window_sums.fourth - constant_fourth) / t,
+            .cross = m_window_sums.cross,
+            .off_sss = double(scale) * m_reductions.off_sss};
   }
 
   ShrinkageResult compute_constant_correlation(Eigen::Ref<MatrixType> shrunk,
@@ -348,43 +484,18 @@ class RollingShrinkage {
     const double frobenius2 = double(scale) * double(scale) * 2 * double(m_sums.squares) +
                               double(scale) * double(scale) * double(cov.diagonal().squaredNorm());
 
-    // s and 1/s (0 for a constant asset), and c' = m − K' with the bilinear weights.
-    prepare_cross_weights();
+    // s and 1/s (0 for a constant asset), r̄, and ρ̂'s sums, from one source or the other.
+    const FourthMoments moments =
+        m_window_pass ? window_fourth_moments() : running_fourth_moments();
+    const double sum_fourth = moments.sum_fourth;
+    const double cross = moments.cross;
+    const double off_sss = moments.off_sss;
     const VectorType& sd = m_target.sd();
-    const VectorType& inv_sd = m_target.inv_sd();
-    const VectorType& c = m_cross_offset;
-    if (!m_bilinear_current) {
-      m_bilinear = double(m_cross.bilinear(m_cross_weights, sd));
-      m_z = inv_sd.cwiseProduct(c).cwiseProduct(c);
-      m_reductions = {};
-      for (Index j = 0; j < n; ++j)
-        reduce_covariance_column(j, m_reductions);
-      m_bilinear_current = true;
-    }
-    const double off_sss = double(scale) * m_reductions.off_sss;
-    const double zss = double(scale) * m_reductions.zss;
-    m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));
-
-    // Per asset (positive variance only; a constant asset's centred observations are 0):
-    // Σ_t y⁴ and Σ_t y³ from the power sums about K', with Σ_t u = T c'.
-    double sum_fourth = 0, x_m3 = 0, x_c3 = 0, c_s = 0, diag2 = 0;
+    double diag2 = 0;
     for (Index i = 0; i < n; ++i) {
       const double variance = double(scale) * double(cov(i, i));
       diag2 += variance * variance;
-      if (inv_sd(i) == 0)
-        continue;
-      const double ci = double(c(i));
-      const double p2 = double(m_cross.power2()(i));
-      const double p3 = double(m_cross.power3()(i));
-      const double p4 = double(m_cross.power4()(i));
-      sum_fourth += p4 - 4 * ci * p3 + 6 * ci * ci * p2 - 3 * t * ci * ci * ci * ci;
-      x_m3 += double(inv_sd(i)) * (p3 - 3 * ci * p2 + 2 * t * ci * ci * ci);
-      x_c3 += double(inv_sd(i)) * ci * ci * ci;
-      c_s += ci * double(sd(i));
     }
-    sum_fourth /= t;
-    // Σ_t (Σ_i y_ti³ / s_i)(Σ_j s_j y_tj), from [A; B] about K' (see the class comment).
-    const double cross = m_bilinear + 3 * t * zss + 2 * t * x_c3 * c_s - x_m3 * c_s;
 
     const double pi_hat = q / t - frobenius2;
     const double pi_diagonal = sum_fourth - diag2;
@@ -458,6 +569,7 @@ class RollingShrinkage {
 
   RollingMoments<Scalar> m_moments;
   RollingShrinkageMethod m_method;
+  bool m_window_pass;         // constant correlation by CrossMomentSource::window_pass
   VectorType m_shift;         // K
   Scalar m_sum_a = 0;         // Σ a_t
   Scalar m_sum_a2 = 0;        // Σ a_t²
@@ -472,13 +584,14 @@ class RollingShrinkage {
   // Constant correlation only (empty otherwise):
   detail::CrossMomentSums<Scalar> m_cross;  // [A; B] and Σu², Σu³, Σu⁴ about K'
   detail::ConstantCorrelationTarget<Scalar> m_target;
-  VectorType m_oldest;                // the observation leaving the window (scratch)
-  VectorType m_cross_offset;          // c' = m − K'
-  VectorType m_cross_weights;         // [1/s; −3 c'/s]
-  VectorType m_z;                     // c'² / s
-  CovarianceReductions m_reductions;  // of the current covariance when m_bilinear_current
-  double m_bilinear = 0;              // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
-  bool m_bilinear_current = false;
+  VectorType m_oldest;                  // the observation leaving the window (scratch)
+  VectorType m_cross_offset;            // c' = m − K'
+  VectorType m_cross_weights;           // [1/s; −3 c'/s]
+  VectorType m_z;                       // c'² / s
+  CovarianceReductions m_reductions;    // of the current covariance when m_bilinear_current
+  double m_bilinear = 0;                // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
+  detail::WindowMoments m_window_sums;  // of the current window when m_bilinear_current
+  bool m_bilinear_current = false;      // (running sums: m_bilinear and m_reductions)
   Index m_since_rebuild = 0;
   ConstantCorrelationTerms m_terms;
   // Lineage of the output (see the class comment).
