@@ -130,6 +130,8 @@ class RollingShrinkage {
   using VectorType = Vector<Scalar>;
   using MatrixType = Matrix<Scalar>;
 
+  /// `assets` and `options` as `RollingMoments`; `cross_moments` matters for constant correlation
+  /// only (see `CrossMomentSource`).
   RollingShrinkage(Index assets, RollingOptions options, RollingShrinkageMethod method,
                    AssetNames names = {},
                    CrossMomentSource cross_moments = CrossMomentSource::automatic)
