@@ -454,10 +454,12 @@ class RollingShrinkage {
     const VectorType& mean = m_moments.mean();
     const MatrixType& ring = m_moments.window_observations();
     if (!m_bilinear_current) {
-      m_window_sums = detail::window_moments(ring, count, mean, m_target.sd(), inv_sd);
+      // The covariance first and from its last column, which the update's pass left in the
+      // cache; then the window.
       m_reductions = {};
-      for (Index j = 0; j < n; ++j)
+      for (Index j = n - 1; j >= 0; --j)
         reduce_covariance_column<false>(j, m_reductions);
+      m_window_sums = detail::window_moments(ring, count, mean, m_target.sd(), inv_sd);
       m_bilinear_current = true;
     }
     m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));

@@ -264,7 +264,11 @@ void shrink_to_scaled_identity(const Matrix<Scalar>& lower, Scalar delta, Scalar
     out.diagonal().array() += shift;
     return;
   }
-  for (Index j = 0; j < n; ++j) {
+  // Last columns first: an update pass that has just run over `lower` from the first column left
+  // its last columns in the cache, so this pass starts on them (a Ledoit–Wolf bar of
+  // `RollingShrinkage` at N = 500 took 0.87× its time in the other order, median of 6 alternating
+  // runs).
+  for (Index j = n - 1; j >= 0; --j) {
     out.col(j).tail(n - j) = keep * lower.col(j).tail(n - j);
     out(j, j) += shift;
   }
@@ -378,7 +382,7 @@ class ConstantCorrelationTarget {
               Scalar scale = Scalar(1), OutputStorage storage = OutputStorage::full) const {
     const Index n = lower.rows();
     const Scalar keep = (Scalar(1) - delta) * scale;
-    for (Index j = 0; j < n; ++j) {
+    for (Index j = n - 1; j >= 0; --j) {  // last columns first: see shrink_to_scaled_identity
       const Index m = n - j - 1;
       out(j, j) = scale * lower(j, j);
       out.col(j).tail(m) =
