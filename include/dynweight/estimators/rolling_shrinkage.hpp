@@ -169,7 +169,7 @@ class RollingShrinkage {
     m_since_resync = 0;
     if (uses_running_sums())
       m_cross.reset();
-    m_bilinear_current = false;
+    m_cross_current = false;
     m_since_rebuild = 0;
     m_output_id = 0;
     m_output_moments_id = 0;
@@ -214,7 +214,7 @@ class RollingShrinkage {
     if (uses_running_sums())
       update_cross_moments(x, full);
     if (m_window_pass)
-      m_bilinear_current = false;  // the last window pass is of another window
+      m_cross_current = false;  // the last window pass is of another window
   }
 
   /// Writes the shrunk covariance into `shrunk` (N×N): the full symmetric matrix, or with
@@ -350,12 +350,12 @@ class RollingShrinkage {
                                          if (weighted)
                                            reduce_covariance_column(j, m_reductions);
                                        }));
-    m_bilinear_current = weighted;
+    m_cross_current = weighted;
     const Index period = m_moments.options().effective_resync_period();
     if (full && period > 0 && ++m_since_rebuild >= period) {
       m_cross.rebuild(m_moments.window_observations(), m_moments.count(), m_moments.mean());
       m_since_rebuild = 0;
-      m_bilinear_current = false;
+      m_cross_current = false;
     }
   }
 
@@ -374,19 +374,19 @@ class RollingShrinkage {
     const VectorType& inv_sd = m_target.inv_sd();
     const Index m = assets() - j - 1;
     const Scalar* below = cov.data() + j * cov.outerStride() + j + 1;
+    using Dots = detail::kernel::Reduction<Scalar, WithZ ? 3 : 2, false>;
+    Dots dots = [&] {
+      if constexpr (WithZ)
+        return Dots({inv_sd.data() + j + 1, sd.data() + j + 1, m_z.data() + j + 1});
+      else
+        return Dots({inv_sd.data() + j + 1, sd.data() + j + 1});
+    }();
+    detail::kernel::read_segment(below, m, dots);
+    sums.correlation_sum += double(inv_sd(j)) * double(dots.dot(0));
+    sums.off_sss += double(sd(j)) * double(dots.dot(1));
     if constexpr (WithZ) {
-      detail::kernel::Reduction<Scalar, 3, false> dots(
-          {inv_sd.data() + j + 1, sd.data() + j + 1, m_z.data() + j + 1});
-      detail::kernel::read_segment(below, m, dots);
-      sums.correlation_sum += double(inv_sd(j)) * double(dots.dot(0));
-      sums.off_sss += double(sd(j)) * double(dots.dot(1));
       sums.zss += double(m_z(j)) * (double(cov(j, j)) * double(sd(j)) + double(dots.dot(1))) +
                   double(sd(j)) * double(dots.dot(2));
-    } else {
-      detail::kernel::Reduction<Scalar, 2, false> dots({inv_sd.data() + j + 1, sd.data() + j + 1});
-      detail::kernel::read_segment(below, m, dots);
-      sums.correlation_sum += double(inv_sd(j)) * double(dots.dot(0));
-      sums.off_sss += double(sd(j)) * double(dots.dot(1));
     }
   }
 
@@ -409,13 +409,13 @@ class RollingShrinkage {
     const VectorType& sd = m_target.sd();
     const VectorType& inv_sd = m_target.inv_sd();
     const VectorType& c = m_cross_offset;
-    if (!m_bilinear_current) {
+    if (!m_cross_current) {
       m_bilinear = double(m_cross.bilinear(m_cross_weights, sd));
       m_z = inv_sd.cwiseProduct(c).cwiseProduct(c);
       m_reductions = {};
       for (Index j = 0; j < n; ++j)
         reduce_covariance_column(j, m_reductions);
-      m_bilinear_current = true;
+      m_cross_current = true;
     }
     m_target.set_correlation_sum(static_cast<Scalar>(scale * m_reductions.correlation_sum));
 
@@ -453,14 +453,14 @@ class RollingShrinkage {
     const VectorType& inv_sd = m_target.inv_sd();
     const VectorType& mean = m_moments.mean();
     const MatrixType& ring = m_moments.window_observations();
-    if (!m_bilinear_current) {
+    if (!m_cross_current) {
       // The covariance first and from its last column, which the update's pass left in the
       // cache; then the window.
       m_reductions = {};
       for (Index j = n - 1; j >= 0; --j)
         reduce_covariance_column<false>(j, m_reductions);
       m_window_sums = detail::window_moments(ring, count, mean, m_target.sd(), inv_sd);
-      m_bilinear_current = true;
+      m_cross_current = true;
     }
     m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));
     double constant_fourth = 0;  // of the constant assets (rounding-level y), which ρ̂ leaves out
@@ -592,10 +592,11 @@ class RollingShrinkage {
   VectorType m_cross_offset;            // c' = m − K'
   VectorType m_cross_weights;           // [1/s; −3 c'/s]
   VectorType m_z;                       // c'² / s
-  CovarianceReductions m_reductions;    // of the current covariance when m_bilinear_current
+  CovarianceReductions m_reductions;    // of the current covariance when m_cross_current
   double m_bilinear = 0;                // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
-  detail::WindowMoments m_window_sums;  // of the current window when m_bilinear_current
-  bool m_bilinear_current = false;      // (running sums: m_bilinear and m_reductions)
+  detail::WindowMoments m_window_sums;  // of the current window when m_cross_current
+  // m_reductions and m_bilinear (running sums) or m_window_sums (window pass) are current
+  bool m_cross_current = false;
   Index m_since_rebuild = 0;
   ConstantCorrelationTerms m_terms;
   // Lineage of the output (see the class comment).

@@ -137,8 +137,8 @@ void rank_two_segment(Scalar* col, const Scalar* u, const Scalar* v, Scalar a, S
 /// Both segment loops run on a local copy of `reduce`, put back at the end. The caller's object
 /// may alias the data (as far as the compiler knows), so working on it directly made g++ 12 store
 /// every accumulator back to memory once per packet pair (-O3), or keep them only in memory
-/// (-O2): with three weights, a read-only pass over the lower triangle at N = 500 took 1.2× (-O3)
-/// and 2.2× (-O2) the time of the local form.
+/// (-O2): with three weights, a read-only pass over the lower triangle at N = 500 took 145–155 µs
+/// at -O2, against 85 µs in this form.
 template <class Scalar, class Reduce>
 void read_segment(const Scalar* t, Index m, Reduce& reduce) {
   using P = Packet<Scalar>;
