@@ -142,6 +142,31 @@ TEST_CASE("ConstantCorrelation: a zero-variance asset is left out, without NaN",
   CHECK(out.ldlt().vectorD().minCoeff() >= -1e-16);
 }
 
+TEST_CASE("ConstantCorrelation target: a diagonal rounded below zero is zero variance, not NaN",
+          "[estimators][constant_correlation][degenerate]") {
+  // A rolling covariance's diagonal can round below 0 for an asset whose variance is below the
+  // rounding its volatile past left (RollingShrinkage hands its covariance to this target).
+  const Index n = 4;
+  Eigen::MatrixXd zero =
+      dynweight::test::two_pass_covariance(dynweight::test::correlated_returns(50, n, 3));
+  zero.row(2).setZero();
+  zero.col(2).setZero();
+  Eigen::MatrixXd rounded = zero;
+  rounded(2, 2) = -1e-20;
+  dynweight::detail::ConstantCorrelationTarget<double> target;
+  dynweight::detail::ConstantCorrelationTarget<double> exact;
+  target.compute(rounded);
+  exact.compute(zero);
+  CHECK(target.sd()(2) == 0.0);
+  CHECK(target.inv_sd()(2) == 0.0);
+  CHECK(target.mean_correlation() == exact.mean_correlation());
+  Eigen::MatrixXd out(n, n);
+  target.shrink(rounded, 0.5, out);
+  REQUIRE(out.allFinite());
+  CHECK(out.row(2).tail(n - 3).isZero(0.0));
+  CHECK(out.col(2).head(2).isZero(0.0));
+}
+
 TEST_CASE("ConstantCorrelation: one asset, two assets, two observations",
           "[estimators][constant_correlation][degenerate]") {
   Eigen::MatrixXd out;

@@ -92,7 +92,8 @@ enum class CrossMomentSource {
 /// **Lineage.** Each `compute()` labels its output with a fresh `output_id()`. With an identity
 /// target, when the window moved by one plain rank-2 step since the previous `compute()` (see
 /// `RollingMoments::covariance_step`), or not at all, and the previous intensity was below 1,
-/// `output_step()` states how Σ̂ moved: with k = (1 − δ)(T − 1)/T, Σ̂ = kS + δμI becomes
+/// `output_step()` states how Σ̂ moved: with C = `moments().covariance()` (divisor T − 1, so that
+/// S = (T − 1)/T · C) and k = (1 − δ)(T − 1)/T, Σ̂ = kC + δμI becomes
 ///   Σ̂' = (k'/k) Σ̂ + (k'/(W−1)) (u dᵀ + d uᵀ) + (δ'μ' − (k'/k) δμ) I,
 /// so that a policy can carry Σ̂x across the bar in O(N) (`Estimates::set_covariance_lineage`;
 /// risk parity then starts without its pass over Σ̂ for Σ̂x). Constant correlation gives an id and

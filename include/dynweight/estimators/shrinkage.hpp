@@ -319,7 +319,10 @@ class ConstantCorrelationTarget {
     resize(n);
     m_live = 0;
     for (Index i = 0; i < n; ++i) {
-      const Scalar variance = scale * lower(i, i);
+      // A rolling covariance's diagonal can round below 0 for an asset whose variance is below
+      // the rounding its past left (S_ii ~ −1e-20 after a volatile stretch): that is zero
+      // variance, not a NaN deviation.
+      const Scalar variance = std::max(scale * lower(i, i), Scalar(0));
       m_sd(i) = std::sqrt(variance);
       m_inv_sd(i) = variance > 0 ? Scalar(1) / m_sd(i) : Scalar(0);
       m_live += variance > 0 ? 1 : 0;
