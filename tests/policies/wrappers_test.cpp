@@ -258,3 +258,58 @@ TEST_CASE("LiquidityScaled rejects bad input and changes nothing", "[policies][w
   const Eigen::VectorXd short_adv(2);
   REQUIRE_THROWS_WITH(estimates.set_dollar_volume(short_adv), Contains("dollar_volume has 2"));
 }
+
+TEST_CASE("CorrelationShrinkage: an error from the inner policy changes nothing",
+          "[policies][wrappers][errors]") {
+  const Index n = 4;
+  const Eigen::VectorXd adv = Eigen::VectorXd::Constant(n, 1e9);
+  const Eigen::MatrixXd first = sample_covariance(n, 51);
+  const Eigen::MatrixXd second = sample_covariance(n, 52);
+  Estimates<double> good(n);
+  good.set_covariance(first).set_dollar_volume(adv);
+  Estimates<double> no_adv(n);  // the inner LiquidityScaled needs dollar volume
+  no_adv.set_covariance(second);
+  CorrelationShrinkage<LiquidityScaled<InverseVolatility<double>>> policy(
+      LiquidityScaled<InverseVolatility<double>>(InverseVolatility<double>{}),
+      ShrinkageTarget::constant_correlation, 0.3);
+  Eigen::VectorXd w(n);
+  REQUIRE(policy.compute(good, w).ok());
+  const Eigen::MatrixXd shrunk = policy.shrunk_covariance();
+  const auto shrinkage = policy.shrinkage();
+  const Eigen::VectorXd weights = w;
+  REQUIRE_THROWS_WITH(policy.compute(no_adv, w),
+                      Contains("LiquidityScaled needs the dollar_volume estimate"));
+  Eigen::VectorXd short_weights(n - 1);
+  REQUIRE_THROWS_WITH(policy.compute(good, short_weights), Contains("weights has 3"));
+  CHECK(w == weights);
+  CHECK(policy.shrunk_covariance() == shrunk);
+  CHECK(policy.shrinkage().intensity == shrinkage.intensity);
+  CHECK(policy.shrinkage().target_parameter == shrinkage.target_parameter);
+  // And it goes on as before: the same call gives the same result, without allocating.
+  dynweight::test::NoAllocationScope scope;
+  REQUIRE(policy.compute(good, w).ok());
+  CHECK(scope.allocations() == 0);
+  CHECK(w == weights);
+  CHECK(policy.shrunk_covariance() == shrunk);
+}
+
+TEST_CASE("LiquidityScaled: an error from the inner policy leaves the capacities as they were",
+          "[policies][wrappers][errors]") {
+  LiquidityScaled<RiskParity<double>> policy(
+      RiskParity<double>({}, Eigen::Vector3d(0.2, 0.3, 0.5)),
+      {.capital = 1e9, .participation = 0.1, .horizon = 1.0});
+  const Eigen::MatrixXd sigma3 = sample_covariance(3, 61);
+  const Eigen::VectorXd adv3 = Eigen::Vector3d(5e9, 4e9, 3e9);
+  Estimates<double> three(3);
+  three.set_covariance(sigma3).set_dollar_volume(adv3);
+  Eigen::VectorXd w3(3);
+  REQUIRE(policy.compute(three, w3).ok());
+  const Eigen::VectorXd capacity = policy.capacity();
+  const Eigen::MatrixXd sigma4 = sample_covariance(4, 62);
+  const Eigen::VectorXd adv4 = Eigen::VectorXd::Constant(4, 1e9);
+  Estimates<double> four(4);  // the budgets have 3 entries: the inner policy throws
+  four.set_covariance(sigma4).set_dollar_volume(adv4);
+  Eigen::VectorXd w4(4);
+  REQUIRE_THROWS_WITH(policy.compute(four, w4), Contains("budgets has 3 entries"));
+  CHECK(policy.capacity() == capacity);
+}

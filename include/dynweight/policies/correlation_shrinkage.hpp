@@ -27,7 +27,9 @@ namespace dynweight {
 ///     constant correlation of the live window, intensity estimated every bar); the estimates'
 ///     covariance is then not read.
 /// The status is the worse of the shrinkage's and the inner policy's (the inner one's iterations
-/// and residual are kept).
+/// and residual are kept). Σ̂ is formed in a spare buffer that becomes `shrunk_covariance()` once
+/// the inner policy has returned (an O(1) swap), so that an error thrown by either leaves the
+/// policy as it was; the price is a second N×N matrix.
 ///
 /// \code
 /// dynweight::CorrelationShrinkage<dynweight::RiskParity<double>> policy(
@@ -57,24 +59,26 @@ class CorrelationShrinkage {
     const Index n = estimates.assets();
     const CheckContext context{"CorrelationShrinkage::compute", estimates.names()};
     check_size(context, "weights", weights.size(), n);
-    if (m_shrunk.rows() != n)
-      m_shrunk.resize(n, n);
+    if (m_rolling != nullptr)
+      check_size(context, "assets of the rolling shrinkage", m_rolling->assets(), n);
+    if (m_spare.rows() != n) {
+      m_spare.resize(n, n);
+      m_spare_volatility.resize(n);
+    }
     ShrinkageResult shrinkage;
     if (m_rolling != nullptr) {
-      check_size(context, "assets of the rolling shrinkage", m_rolling->assets(), n);
-      shrinkage = m_rolling->compute(m_shrunk);
+      shrinkage = m_rolling->compute(m_spare);
       if (shrinkage.status.code == StatusCode::not_ready)
         return shrinkage.status;
     } else {
       shrinkage = shrink_fixed(estimates, context);
     }
-    m_last = shrinkage;
-    m_volatility = m_shrunk.diagonal().cwiseMax(Scalar(0)).cwiseSqrt();
+    m_spare_volatility = m_spare.diagonal().cwiseMax(Scalar(0)).cwiseSqrt();
 
     Estimates<Scalar> shrunk(n, estimates.names().empty() ? nullptr : &estimates.names());
     // Σ̂ is symmetric by construction and finite when S is (checked when it was set).
-    shrunk.set_covariance(m_shrunk, SymmetricStorage::full, Estimates<Scalar>::unchecked)
-        .set_volatility(m_volatility);
+    shrunk.set_covariance(m_spare, SymmetricStorage::full, Estimates<Scalar>::unchecked)
+        .set_volatility(m_spare_volatility);
     if (m_rolling != nullptr)  // the rolling output's lineage (see `RollingShrinkage`)
       shrunk.set_covariance_lineage(m_rolling->output_id(), m_rolling->output_step());
     if (estimates.has_mean())
@@ -82,6 +86,13 @@ class CorrelationShrinkage {
     if (estimates.has_dollar_volume())
       shrunk.set_dollar_volume(estimates.dollar_volume());
     Status status = m_inner.compute(shrunk, weights);
+    m_shrunk.swap(m_spare);  // this call's Σ̂ becomes the current one
+    m_volatility.swap(m_spare_volatility);
+    m_last = shrinkage;
+    if (m_spare.rows() != n) {  // the first call at this size: the spare for the next ones
+      m_spare.resize(n, n);
+      m_spare_volatility.resize(n);
+    }
     if (status.ok() && !shrinkage.status.ok()) {
       status.code = shrinkage.status.code;
       status.detail = shrinkage.status.detail;
@@ -104,12 +115,12 @@ class CorrelationShrinkage {
     // The shared shrinkage code reads the lower triangle only: either storage works as is.
     if (m_target == ShrinkageTarget::scaled_identity) {
       const Scalar mu = covariance.diagonal().sum() / Scalar(n);
-      detail::shrink_to_scaled_identity<Scalar>(covariance, m_intensity, mu, m_shrunk);
+      detail::shrink_to_scaled_identity<Scalar>(covariance, m_intensity, mu, m_spare);
       return detail::scaled_identity_result(static_cast<double>(m_intensity),
                                             static_cast<double>(mu));
     }
     m_correlation_target.compute(covariance);
-    m_correlation_target.shrink(covariance, m_intensity, m_shrunk);
+    m_correlation_target.shrink(covariance, m_intensity, m_spare);
     return {m_correlation_target.status(), static_cast<double>(m_intensity),
             m_correlation_target.reported_mean_correlation()};
   }
@@ -118,8 +129,10 @@ class CorrelationShrinkage {
   RollingShrinkage<Scalar>* m_rolling = nullptr;
   ShrinkageTarget m_target = ShrinkageTarget::scaled_identity;
   Scalar m_intensity = 0;
-  MatrixType m_shrunk;
+  MatrixType m_shrunk;  // Σ̂ of the last compute
   VectorType m_volatility;
+  MatrixType m_spare;  // where the next compute forms its Σ̂
+  VectorType m_spare_volatility;
   detail::ConstantCorrelationTarget<Scalar> m_correlation_target;
   ShrinkageResult m_last{Status::not_ready("compute() has not been called"), 0.0, 0.0};
 };

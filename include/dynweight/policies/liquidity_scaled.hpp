@@ -85,14 +85,15 @@ class LiquidityScaled {
     check_nonnegative(context, "dollar_volume", adv);
     if (m_inner_weights.size() != n) {
       m_inner_weights.resize(n);
-      m_capacity.resize(n);
       m_order.resize(static_cast<std::size_t>(n));
     }
     // NaN first: an inner policy that cannot produce weights leaves them unwritten.
     m_inner_weights.setConstant(std::numeric_limits<Scalar>::quiet_NaN());
     Status status = m_inner.compute(estimates, m_inner_weights);
     if (!m_inner_weights.allFinite())
-      return status;  // the inner policy left its weights undefined (it says why)
+      return status;             // the inner policy left its weights undefined (it says why)
+    if (m_capacity.size() != n)  // after the inner policy, which may throw: capacity() is ours
+      m_capacity.resize(n);
     m_cash = 0;
     const Status liquidity = m_options.mode == LiquidityMode::cap ? cap(adv) : tilt(adv);
     weights = m_inner_weights;
