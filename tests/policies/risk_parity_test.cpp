@@ -1,6 +1,7 @@
 #include "dynweight/policies/risk_parity.hpp"
 
 #include <Eigen/Core>
+#include <Eigen/Eigenvalues>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
@@ -249,6 +250,88 @@ TEST_CASE("RiskParity: an indefinite covariance is a status, not a crash",
   CHECK(std::abs(w.sum() - 1.0) <= 1e-14);
 }
 
+TEST_CASE("RiskParity: an iterate of negative variance is never reported converged",
+          "[policies][risk_parity]") {
+  // Indefinite (the first three assets' block has eigenvalue 1 − 2·0.6 < 0): the sweeps grow
+  // x₁..x₃ along that direction until xᵀΣx < 0, where the shares RC_i/ΣRC change sign and their
+  // extremes swap. The residual must not read that as converged.
+  Eigen::Matrix4d sigma;
+  sigma << 1.0, -0.6, -0.6, 0.9,  //
+      -0.6, 1.0, -0.6, 0.9,       //
+      -0.6, -0.6, 1.0, 0.9,       //
+      0.9, 0.9, 0.9, 1.0;
+  REQUIRE(Eigen::SelfAdjointEigenSolver<Eigen::Matrix4d>(sigma).eigenvalues()(0) < 0);
+  const auto budgets = GENERATE(as<Eigen::VectorXd>{}, Eigen::Vector4d(0.25, 0.25, 0.25, 0.25),
+                                Eigen::Vector4d(0.2, 0.3, 0.3, 0.2));
+  RiskParity<double> policy({}, budgets);
+  Estimates<double> estimates(4);
+  const Eigen::MatrixXd cov = sigma;
+  estimates.set_covariance(cov);
+  Eigen::VectorXd w = Eigen::VectorXd::Constant(4, 9.0);
+  dynweight::Status status;
+  REQUIRE_NOTHROW(status = policy.compute(estimates, w));
+  CHECK(status.code == StatusCode::numerical_issue);
+  if (w != Eigen::VectorXd::Constant(4, 9.0)) {  // the best iterate, which must be a valid one
+    CHECK(w.allFinite());
+    CHECK(w.minCoeff() > 0);
+    CHECK(std::abs(w.sum() - 1.0) <= 1e-14);
+    CHECK(w.dot(sigma * w) > 0);
+    REQUIRE(policy.portfolio_variance().has_value());
+    CHECK(*policy.portfolio_variance() > 0);
+    CHECK(std::isfinite(status.residual));
+  }
+}
+
+TEST_CASE("RiskParity: no asset left to solve for is a status, the weights unchanged",
+          "[policies][risk_parity]") {
+  SECTION("one asset, constant") {
+    RiskParity<double> policy;
+    Estimates<double> estimates(1);
+    const Eigen::MatrixXd zero = Eigen::MatrixXd::Zero(1, 1);
+    estimates.set_covariance(zero);
+    Eigen::VectorXd w = Eigen::VectorXd::Constant(1, 9.0);
+    const auto status = policy.compute(estimates, w);
+    CHECK(status.code == StatusCode::numerical_issue);
+    CHECK_THAT(status.detail, Contains("no asset"));
+    CHECK(w(0) == 9.0);
+    CHECK_FALSE(policy.portfolio_variance().has_value());
+  }
+  SECTION("every budgeted asset stale") {
+    RiskParity<double> policy({}, Eigen::Vector3d(0.5, 0.5, 0.0));
+    Eigen::MatrixXd sigma = Eigen::MatrixXd::Zero(3, 3);
+    sigma(2, 2) = 1e-4;
+    Estimates<double> estimates(3);
+    estimates.set_covariance(sigma);
+    Eigen::VectorXd w = Eigen::VectorXd::Constant(3, 9.0);
+    const auto status = policy.compute(estimates, w);
+    CHECK(status.code == StatusCode::numerical_issue);
+    CHECK(w == Eigen::VectorXd::Constant(3, 9.0));
+    // A later call with a usable covariance solves as usual.
+    sigma = sample_covariance(3, 4);
+    estimates.set_covariance(sigma);
+    CHECK(policy.compute(estimates, w).ok());
+    CHECK(w(2) == 0.0);
+  }
+}
+
+TEST_CASE("RiskParity: with an asset excluded, the next call on the same assets starts warm",
+          "[policies][risk_parity]") {
+  const Index n = 8;
+  Eigen::MatrixXd sigma = sample_covariance(n, 31);
+  sigma.row(5).setZero();
+  sigma.col(5).setZero();
+  RiskParity<double> policy;
+  dynweight::Status first, second;
+  const Eigen::VectorXd w1 = solve(policy, sigma, &first);
+  const Eigen::VectorXd w2 = solve(policy, sigma, &second);
+  REQUIRE(first.code == StatusCode::numerical_issue);
+  REQUIRE(first.iterations > 0);
+  CHECK(second.code == StatusCode::numerical_issue);
+  CHECK(second.iterations == 0);  // from the last solution: already within the tolerance
+  CHECK(w2(5) == 0.0);
+  CHECK((w2 - w1).cwiseAbs().maxCoeff() <= 1e-9);
+}
+
 TEST_CASE("RiskParity rejects bad input and stays unchanged", "[policies][risk_parity][errors]") {
   const Index n = 4;
   const dynweight::AssetNames names{"A", "B", "C", "D"};
@@ -264,6 +347,8 @@ TEST_CASE("RiskParity rejects bad input and stays unchanged", "[policies][risk_p
   RiskParity<double> twin;
   solve(policy, good);
   solve(twin, good);
+  const auto variance = policy.portfolio_variance();
+  REQUIRE(variance.has_value());
 
   Eigen::MatrixXd bad = next;
   bad(2, 2) = std::numeric_limits<double>::quiet_NaN();
@@ -301,6 +386,7 @@ TEST_CASE("RiskParity rejects bad input and stays unchanged", "[policies][risk_p
   Estimates<double> missing(n);
   REQUIRE_THROWS_WITH(policy.compute(missing, w),
                       Contains("RiskParity needs the covariance estimate"));
+  CHECK(policy.portfolio_variance() == variance);  // the rejected calls changed nothing
 
   // After the rejections the policy goes on exactly like its twin.
   dynweight::Status a, b;
@@ -343,6 +429,35 @@ TEST_CASE("RiskParity: compute does not allocate after the first call",
   CHECK(cold.ok());
   CHECK(excluded.code == StatusCode::numerical_issue);
   CHECK(fixed_point.ok());
+}
+
+TEST_CASE("RiskParity: Newton steps do not allocate where Eigen's factorisation would",
+          "[policies][risk_parity][allocation]") {
+  // From ~400 assets Eigen's blocked LLT packs its panels into heap buffers on every call (past
+  // its 128 KB stack limit); the solver's own factorisation must not.
+  const Index n = 600;
+  const auto covariance = [n](std::uint64_t seed) {
+    return dynweight::test::two_pass_covariance(
+        dynweight::test::correlated_returns(2 * n, n, seed));
+  };
+  const Eigen::MatrixXd first = covariance(41);
+  const Eigen::MatrixXd second = covariance(42);
+  RiskParity<double> policy({.sweeps_before_newton = 0});  // Newton steps only
+  Estimates<double> estimates(n);
+  Eigen::VectorXd w(n);
+  estimates.set_covariance(first);
+  REQUIRE(policy.compute(estimates, w).ok());  // sizes the workspace
+  policy.reset_warm_start();
+  dynweight::Status status;
+  {
+    dynweight::test::NoAllocationScope scope;
+    estimates.set_covariance(second);
+    status = policy.compute(estimates, w);
+    CHECK(scope.allocations() == 0);
+  }
+  CHECK(status.ok());
+  CHECK(status.iterations > 0);
+  CHECK(budget_residual(second, w, Eigen::VectorXd::Constant(n, 1.0 / double(n))) <= 1e-10);
 }
 
 TEST_CASE("RiskParity: the fixed-point phase on one-factor markets", "[policies][risk_parity]") {

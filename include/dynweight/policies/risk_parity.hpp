@@ -3,7 +3,6 @@
 /// \file
 /// Risk parity / risk budgeting: long-only weights whose risk contributions match budgets.
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <algorithm>
 #include <array>
@@ -16,6 +15,7 @@
 #include "dynweight/core/status.hpp"
 #include "dynweight/core/types.hpp"
 #include "dynweight/core/validation.hpp"
+#include "dynweight/policies/detail/cholesky.hpp"
 #include "dynweight/policies/detail/fixed_point_kernel.hpp"
 #include "dynweight/policies/estimates.hpp"
 #include "dynweight/policies/policy.hpp"
@@ -105,10 +105,13 @@ struct RiskParityOptions {
 /// **Budgets and degenerate assets.** A zero budget gives exactly zero weight (the problem is
 /// solved on the others). An asset whose volatility is below `relative_floor` × the largest (a
 /// stale or constant price) is excluded with weight 0, the remaining budgets are renormalised to
-/// sum to 1, and the status is `numerical_issue` (the weights are valid). A covariance that is not
-/// positive definite on the remaining assets shows up as a non-finite or non-converging iterate:
-/// the status is `numerical_issue` or `max_iterations`, the weights are the best finite iterate or,
-/// if there is none, left unchanged. Never an exception for numerical trouble.
+/// sum to 1, and the status is `numerical_issue` (the weights are valid). When no asset is left
+/// (every one with a positive budget excluded), the status is `numerical_issue` and the weights are
+/// left unchanged. A covariance that is not positive definite on the remaining assets shows up as
+/// an iterate that leaves x > 0 or reaches xᵀΣx <= 0, or as one that does not converge: the status
+/// is `numerical_issue` or `max_iterations`, and the weights are the best valid iterate (least
+/// residual, x > 0, xᵀΣx > 0) or, if there is none, left unchanged. Never an exception for
+/// numerical trouble.
 ///
 /// **Bad input** (`dynweight::Error`, policy and weights unchanged): budgets negative, not finite
 /// or not summing to 1 within 1e-12, or of the wrong size; a covariance of the wrong size or with
@@ -147,7 +150,6 @@ class RiskParity {
   Status compute(const Estimates<Scalar>& estimates, Eigen::Ref<VectorType> weights) {
     const Index n = estimates.assets();
     const CheckContext context{"RiskParity::compute", estimates.names()};
-    m_has_variance = false;
     check_size(context, "weights", weights.size(), n);
     if (m_budgets.size() > 0)
       check_size(context, "budgets", m_budgets.size(), n);
@@ -158,9 +160,15 @@ class RiskParity {
       m_diagonal.resize(n);
     m_diagonal = sigma.diagonal();
     check_nonnegative(context, "covariance diagonal", m_diagonal);
+    m_has_variance = false;  // the input is valid: from here on this call's result replaces it
 
     resize(n);
     const bool excluded = select_assets();
+    if (m_active_count == 0) {
+      return {StatusCode::numerical_issue, 0, std::numeric_limits<double>::quiet_NaN(),
+              "no asset has both a positive budget and a volatility above the floor: the weights "
+              "were left unchanged"};
+    }
     const MatrixType& s = active_covariance(sigma, estimates.covariance_storage());
     const Index m = m_active_count;
     auto x = m_x.head(m);
@@ -168,7 +176,7 @@ class RiskParity {
     auto b = m_b.head(m);
 
     m_combined = false;
-    const bool took_product = start(s, excluded, estimates);
+    const bool took_product = start(s, estimates);
     Index iterations = 0;
     // Every iteration keeps y = Σx, by a product or by exact updates (rounding only: ~ε per pass,
     // far below the tolerance), so the residual is taken on it without recomputing Σx.
@@ -195,8 +203,17 @@ class RiskParity {
     // The sweeps and Newton steps read whole columns of Σ: in full, mirrored when only the lower
     // triangle is at hand (once, and only when the fixed-point phase did not converge).
     const MatrixType& full = residual <= m_options.tolerance ? s : full_covariance(s);
+    // The best iterate of the sweeps and Newton steps (neither lowers the residual at every
+    // step), saved in m_best_x, m_best_y before a step moves away from it; at the iteration cap
+    // or a breakdown it is the one returned.
+    double best = residual;
+    bool current_is_best = true;
     while (!(residual <= m_options.tolerance) && iterations < m_options.max_iterations &&
            std::isfinite(residual)) {
+      if (current_is_best) {
+        m_best_x.head(m) = x;
+        m_best_y.head(m) = y;
+      }
       if (iterations < m_options.sweeps_before_newton) {
         residual = accelerated_sweep(full);
       } else if (!newton_step(full)) {
@@ -205,6 +222,16 @@ class RiskParity {
         residual = residual_of(x, y, b);
       }
       ++iterations;
+      current_is_best = residual < best;
+      if (current_is_best)
+        best = residual;
+    }
+    // A non-finite residual: the iterate left x > 0, or reached xᵀΣx <= 0 (an indefinite Σ).
+    const bool broke_down = !std::isfinite(residual);
+    if (!current_is_best && std::isfinite(best)) {
+      x = m_best_x.head(m);
+      y = m_best_y.head(m);
+      residual = best;
     }
     // Every x_i finite and > 0, by two vectorised reductions: a NaN or an infinity makes the sum
     // non-finite (the terms cannot cancel to a finite value), and then min x > 0 is exact.
@@ -240,6 +267,11 @@ class RiskParity {
     m_previous_active.head(m) = m_active.head(m);
     m_previous_count = m;
 
+    if (broke_down) {
+      return {StatusCode::numerical_issue, iterations, residual,
+              "the iteration broke down (is the covariance positive definite?): best iterate "
+              "returned"};
+    }
     if (!(residual <= m_options.tolerance)) {
       return {StatusCode::max_iterations, iterations, residual,
               "the risk contributions did not reach the tolerance: best iterate returned"};
@@ -418,12 +450,12 @@ class RiskParity {
   // the previous solve when the covariance's lineage allows (`carry_product`: O(N)), else taken
   // by a product and x scaled as a cold start's. A warm start on a rescaled Σ is scaled as well.
   // Returns true when y was taken by a product.
-  bool start(const MatrixType& s, bool excluded, const Estimates<Scalar>& estimates) {
+  bool start(const MatrixType& s, const Estimates<Scalar>& estimates) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
-    const bool warm = m_options.warm_start && m_has_previous && !excluded &&
-                      m_previous_count == m && m_previous_active.head(m) == m_active.head(m);
+    const bool warm = m_options.warm_start && m_has_previous && m_previous_count == m &&
+                      m_previous_active.head(m) == m_active.head(m);
     if (warm) {
       for (Index k = 0; k < m; ++k) {
         const Scalar previous = m_previous(m_active(k));
@@ -873,11 +905,11 @@ class RiskParity {
     Eigen::Ref<MatrixType> h = m_hessian.topLeftCorner(m, m);
     h = s;
     h.diagonal() += b.cwiseQuotient(x.cwiseAbs2());
-    const Eigen::LLT<Eigen::Ref<MatrixType>> llt(h);  // in place: no allocation at any m
-    if (llt.info() != Eigen::Success)
+    if (!detail::cholesky_in_place<Scalar>(h))  // LLᵀ in h's lower triangle, no allocation
       return false;
     step = -g;
-    llt.solveInPlace(step);
+    h.template triangularView<Eigen::Lower>().solveInPlace(step);              // L z = −g
+    h.transpose().template triangularView<Eigen::Upper>().solveInPlace(step);  // Lᵀ step = z
     image.noalias() = s * step;
     const Scalar slope = g.dot(step);
     const Scalar f0 = objective(x, y);
@@ -940,8 +972,11 @@ class RiskParity {
   static bool finite_total(Scalar total) {
     return std::isfinite(total) && total != 0 && std::isfinite(1 / total);
   }
-  // max_i |RC_i/ΣRC − b_i| with ΣRC = xᵀy given.
+  // max_i |RC_i/ΣRC − b_i| with ΣRC = xᵀy given; NaN when ΣRC <= 0, a variance no positive
+  // definite Σ gives (the shares' signs flip there, and could mimic the budgets).
   static double residual_with_total(const auto& x, const auto& y, const auto& b, Scalar total) {
+    if (!(total > 0))
+      return std::numeric_limits<double>::quiet_NaN();
     if (finite_total(total))
       return double(((x.array() * y.array()) * (1 / total) - b.array()).abs().maxCoeff());
     double worst = 0;
