@@ -10,7 +10,9 @@
 //                         pass over Σ;
 //   BM_SymmetricProduct/N  risk parity's own pass: Σx from the lower triangle alone
 //                         (detail::symmetric_product; the solver takes it at N >= 128, or at any
-//                         N with FMA or a lower-triangle Σ).
+//                         N with FMA or a lower-triangle Σ);
+//   BM_NewtonCholesky/N    the Newton fallback's factorisation (detail::cholesky_in_place), vs
+//   BM_EigenLltFloor/N     Eigen's blocked LLT in place of the same matrix.
 // The bars time compute() alone (manual time: a steady clock around it). Before each, untimed,
 // the estimates take the bar's Σ and check it (finite, symmetric: a per-matrix cost timed by
 // BM_EstimatesSetCovariance/N), which leaves Σ in cache as in a pipeline, where it is written
@@ -25,6 +27,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
@@ -32,6 +35,7 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "dynweight/policies/detail/cholesky.hpp"
 #include "dynweight/policies/risk_parity.hpp"
 #include "dynweight/stats/detail/symmetric_product.hpp"
 #include "dynweight/stats/detail/symmetric_update.hpp"
@@ -191,6 +195,36 @@ void BM_SymmetricProduct(benchmark::State& state) {
       });
 }
 
+// The Newton fallback's factorisation of the Hessian Σ + diag(b/x²) (here Σ + its mean variance
+// on the diagonal): the solver's allocation-free Cholesky beside Eigen's blocked LLT in place,
+// which from ~400 assets heap-allocates its packing buffers on every call.
+template <class Factor>
+void hessian_factorisation(benchmark::State& state, Factor factor) {
+  const auto n = static_cast<Index>(state.range(0));
+  Eigen::MatrixXd hessian = moving_covariances(n)[0];
+  hessian.diagonal().array() += hessian.diagonal().mean();
+  Eigen::MatrixXd work(n, n);
+  for (auto _ : state) {
+    work = hessian;
+    benchmark::DoNotOptimize(factor(work));
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["N"] = double(n);
+}
+
+void BM_NewtonCholesky(benchmark::State& state) {
+  hessian_factorisation(
+      state, [](Eigen::MatrixXd& h) { return dynweight::detail::cholesky_in_place<double>(h); });
+}
+
+void BM_EigenLltFloor(benchmark::State& state) {
+  hessian_factorisation(state, [](Eigen::MatrixXd& h) {
+    const Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(h);
+    return llt.info() == Eigen::Success;
+  });
+}
+
 }  // namespace
 
 BENCHMARK(BM_RiskParityCold)->Apply(dynweight::bench::sizes)->UseManualTime();
@@ -199,5 +233,7 @@ BENCHMARK(BM_RiskParityWarmCarried)->Apply(dynweight::bench::sizes)->UseManualTi
 BENCHMARK(BM_EstimatesSetCovariance)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_CovMatVecFloor)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_SymmetricProduct)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_NewtonCholesky)->Apply(dynweight::bench::sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EigenLltFloor)->Apply(dynweight::bench::sizes)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

@@ -18,7 +18,11 @@ namespace dynweight::detail {
 /// at a time: the four are factored left-looking among themselves, then every later column takes
 /// their rank-4 update in one pass (`kernel::add_four_columns`). Eigen's `LLT` of a dynamic
 /// matrix packs its blocks into buffers that it puts on the heap on every call once they pass its
-/// 128 KB stack limit (from about 400 rows); this allocates nothing, at any size. Returns false
+/// 128 KB stack limit (from about 400 rows); this allocates nothing, at any size. Its time against
+/// Eigen's (`BM_NewtonCholesky` beside `BM_EigenLltFloor`, SSE2, medians of 3): 0.55× at N = 100,
+/// 1.12× at 500, 1.14× at 1000, where Eigen's blocks of 48–128 columns reuse the trailing
+/// triangle from cache and the rank-4 updates here stream it once per four columns. Relative
+/// error ‖LLᵀ − A‖_F/‖A‖_F ~2–5e-16 up to N = 1000. Returns false
 /// when a pivot is not > 0 (A is not positive definite to rounding, or holds a NaN), A then
 /// partly overwritten.
 template <class Scalar>
