@@ -1,5 +1,6 @@
 #include "dynweight/policies/detail/fixed_point_kernel.hpp"
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <array>
 #include <catch2/catch.hpp>
@@ -8,6 +9,7 @@
 #include <limits>
 #include <random>
 
+#include "dynweight/policies/detail/cholesky.hpp"
 #include "near.hpp"
 
 using dynweight::Index;
@@ -172,4 +174,29 @@ TEST_CASE("contribution_sums gives xᵀy and the extreme products in one pass, a
     bad(m / 2) = std::numeric_limits<double>::quiet_NaN();
     CHECK(std::isnan(dynweight::detail::kernel::contribution_sums(m, x.data(), bad.data()).total));
   }
+}
+
+TEST_CASE("cholesky_in_place: the factor Eigen's LLT gives, the upper triangle untouched",
+          "[policies][risk_parity][kernels]") {
+  const Index n = GENERATE(1, 3, 4, 5, 8, 37, 130);
+  CAPTURE(n);
+  const Eigen::MatrixXd a = Eigen::MatrixXd::Random(n, 2 * n + 3);
+  Eigen::MatrixXd spd = a * a.transpose() / double(n);
+  spd.diagonal().array() += 0.01;
+  const Eigen::MatrixXd expected = Eigen::LLT<Eigen::MatrixXd>(spd).matrixL();
+  Eigen::MatrixXd h = spd;
+  h.triangularView<Eigen::StrictlyUpper>().setConstant(std::numeric_limits<double>::quiet_NaN());
+  REQUIRE(dynweight::detail::cholesky_in_place<double>(h));
+  const Eigen::MatrixXd lower = h.triangularView<Eigen::Lower>();
+  CHECK((lower - expected).cwiseAbs().maxCoeff() <= 1e-13 * expected.cwiseAbs().maxCoeff());
+  CHECK((lower * lower.transpose() - spd).norm() <= 1e-14 * spd.norm());
+  for (Index j = 1; j < n; ++j)
+    CHECK(h.col(j).head(j).array().isNaN().all());
+  // Not positive definite (a negative eigenvalue), or a NaN: false.
+  Eigen::MatrixXd indefinite = spd;
+  indefinite(n - 1, n - 1) = -1.0;
+  CHECK_FALSE(dynweight::detail::cholesky_in_place<double>(indefinite));
+  Eigen::MatrixXd nan = spd;
+  nan(n / 2, n / 2) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_FALSE(dynweight::detail::cholesky_in_place<double>(nan));
 }
