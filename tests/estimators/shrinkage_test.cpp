@@ -514,6 +514,27 @@ TEST_CASE("Shrinkage estimators report not_ready before the first compute",
   CHECK(cc.result().status.code == StatusCode::not_ready);
   CHECK(cc.observations() == 10);
   CHECK(cc.assets() == 3);
+  CHECK(Eigen::MatrixXd(cc.sample_covariance()).array().isNaN().all());  // nothing computed yet
+}
+
+TEST_CASE("Shrinkage estimators: moved from, assigned to, they compute as new",
+          "[estimators][shrinkage]") {
+  const Index t = 400, n = 300;  // packing buffers past Eigen's stack limit, as in use
+  const Eigen::MatrixXd xa = dynweight::test::correlated_returns(t, n, 7);
+  const Eigen::MatrixXd xb = dynweight::test::correlated_returns(t, n, 8);
+  Eigen::MatrixXd expected(n, n), out(n, n), scratch(n, n);
+  LedoitWolf<double> fresh;
+  const double intensity = fresh.compute(xa, expected).intensity;
+  LedoitWolf<double> a(t, n);
+  LedoitWolf<double> b(t, n);
+  a.compute(xa, scratch);
+  b.compute(xb, scratch);
+  a = std::move(b);  // b keeps a's old buffers in exchange, and no packing buffers
+  CHECK(b.compute(xa, out).intensity == intensity);
+  CHECK(out == expected);
+  LedoitWolf<double> c(std::move(a));
+  CHECK(a.compute(xa, out).intensity == intensity);
+  CHECK(out == expected);
 }
 
 TEST_CASE("Shrinkage estimators: zero-variance and all-constant data",

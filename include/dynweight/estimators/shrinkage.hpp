@@ -148,13 +148,16 @@ class SampleCovarianceWorkspace {
     }
   }
 
-  /// Sizes every buffer for T observations of N assets (a no-op at the current size).
+  /// Sizes every buffer for T observations of N assets (a no-op at the current size). S reads NaN
+  /// until the first `compute()`.
   void resize(Index observations, Index assets) {
+    // Also when the panel has this size already: a workspace moved from keeps the panel it was
+    // given in exchange, but its kernel's buffers left with the move.
+    m_kernel.resize(observations, assets);
     if (observations == m_centred.rows() && assets == m_centred.cols())
       return;
     m_centred.resize(observations, assets);
-    m_covariance.resize(assets, assets);
-    m_kernel.resize(observations, assets);
+    m_covariance.setConstant(assets, assets, std::numeric_limits<Scalar>::quiet_NaN());
   }
 
   /// Centres `observations` (checked) into Y and forms the lower triangle of S = YᵀY/T.
