@@ -169,6 +169,27 @@ TEST_CASE("LiquidityScaled: capacities are water-filled exactly", "[policies][wr
   }
 }
 
+TEST_CASE("LiquidityScaled: a tiny weight beside large ones takes the excess, not its capacity",
+          "[policies][wrappers]") {
+  // Inner weights (0.5, 0.5, 5e-21): the first two are capped at 0.2 and the third, with room for
+  // 5, takes the remaining 0.6 (λ = 1.2e20). A free weight kept by subtraction is 1 − 0.5 − 0.5 =
+  // 0 there, which capped the third asset too and invested 5.4.
+  const Eigen::VectorXd sigma = Eigen::Vector3d(1.0, 1.0, 1e20);
+  const Eigen::VectorXd adv = Eigen::Vector3d(2.0, 2.0, 50.0);  // capacities 0.1 · ADV
+  Estimates<double> estimates(3);
+  estimates.set_volatility(sigma).set_dollar_volume(adv);
+  LiquidityScaled<InverseVolatility<double>> policy(
+      InverseVolatility<double>({.relative_floor = 0.0}),  // keep the 1e20 outlier's neighbours
+      {.capital = 1.0, .participation = 0.1, .horizon = 1.0});
+  Eigen::VectorXd w(3);
+  REQUIRE(policy.compute(estimates, w).ok());
+  CHECK(policy.cash() == 0.0);
+  CHECK(w(0) == Approx(0.2).epsilon(1e-15));
+  CHECK(w(1) == Approx(0.2).epsilon(1e-15));
+  CHECK(w(2) == Approx(0.6).epsilon(1e-14));
+  CHECK(std::abs(w.sum() - 1.0) <= 1e-15);
+}
+
 TEST_CASE("LiquidityScaled: tilt mode", "[policies][wrappers]") {
   const Index n = 5;
   const Eigen::VectorXd sigma = Eigen::VectorXd::LinSpaced(n, 0.01, 0.02);

@@ -86,6 +86,7 @@ class LiquidityScaled {
     if (m_inner_weights.size() != n) {
       m_inner_weights.resize(n);
       m_order.resize(static_cast<std::size_t>(n));
+      m_free.resize(static_cast<std::size_t>(n) + 1);
     }
     // NaN first: an inner policy that cannot produce weights leaves them unwritten.
     m_inner_weights.setConstant(std::numeric_limits<Scalar>::quiet_NaN());
@@ -142,17 +143,22 @@ class LiquidityScaled {
     const auto ratio = [&](Index i) { return m_capacity(i) / w(i); };
     std::sort(m_order.begin(), m_order.begin() + static_cast<std::ptrdiff_t>(count),
               [&](Index a, Index b) { return ratio(a) < ratio(b); });
-    // With the first k (smallest-ratio) assets capped: Σ_{capped} c + λ Σ_{free} w = 1.
+    // With the first k (smallest-ratio) assets capped: Σ_{capped} c + λ Σ_{free} w = 1. The free
+    // weight Σ_{j>=k} w is summed from the remaining weights (not kept by subtraction, which loses
+    // a tiny weight beside large ones to rounding: 0 free weight and an infinite λ).
+    m_free[count] = 0;
+    for (std::size_t j = count; j-- > 0;)
+      m_free[j] = m_free[j + 1] + w(m_order[j]);
     Scalar capped = 0;
-    Scalar free_weight = w.sum();
     Scalar lambda = 1;
     std::size_t k = 0;
     for (; k < count; ++k) {
-      lambda = (Scalar(1) - capped) / free_weight;
-      if (lambda <= ratio(m_order[k]))
-        break;  // asset k is not over capacity at this λ: neither is any later one
+      lambda = (Scalar(1) - capped) / m_free[k];
+      // Asset k is not over capacity at this λ: neither is any later one. The last is never
+      // capped: all at capacity would need Σc <= 1, which room > 1 rules out (rounding aside).
+      if (k + 1 == count || lambda <= ratio(m_order[k]))
+        break;
       capped += m_capacity(m_order[k]);
-      free_weight -= w(m_order[k]);
     }
     for (std::size_t j = 0; j < count; ++j) {
       const Index i = m_order[j];
@@ -183,6 +189,7 @@ class LiquidityScaled {
   VectorType m_inner_weights;
   VectorType m_capacity;  // c (cap mode), or the tilted weights before normalising (tilt mode)
   std::vector<Index> m_order;
+  std::vector<Scalar> m_free;  // Σ of the sorted weights from position k on (cap mode)
   Scalar m_cash = 0;
 };
 
