@@ -131,6 +131,11 @@ def measure(targets: list[Target], build: Path, rounds: int, repetitions: int,
     return results
 
 
+def figure(value: float) -> str:
+    """Three significant digits, without an exponent."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
 def report(targets: list[Target], results: Results, rounds: int) -> bool:
     """Prints the Markdown table; returns whether every median is within its limit."""
     print("| issue | benchmark | against | N | limit | median | range | rounds within "
@@ -143,15 +148,15 @@ def report(targets: list[Target], results: Results, rounds: int) -> bool:
             values = [value for value, _ in results[(target.binary, target.benchmark, n)]]
             floors = [floor for _, floor in results[(target.binary, target.benchmark, n)]]
             median = statistics.median(values)
-            floor = f"{statistics.median(floors):.3g} µs" if target.floor else "—"
+            floor = f"{figure(statistics.median(floors))} µs" if target.floor else "—"
             within = sum(value <= target.limit for value in values)
             met = median <= target.limit
             if not target.note.startswith("(reference)"):
                 all_met = all_met and met
             verdict = "met" if met else "**not met**"
             print(f"| {target.issue} | {target.benchmark} | {target.floor or '—'} | {n} "
-                  f"| {target.limit:g}{unit} | {median:.3g}{unit} "
-                  f"| {min(values):.3g}–{max(values):.3g} | {within} of {rounds} | {floor} "
+                  f"| {target.limit:g}{unit} | {figure(median)}{unit} "
+                  f"| {figure(min(values))}–{figure(max(values))} | {within} of {rounds} | {floor} "
                   f"| {verdict}{'; ' + target.note if target.note else ''} |")
     return all_met
 
