@@ -31,6 +31,14 @@ Eigen::MatrixXd sample_covariance(Index n, std::uint64_t seed) {
   return dynweight::test::two_pass_covariance(dynweight::test::correlated_returns(250, n, seed));
 }
 
+// `sample_covariance` with asset `stale` constant (its row and column 0).
+Eigen::MatrixXd stale_covariance(Index n, std::uint64_t seed, Index stale) {
+  Eigen::MatrixXd sigma = sample_covariance(n, seed);
+  sigma.row(stale).setZero();
+  sigma.col(stale).setZero();
+  return sigma;
+}
+
 // max_i |RC_i/ΣRC − b_i| in long double, from the weights alone (the independent check).
 double budget_residual(const Eigen::MatrixXd& sigma, const Eigen::VectorXd& w,
                        const Eigen::VectorXd& b) {
@@ -209,9 +217,7 @@ TEST_CASE("RiskParity: properties over sizes and seeds", "[policies][risk_parity
 TEST_CASE("RiskParity: a stale asset is excluded and the status says so",
           "[policies][risk_parity]") {
   const Index n = 6;
-  Eigen::MatrixXd sigma = sample_covariance(n, 11);
-  sigma.row(2).setZero();
-  sigma.col(2).setZero();
+  const Eigen::MatrixXd sigma = stale_covariance(n, 11, 2);
   RiskParity<double> policy;
   dynweight::Status status;
   const Eigen::VectorXd w = solve(policy, sigma, &status);
@@ -317,9 +323,7 @@ TEST_CASE("RiskParity: no asset left to solve for is a status, the weights uncha
 TEST_CASE("RiskParity: with an asset excluded, the next call on the same assets starts warm",
           "[policies][risk_parity]") {
   const Index n = 8;
-  Eigen::MatrixXd sigma = sample_covariance(n, 31);
-  sigma.row(5).setZero();
-  sigma.col(5).setZero();
+  const Eigen::MatrixXd sigma = stale_covariance(n, 31, 5);
   RiskParity<double> policy;
   dynweight::Status first, second;
   const Eigen::VectorXd w1 = solve(policy, sigma, &first);
