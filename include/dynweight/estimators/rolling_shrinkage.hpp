@@ -187,8 +187,9 @@ class RollingShrinkage {
       if (uses_running_sums())
         m_oldest = m_moments.oldest();
     }
-    // Validates first; nothing of ours has changed if it throws. The sums of the new covariance
-    // come out of the update's own pass over the lower triangle.
+    // Validates first; if it throws, only the scratch copies of the leaving observation above
+    // have changed, which nothing reads before the next update sets them again. The sums of the
+    // new covariance come out of the update's own pass over the lower triangle.
     detail::StrictLowerSums<Scalar> sums;
     const bool summed = m_moments.update(x, m_shift, sums);
     if (first)
