@@ -484,6 +484,17 @@ TEST_CASE("Rebalancer: bad input names what and where and changes nothing", "[re
   bad = book;
   bad.cash = -1e12;
   rejects(bad, "portfolio value");
+  Index held = 0;  // an asset with a target: its ideal lot count grows as its price shrinks
+  book.targets.maxCoeff(&held);
+  const std::string where = "lots held or targeted[" + std::to_string(held) + "] (asset " +
+                            std::to_string(held) + " ('" + names[std::size_t(held)] + "')) is ";
+  bad = book;
+  bad.prices(held) = 1e-300;  // V/p ~ 1e306 lots: finite, and far past what can be counted
+  rejects(bad, where);
+  bad = book;
+  bad.prices(held) = 1e-20;  // finite, but past 2^53 lots, where n − 1 == n
+  rejects(bad, where);
+  rejects(bad, "must be below 2^53");
   REQUIRE_THROWS_WITH(rebalancer.set_lot_sizes((VectorXd(4) << 1, 1, -1, 1).finished()),
                       Contains("lot_sizes[2] (asset 2 ('CCC')) is -1"));
   REQUIRE_THROWS_WITH(rebalancer.set_lot_size("ZZZ", 1.0), Contains("unknown asset 'ZZZ'"));
@@ -504,6 +515,40 @@ TEST_CASE("Rebalancer: bad input names what and where and changes nothing", "[re
   wrong = {};
   wrong.cash_buffer_fraction = 1.5;
   REQUIRE_THROWS_WITH(Rebalancer<double>(4, wrong), Contains("cash_buffer_fraction = 1.5"));
+}
+
+TEST_CASE("Rebalancer: a sale whose fee exceeds its proceeds is not made", "[rebalance]") {
+  // A holds one $3 share and should go to 0; B is inside the band. Selling A for $3 with a $5 fee
+  // would leave cash at −2 (and the book worth less for nothing): the planner keeps A.
+  RebalanceOptions options;
+  options.band = 0.01;
+  options.fee_per_trade = 5;
+  Rebalancer<double> rebalancer(2, options);
+  const VectorXd targets = (VectorXd(2) << 0.0, 100.0 / 103.0).finished();
+  const VectorXd shares = (VectorXd(2) << 1.0, 100.0).finished();
+  const VectorXd prices = (VectorXd(2) << 3.0, 1.0).finished();
+  const auto status = rebalancer.plan(targets, shares, 0.0, prices);
+  const auto& plan = rebalancer.result();
+  CHECK(status.ok());
+  CHECK(plan.shares_delta.isZero(0.0));
+  CHECK(plan.cash_after == 0.0);
+  CHECK(plan.limits[0] == TradeLimit::min_trade);
+  CHECK(plan.limits[1] == TradeLimit::band);
+  // Two shares at $3 cover the fee: sold.
+  const VectorXd two = (VectorXd(2) << 2.0, 100.0).finished();
+  const VectorXd sized = (VectorXd(2) << 0.0, 100.0 / 106.0).finished();
+  rebalancer.plan(sized, two, 0.0, prices);
+  CHECK(rebalancer.result().shares_delta(0) == -2.0);
+  CHECK(rebalancer.result().cash_after == 1.0);
+  // The whole book in one such position: no trade, rather than a book worth 0 after the fee.
+  Rebalancer<double> single(1, options);
+  const VectorXd zero = VectorXd::Zero(1);
+  const VectorXd one = VectorXd::Ones(1);
+  const VectorXd five = VectorXd::Constant(1, 5.0);
+  CHECK(single.plan(zero, one, 0.0, five).ok());
+  CHECK(single.result().shares_delta(0) == 0.0);
+  CHECK(single.result().value_after == 5.0);
+  CHECK(single.result().weights_after.allFinite());
 }
 
 TEST_CASE("Rebalancer: plan allocates nothing after construction", "[rebalance]") {

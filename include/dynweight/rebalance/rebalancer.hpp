@@ -29,7 +29,8 @@ enum class BandMode {
 enum class TradeLimit : std::uint8_t {
   none,       ///< traded to the lot count nearest its target (or already there)
   band,       ///< inside the no-trade band: not traded
-  min_trade,  ///< the nearest lot count was below the minimum order: rounded to 0 or the minimum
+  min_trade,  ///< the nearest lot count was below the minimum order: rounded to 0 or the minimum;
+              ///< or a sale whose proceeds would not cover its costs: not made
   participation,  ///< cut to the participation cap q × ADV
   no_short,       ///< a sale cut at the shares held (long-only)
   cash,           ///< a purchase cut (or not made) for want of cash
@@ -366,7 +367,20 @@ class Rebalancer {
     check_parameter(value > 0 && std::isfinite(value), context,
                     "portfolio value (shares · prices + cash)", static_cast<double>(value),
                     "finite and > 0");
+    // Lots are counted in floating point: exactly only below 2⁵³, and not at all past the
+    // largest finite value (a price of 1e-300 made the ideal count infinite and the plan NaN).
+    for (Index i = 0; i < m_assets; ++i) {
+      const Scalar lots =
+          std::max(std::abs(targets(i)) * (value / prices(i)), std::abs(shares(i))) *
+          m_inverse_lot_sizes(i);
+      if (!(lots < kExactLots)) {
+        detail::fail_entry(context, "lots held or targeted", i, 0, true, static_cast<double>(lots),
+                           "below 2^53, to be counted exactly (a price or lot size too small "
+                           "for the portfolio value?)");
+      }
+    }
   }
+  static constexpr Scalar kExactLots = Scalar(9007199254740992.0);  // 2⁵³
 
   Status plan_impl(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices,
                    const Eigen::Ref<const VectorType>* adv) {
@@ -432,6 +446,13 @@ class Rebalancer {
                                                              inverse_lot * inverse_price))
                           : m_min_quantity_lots(i);
       m_count(i) = m_nearest(i) = nearest_allowed(i);
+      // A sale whose proceeds do not cover its costs (a fixed fee above a small position's value)
+      // would lower the cash and the book's value for nothing: not made. (The cash steps below
+      // skip such sales too: `cut_key`.)
+      if (m_count(i) < 0 && !(cash_effect(i, m_count(i), prices) > 0)) {
+        m_count(i) = m_nearest(i) = 0;
+        r.limits[static_cast<std::size_t>(i)] = TradeLimit::min_trade;
+      }
     }
 
     // 4. Cut buys until cash after costs is at the buffer.
@@ -877,12 +898,21 @@ class Rebalancer {
     }
     r.cash_after = exact_cash_after(prices);  // the very sum the cash decisions were checked on
     r.value_after = r.shares_after.dot(prices) + r.cash_after;
-    r.weights_after = r.shares_after.cwiseProduct(prices) / r.value_after;
+    const bool solvent = r.value_after > 0;  // costs can exceed the value (e.g. 100% in bps)
+    if (solvent)
+      r.weights_after = r.shares_after.cwiseProduct(prices) / r.value_after;
+    else
+      r.weights_after.setZero();
     r.tracking_error_before = std::sqrt(gap_before);
     r.tracking_error = (r.weights_after - targets).norm();
     r.turnover = (r.buy_notional + r.sell_notional) / (2 * value);
 
     r.status = Status{};
+    if (!solvent) {
+      r.status = Status{StatusCode::numerical_issue, 0, static_cast<double>(r.tracking_error),
+                        "the costs consume the whole portfolio: its value after the plan is <= 0 "
+                        "(weights_after set to 0)"};
+    }
     const auto constrained = [&](const char* why) {
       if (r.status.ok())
         r.status = Status{StatusCode::constrained, 0, static_cast<double>(r.tracking_error), why};
