@@ -553,6 +553,9 @@ TEST_CASE("EwmaOptions and EwmaMoments validate their parameters", "[stats][ewma
   REQUIRE_THROWS_WITH((EwmaMoments<double>(3, {.estimator = static_cast<EwmaEstimator>(7)})),
                       Contains("estimator = 7"));
   REQUIRE_THROWS_AS(EwmaDecay::from_halflife(0.0), dynweight::Error);
+  // A half-life so long that α = 1 − exp(−ln 2 / h) rounds to 0 would freeze every average.
+  REQUIRE_THROWS_WITH(EwmaDecay::from_halflife(1e17), Contains("halflife = 1e+17"));
+  CHECK(EwmaDecay::from_halflife(1e15).alpha() > 0);
   REQUIRE_THROWS_AS(EwmaDecay::from_alpha(1.5), dynweight::Error);
   REQUIRE_NOTHROW(EwmaOptions{}.validate());
 }

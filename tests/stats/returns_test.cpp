@@ -350,3 +350,23 @@ TEST_CASE("ReturnCalculator class example: returns chained into RollingMoments",
   CHECK(near(rolling.mean(), mean.at(prices.cols() - 2).head(3), 1e-12));
   CHECK(near(returns.last_prices(), prices.rightCols(1), 0.0, Tolerance::absolute));
 }
+
+TEST_CASE("ReturnCalculator: a simple return that overflows is rejected, naming the price",
+          "[stats][returns][errors]") {
+  ReturnCalculator<double> simple(2, ReturnKind::simple, {"A", "B"});
+  simple.update(Eigen::Vector2d(1e-300, 1.0));
+  simple.update(Eigen::Vector2d(2e-300, 1.5));
+  const Eigen::VectorXd returns = simple.returns();
+  const Eigen::VectorXd last = simple.last_prices();
+  // 1e10 / 2e-300 overflows: the simple return would be +Inf.
+  REQUIRE_THROWS_WITH(simple.update(Eigen::Vector2d(1e10, 2.0)),
+                      Contains("prices[0] (asset 0 ('A')) at bar 2") && Contains("simple return"));
+  CHECK(simple.bars() == 2);
+  CHECK(identical(simple.returns(), returns));
+  CHECK(identical(simple.last_prices(), last));
+  // The log return of the same jump is representable.
+  ReturnCalculator<double> log(2, ReturnKind::log);
+  log.update(Eigen::Vector2d(2e-300, 1.5));
+  CHECK(log.update(Eigen::Vector2d(1e10, 2.0)));
+  CHECK(std::isfinite(log.returns()(0)));
+}

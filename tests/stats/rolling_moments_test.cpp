@@ -379,3 +379,31 @@ TEST_CASE("RollingMoments::covariance_step states each plain update exactly",
   // every W bars after its start (a few of the 5 W full bars); never on a constant window.
   CHECK(stepped >= (resync == 0 ? 4 : 3) * window);
 }
+
+TEST_CASE(
+    "RollingMoments: a variance rounded to zero beside a non-zero covariance gives NaN "
+    "correlations, never Inf",
+    "[stats][rolling]") {
+  // The window {(1, 0), (1 + 2⁻⁵², 1)} of asset 0 has variance 2⁻¹⁰⁵ but the rank-2 step leaves
+  // it at 0 (to rounding) while the covariance keeps 2⁻⁵³: cov / (σ₀σ₁) would be +Inf.
+  RollingMoments<double> moments(2, {.window = 2});
+  moments.update(Eigen::Vector2d(0.0, 0.0));
+  moments.update(Eigen::Vector2d(1.0, 0.0));
+  moments.update(Eigen::Vector2d(1.0 + std::ldexp(1.0, -52), 1.0));
+  const Eigen::MatrixXd correlation = moments.correlation();
+  CHECK_FALSE(correlation.array().isInf().any());
+  if (!(moments.volatility()(0) > 0)) {
+    CHECK(std::isnan(correlation(1, 0)));
+    CHECK(std::isnan(correlation(0, 0)));
+    CHECK(correlation(1, 1) == 1.0);
+  }
+  // The kernel itself, on such a covariance.
+  Eigen::MatrixXd lower(2, 2);
+  lower << 0.0, 0.0, 1e-16, 1.0;
+  const Eigen::VectorXd volatility = Eigen::Vector2d(0.0, 1.0);
+  Eigen::MatrixXd out(2, 2);
+  dynweight::detail::correlation_from_covariance(lower, volatility, out);
+  CHECK(std::isnan(out(0, 0)));
+  CHECK(std::isnan(out(1, 0)));
+  CHECK(out(1, 1) == 1.0);
+}

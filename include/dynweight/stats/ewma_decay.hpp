@@ -26,7 +26,12 @@ class EwmaDecay {
   static EwmaDecay from_halflife(double halflife) {
     check_parameter(halflife > 0 && std::isfinite(halflife), {"EwmaDecay::from_halflife"},
                     "halflife", halflife, "finite and > 0");
-    return EwmaDecay(1.0 - std::exp(-std::log(2.0) / halflife));
+    const double alpha = 1.0 - std::exp(-std::log(2.0) / halflife);  // pandas' form
+    // Past ~1.2e16 bars α rounds to 0, which would freeze the average.
+    check_parameter(alpha > 0, {"EwmaDecay::from_halflife"}, "halflife", halflife,
+                    "short enough that alpha = 1 - exp(-ln 2 / halflife) is > 0 in double "
+                    "(below ~1.2e16 bars)");
+    return EwmaDecay(alpha);
   }
   /// Span in bars, s ≥ 1.
   static EwmaDecay from_span(double span) {

@@ -79,6 +79,17 @@ class ReturnCalculator {
     const CheckContext context{"ReturnCalculator::update", m_names, m_bars};
     check_size(context, "prices", prices.size(), assets());
     check_positive(context, "prices", prices);
+    // A simple return overflows when a price jumps by more than the range of Scalar (1e-300 to
+    // 1e10); the log return does not (see period_return). Checked before anything changes.
+    if (m_bars > 0 && m_kind == ReturnKind::simple) {
+      for (Index i = 0; i < assets(); ++i) {
+        if (!std::isfinite(period_return(m_last_prices(i), prices(i)))) {
+          detail::fail_entry(context, "prices", i, 0, true, static_cast<double>(prices(i)),
+                             "a price whose simple return from the last bar's is finite (the "
+                             "ratio to the last price overflows)");
+        }
+      }
+    }
 
     if (m_bars > 0) {
       for (Index i = 0; i < assets(); ++i)

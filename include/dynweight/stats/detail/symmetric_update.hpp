@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -306,8 +307,9 @@ void zero_row_and_column(Matrix<Scalar>& lower, Index i) {
   lower.col(i).tail(n - i).setZero();
 }
 
-/// `corr_ij = cov_ij / sqrt(cov_ii cov_jj)` on the lower triangle; an asset with zero variance
-/// gives NaN in its row and column (0/0), as pandas does.
+/// `corr_ij = cov_ij / sqrt(cov_ii cov_jj)` on the lower triangle; an asset with zero volatility
+/// has NaN in its row and column, as pandas gives. (Set explicitly: the quotient alone gives ±Inf
+/// where rounding leaves a variance at 0 beside a covariance that is not.)
 template <class Scalar>
 void correlation_from_covariance(const Matrix<Scalar>& covariance_lower,
                                  const Vector<Scalar>& volatility, Matrix<Scalar>& correlation) {
@@ -317,6 +319,12 @@ void correlation_from_covariance(const Matrix<Scalar>& covariance_lower,
         covariance_lower.col(j).tail(n - j).cwiseQuotient(volatility.tail(n - j) * volatility(j));
     if (volatility(j) > 0)
       correlation(j, j) = Scalar(1);
+  }
+  for (Index j = 0; j < n; ++j) {
+    if (!(volatility(j) > 0)) {
+      correlation.row(j).head(j).setConstant(std::numeric_limits<Scalar>::quiet_NaN());
+      correlation.col(j).tail(n - j).setConstant(std::numeric_limits<Scalar>::quiet_NaN());
+    }
   }
 }
 
