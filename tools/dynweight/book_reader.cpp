@@ -73,7 +73,7 @@ double parse_cell_number(std::string_view cell, const std::string& path, Locatio
     return message;
   };
   if (text.empty())
-    fail(path, where, describe("is not a number: the cell is empty"));
+    fail(path, where, describe(" is not a number: the cell is empty"));
   const char* first = text.data();
   const char* last = first + text.size();
   if (*first == '+' && text.size() > 1)
@@ -82,7 +82,9 @@ double parse_cell_number(std::string_view cell, const std::string& path, Locatio
   const auto [end, error] = std::from_chars(first, last, value);
   if (error == std::errc::result_out_of_range)
     fail(path, where, describe(" is out of the range of a double"));
-  if (error != std::errc() || end != last)
+  // from_chars takes a '-' but not a '+': one '+' is skipped above, and a sign after it ("+-5")
+  // is not a number.
+  if (error != std::errc() || end != last || (first != text.data() && *first == '-'))
     fail(path, where, describe(" is not a number"));
   if (!std::isfinite(value))
     fail(path, where, describe(" is not a finite number"));

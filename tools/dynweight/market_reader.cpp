@@ -68,9 +68,10 @@ void TableReader::read_header() {
   if (m_cells.size() < 2)
     throw InputError(located(path(), m_csv.line(), 2, "no asset columns in the header"));
   for (std::size_t c = 1; c < m_cells.size(); ++c) {
-    const std::string& name = m_cells[c];
+    // Trimmed of spaces and tabs, as the book's and the budgets' asset names are ("date, A, B").
+    const std::string name(trimmed(m_cells[c]));
     const long column = static_cast<long>(c) + 1;
-    if (trimmed(name).empty())
+    if (name.empty())
       throw InputError(located(path(), m_csv.line(), column, "empty asset name in the header"));
     for (std::size_t k = 0; k < m_assets.size(); ++k) {
       if (m_assets[k] == name) {
@@ -166,7 +167,9 @@ void TableReader::read_value(Eigen::Index asset, const std::string& cell) {
   const auto [end, error] = std::from_chars(first, last, value);
   if (error == std::errc::result_out_of_range)
     throw InputError(error_at(column, quoted(text).append(" is out of the range of a double")));
-  if (error != std::errc() || end != last)
+  // from_chars takes a '-' but not a '+': one '+' is skipped above, and a sign after it ("+-5")
+  // is not a number.
+  if (error != std::errc() || end != last || (first != text.data() && *first == '-'))
     throw InputError(error_at(column, quoted(text).append(" is not a number")));
   if (!std::isfinite(value)) {
     throw InputError(
