@@ -1,6 +1,5 @@
 #include "dynweight/book_reader.hpp"
 
-#include <charconv>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -74,17 +73,11 @@ double parse_cell_number(std::string_view cell, const std::string& path, Locatio
   };
   if (text.empty())
     fail(path, where, describe(" is not a number: the cell is empty"));
-  const char* first = text.data();
-  const char* last = first + text.size();
-  if (*first == '+' && text.size() > 1)
-    ++first;
   double value = 0.0;
-  const auto [end, error] = std::from_chars(first, last, value);
+  const std::errc error = parse_cell_double(text, value);
   if (error == std::errc::result_out_of_range)
     fail(path, where, describe(" is out of the range of a double"));
-  // from_chars takes a '-' but not a '+': one '+' is skipped above, and a sign after it ("+-5")
-  // is not a number.
-  if (error != std::errc() || end != last || (first != text.data() && *first == '-'))
+  if (error != std::errc())
     fail(path, where, describe(" is not a number"));
   if (!std::isfinite(value))
     fail(path, where, describe(" is not a finite number"));

@@ -4,11 +4,13 @@
 /// A streaming reader of CSV records (RFC 4180 as pandas `to_csv` writes it) that knows where each
 /// record starts, for error messages.
 
+#include <charconv>
 #include <cstddef>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace dynweight::cli {
@@ -59,6 +61,24 @@ inline std::string quoted(std::string_view text) {
   std::string out = "'";
   out.append(text).append("'");
   return out;
+}
+
+/// A cell's number: `text` (trimmed, non-empty) whole as a double, with one optional sign, '+'
+/// (which `std::from_chars` does not take) or '-'. Returns `std::errc()`,
+/// `std::errc::result_out_of_range`, or `std::errc::invalid_argument` when `text` is not wholly a
+/// number ("1.5x", "+-5").
+inline std::errc parse_cell_double(std::string_view text, double& value) {
+  const char* first = text.data();
+  const char* last = first + text.size();
+  if (text.size() > 1 && *first == '+') {
+    ++first;
+    if (*first == '-')
+      return std::errc::invalid_argument;
+  }
+  const auto [end, error] = std::from_chars(first, last, value);
+  if (error != std::errc())
+    return error;
+  return end == last ? std::errc() : std::errc::invalid_argument;
 }
 
 /// `text` without leading and trailing spaces and tabs.

@@ -1,6 +1,5 @@
 #include "dynweight/market_reader.hpp"
 
-#include <charconv>
 #include <cmath>
 #include <limits>
 #include <system_error>
@@ -159,17 +158,11 @@ void TableReader::read_value(Eigen::Index asset, const std::string& cell) {
     return;
   }
   m_missing[static_cast<std::size_t>(asset)] = 0;
-  const char* first = text.data();
-  const char* last = first + text.size();
-  if (*first == '+' && text.size() > 1)
-    ++first;
   double value = 0.0;
-  const auto [end, error] = std::from_chars(first, last, value);
+  const std::errc error = parse_cell_double(text, value);
   if (error == std::errc::result_out_of_range)
     throw InputError(error_at(column, quoted(text).append(" is out of the range of a double")));
-  // from_chars takes a '-' but not a '+': one '+' is skipped above, and a sign after it ("+-5")
-  // is not a number.
-  if (error != std::errc() || end != last || (first != text.data() && *first == '-'))
+  if (error != std::errc())
     throw InputError(error_at(column, quoted(text).append(" is not a number")));
   if (!std::isfinite(value)) {
     throw InputError(
