@@ -327,6 +327,36 @@ TEST_CASE("RollingMoments::reset forgets the window", "[stats][rolling]") {
   REQUIRE(dynweight::test::identical(rolling.covariance_lower(), fresh.covariance_lower()));
 }
 
+TEST_CASE("RollingMoments::update takes the engine's own vectors as input",
+          "[stats][rolling][aliasing]") {
+  // Filling a missing bar with the window mean (or variance) passes the engine a reference to a
+  // vector the update overwrites: the result must be that of a copy, bit for bit, both while the
+  // window fills (Welford's add) and once it is full (the rank-2 replacement, with a resync).
+  const Eigen::MatrixXd data = dynweight::test::correlated_returns(40, 4, 11);
+  const RollingOptions options{.window = 6, .resync_period = 5};
+  RollingMoments<double> rolling(4, options);
+  RollingMoments<double> copied(4, options);
+  for (Index t = 0; t < 40; ++t) {
+    if (t > 0 && t % 3 == 0) {
+      const Eigen::VectorXd mean = copied.mean();
+      rolling.update(rolling.mean());
+      copied.update(mean);
+    } else if (t > 1 && t % 7 == 0) {
+      const Eigen::VectorXd variance = copied.variance();
+      rolling.update(rolling.variance());
+      copied.update(variance);
+    } else {
+      rolling.update(data.row(t).transpose());
+      copied.update(data.row(t).transpose());
+    }
+    INFO("bar " << t);
+    REQUIRE(dynweight::test::identical(rolling.mean(), copied.mean()));
+    REQUIRE(dynweight::test::identical(rolling.covariance_lower(), copied.covariance_lower()));
+    REQUIRE(
+        dynweight::test::identical(rolling.window_observations(), copied.window_observations()));
+  }
+}
+
 TEST_CASE("RollingMoments::covariance_step states each plain update exactly",
           "[stats][rolling][lineage]") {
   const Index assets = GENERATE(1, 7, 40);

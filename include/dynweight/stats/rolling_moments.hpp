@@ -107,6 +107,7 @@ class RollingMoments {
       : m_options(validated(options, assets, names)),
         m_names(std::move(names)),
         m_ring(assets, options.window),
+        m_input(assets),
         m_mean(assets),
         m_shift(assets),
         m_offset(assets),
@@ -217,14 +218,18 @@ class RollingMoments {
   [[nodiscard]] const MatrixType& window_observations() const { return m_ring; }
 
  private:
-  bool update_with(const Eigen::Ref<const VectorType>& x, const VectorType* reference,
+  bool update_with(const Eigen::Ref<const VectorType>& input, const VectorType* reference,
                    detail::StrictLowerSums<Scalar>* sums) {
     const CheckContext context{"RollingMoments::update", m_names, m_bars};
-    check_size(context, "returns", x.size(), assets());
-    check_finite(context, "returns", x);
+    check_size(context, "returns", input.size(), assets());
+    check_finite(context, "returns", input);
     if (reference != nullptr)
       check_size(context, "reference", reference->size(), assets());
-
+    // The input may be one of this engine's own vectors (a missing bar filled with `mean()`),
+    // which the update overwrites before its last read of it: the update works on a copy (O(N)
+    // beside the O(N²) update).
+    m_input = input;
+    const VectorType& x = m_input;
     track_runs(x);
     bool summed = false;
     bool stepped = false;
@@ -374,6 +379,7 @@ class RollingMoments {
   RollingOptions m_options;
   AssetNames m_names;
   MatrixType m_ring;    // N × W, one observation per column
+  VectorType m_input;   // the observation being added (a copy: see update_with)
   VectorType m_mean;    // m = K + δ, formed once per update from:
   VectorType m_shift;   // K, a reference point near the data (first observation, then resyncs)
   VectorType m_offset;  // δ = m − K, small, so its updates keep their digits at any price level
