@@ -190,6 +190,66 @@ TEST_CASE("Overlaid: errors leave the weights unchanged", "[overlays][overlaid][
         0.1 * (1 + 4 * kEpsilon));
 }
 
+TEST_CASE("Overlaid: an overlay's rejected context stops the chain before the policy runs",
+          "[overlays][overlaid][errors]") {
+  // A chain whose call is rejected must go on exactly as a twin that never saw the call: the
+  // policy's warm start and every overlay's diagnostics are those of the last accepted call.
+  const Index n = 12;
+  Market market(n, 21);
+  const auto make_chain = [&] {
+    return Overlaid(RiskParity<double>(), WeightBounds<double>(n, 0.0, 0.2),
+                    VolatilityTarget<double>({.target = 0.08, .annualization = 252}),
+                    TurnoverLimit<double>({.max_turnover = 0.05}));
+  };
+  auto chain = make_chain();
+  auto twin = make_chain();
+  Eigen::VectorXd book = Eigen::VectorXd::Constant(n, 1.0 / double(n));
+  Eigen::VectorXd w(n);
+  Eigen::VectorXd w_twin(n);
+  market.at_bar(0, SymmetricStorage::full);
+  Estimates<double> estimates(n);
+  estimates.set_covariance(market.covariance).set_volatility(market.volatility);
+  REQUIRE(chain.compute(estimates, book, w).ok());
+  REQUIRE(twin.compute(estimates, book, w_twin).ok());
+  book = w;
+
+  market.at_bar(1, SymmetricStorage::full);
+  const Eigen::VectorXd before = w;
+  Eigen::VectorXd bad_book = book;
+  bad_book(4) = std::numeric_limits<double>::quiet_NaN();
+  REQUIRE_THROWS_WITH(chain.compute(estimates, bad_book, w),
+                      Contains("TurnoverLimit::apply") && Contains("previous_weights[4]"));
+  REQUIRE_THROWS_WITH(chain.compute(estimates, w), Contains("TurnoverLimit needs the previous"));
+  CHECK(w == before);
+  CHECK(chain.policy().portfolio_variance() == twin.policy().portfolio_variance());
+  CHECK(chain.overlay<1>().scale() == twin.overlay<1>().scale());
+
+  // The next accepted call agrees with the twin's bit for bit (the same warm start).
+  const auto status = chain.compute(estimates, book, w);
+  const auto twin_status = twin.compute(estimates, book, w_twin);
+  REQUIRE(status.ok());
+  REQUIRE(twin_status.ok());
+  CHECK(w == w_twin);
+  CHECK(status.iterations == twin_status.iterations);
+  CHECK(chain.overlay<2>().turnover_before() == twin.overlay<2>().turnover_before());
+
+  // A volatility target without a covariance, after a policy that needs none.
+  Overlaid volatility_only(InverseVolatility<double>(),
+                           VolatilityTarget<double>({.target = 0.08, .annualization = 252}));
+  Estimates<double> no_covariance(n);
+  no_covariance.set_volatility(market.volatility);
+  REQUIRE(volatility_only.compute(estimates, w).ok());
+  const double scale = volatility_only.overlay<0>().scale();
+  REQUIRE_THROWS_WITH(volatility_only.compute(no_covariance, w),
+                      Contains("VolatilityTarget needs the covariance"));
+  CHECK(volatility_only.overlay<0>().scale() == scale);
+
+  // Bounds sized for another number of assets are caught before the policy runs as well.
+  Overlaid mismatched(RiskParity<double>(), WeightBounds<double>(n + 1, 0.0, 0.2));
+  REQUIRE_THROWS_WITH(mismatched.compute(estimates, w), Contains("weights has 12 entries"));
+  CHECK_FALSE(mismatched.policy().portfolio_variance().has_value());
+}
+
 TEST_CASE("Overlaid: compute does not allocate after the first call", "[overlays][overlaid]") {
   const Index n = 100;
   Market market(n, 3);

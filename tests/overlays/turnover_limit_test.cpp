@@ -143,7 +143,7 @@ TEST_CASE("TurnoverLimit rejects bad options and input and changes nothing",
   unchanged();
   const Eigen::VectorXd short_previous = Eigen::VectorXd::Constant(2, 0.5);
   REQUIRE_THROWS_WITH(limit.apply({.previous_weights = &short_previous}, w),
-                      Contains("weights has 3 entries, expected 2"));
+                      Contains("previous_weights has 2 entries, expected 3"));
   Eigen::VectorXd bad_previous = previous;
   bad_previous(2) = std::numeric_limits<double>::infinity();
   REQUIRE_THROWS_WITH(limit.apply({.previous_weights = &bad_previous}, w),

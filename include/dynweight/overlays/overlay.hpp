@@ -40,7 +40,10 @@ struct OverlayContext {
 /// Weights are fractions of capital and cash is implied (1 − Σw), so an overlay may leave them
 /// summing to less (or more) than 1. `apply` is non-const: an overlay keeps workspace and the
 /// diagnostics of its last call. Bad input throws `dynweight::Error` and leaves the overlay and the
-/// weights unchanged; numerical trouble is a returned `Status`.
+/// weights unchanged; numerical trouble is a returned `Status`. An overlay may also have
+/// `void check_context(const OverlayContext<Scalar>&, Index assets) const`: the checks of `apply`
+/// that do not read the weights (what the context must hold, sizes), which `Overlaid` runs for
+/// every overlay before its policy.
 template <class O>
 concept WeightOverlay = FloatingScalar<typename O::Scalar> &&
     requires(O& overlay, const OverlayContext<typename O::Scalar>& context,
@@ -62,9 +65,13 @@ concept WeightOverlay = FloatingScalar<typename O::Scalar> &&
 /// asset has a volatility) is detected, the overlays are skipped, its status is returned and
 /// `weights` is left unchanged.
 ///
-/// **Errors.** A wrong-size `weights` or `previous_weights` throws before anything runs. An
-/// overlay that throws later leaves `weights` unchanged, but the policy and the overlays before it
-/// have run (their warm starts and diagnostics are those of this call).
+/// **Errors.** A wrong-size `weights` or `previous_weights`, and whatever an overlay's
+/// `check_context` rejects (`TurnoverLimit` without previous weights or with one not finite,
+/// `VolatilityTarget` without a covariance, `WeightBounds` for another number of assets), throw
+/// before anything runs: the policy, the overlays and `weights` are as they were. An overlay that
+/// throws on the weights it is handed (`WeightBounds`' proportional mode given a negative weight,
+/// or weights summing to <= 0) leaves `weights` unchanged too, but the policy and the overlays
+/// before it have run (their warm starts and diagnostics are those of this call).
 ///
 /// **Known variance.** A policy with `std::optional<Scalar> portfolio_variance()` (wᵀΣw of the
 /// weights it just wrote, on the covariance it was given: `RiskParity` has it from its solve) hands
@@ -131,6 +138,16 @@ class Overlaid {
       m_work.resize(n);
       m_entering.resize(n);
     }
+    OverlayContext<Scalar> context{&estimates, previous_weights};
+    std::apply(
+        [&](const auto&... overlay) {
+          const auto check = [&](const auto& one) {
+            if constexpr (requires { one.check_context(context, n); })
+              one.check_context(context, n);
+          };
+          (check(overlay), ...);
+        },
+        m_overlays);
     m_work.setConstant(std::numeric_limits<Scalar>::quiet_NaN());
     Status first = m_policy.compute(estimates, m_work);
     if (!m_work.allFinite())
@@ -142,7 +159,6 @@ class Overlaid {
         known = true;
       }
     }
-    OverlayContext<Scalar> context{&estimates, previous_weights};
     std::apply(
         [&](auto&... overlay) {
           const auto step = [&](auto& one) {

@@ -63,19 +63,23 @@ class TurnoverLimit {
     m_options.validate();
   }
 
-  Status apply(const OverlayContext<Scalar>& context, Eigen::Ref<VectorType> weights) {
-    const AssetNames& names =
-        context.estimates != nullptr ? context.estimates->names() : no_names();
-    const CheckContext check{"TurnoverLimit::apply", names};
+  /// The checks of `apply` that do not read the weights, for weights of `assets` entries: the
+  /// previous weights given, of that size and finite (`Overlaid` runs them before its policy).
+  void check_context(const OverlayContext<Scalar>& context, Index assets) const {
+    const CheckContext check = checked_in(context);
     if (context.previous_weights == nullptr) {
       detail::fail(check,
                    "TurnoverLimit needs the previous weights (OverlayContext::previous_weights, "
                    "the book's current weights), which were not given");
     }
+    check_size(check, "previous_weights", context.previous_weights->size(), assets);
+    check_finite(check, "previous_weights", *context.previous_weights);
+  }
+
+  Status apply(const OverlayContext<Scalar>& context, Eigen::Ref<VectorType> weights) {
+    check_context(context, weights.size());
+    check_finite(checked_in(context), "weights", weights);
     const VectorType& previous = *context.previous_weights;
-    check_size(check, "weights", weights.size(), previous.size());
-    check_finite(check, "previous_weights", previous);
-    check_finite(check, "weights", weights);
 
     const Index n = weights.size();
     Scalar requested = 0;
@@ -109,9 +113,11 @@ class TurnoverLimit {
   [[nodiscard]] Scalar step() const { return m_step; }
 
  private:
-  static const AssetNames& no_names() {
-    static const AssetNames empty;
-    return empty;
+  // Errors name the assets when the context has estimates.
+  static CheckContext checked_in(const OverlayContext<Scalar>& context) {
+    static const AssetNames no_names;
+    return {"TurnoverLimit::apply",
+            context.estimates != nullptr ? context.estimates->names() : no_names};
   }
 
   TurnoverLimitOptions m_options;

@@ -81,14 +81,22 @@ class VolatilityTarget {
     m_options.validate();
   }
 
-  Status apply(const OverlayContext<Scalar>& context, Eigen::Ref<VectorType> weights) {
+  /// The checks of `apply` that do not read the weights, for weights of `assets` entries: a
+  /// covariance in the context, of that size (`Overlaid` runs them before its policy).
+  void check_context(const OverlayContext<Scalar>& context, Index assets) const {
     if (context.estimates == nullptr)
       detail::fail_missing("VolatilityTarget", "covariance");
+    static_cast<void>(context.estimates->covariance("VolatilityTarget"));
+    check_size(CheckContext{"VolatilityTarget::apply", context.estimates->names()}, "weights",
+               assets, context.estimates->assets());
+  }
+
+  Status apply(const OverlayContext<Scalar>& context, Eigen::Ref<VectorType> weights) {
+    check_context(context, weights.size());
     const Estimates<Scalar>& estimates = *context.estimates;
     const MatrixType& sigma = estimates.covariance("VolatilityTarget");
     const Index n = estimates.assets();
     const CheckContext check{"VolatilityTarget::apply", estimates.names()};
-    check_size(check, "weights", weights.size(), n);
     check_finite(check, "weights", weights);
 
     // Σ is symmetric in either storage (a full Σ is checked when given to `Estimates`), so its

@@ -107,12 +107,18 @@ class WeightBounds {
     m_breakpoints.resize(static_cast<std::size_t>(2 * n));
   }
 
+  /// The check of `apply` that does not read the weights: `assets` entries, as many as the bounds
+  /// (`Overlaid` runs it before its policy; the context is not read).
+  void check_context(const OverlayContext<Scalar>& context, Index assets) const {
+    static_cast<void>(context);
+    check_size(CheckContext{"WeightBounds::apply", m_names}, "weights", assets, this->assets());
+  }
+
   /// Projects `weights` onto the bounds (the context is not read).
   Status apply(const OverlayContext<Scalar>& context, Eigen::Ref<VectorType> weights) {
-    static_cast<void>(context);
+    check_context(context, weights.size());
     const Index n = assets();
     const CheckContext check{"WeightBounds::apply", m_names};
-    check_size(check, "weights", weights.size(), n);
     const bool proportional = m_options.projection == BoundsProjection::proportional;
     if (proportional)
       check_nonnegative(check, "weights", weights);
