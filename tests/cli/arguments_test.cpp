@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli_support.hpp"
@@ -117,4 +118,50 @@ TEST_CASE("help prints usage on stdout with status 0", "[cli][arguments]") {
   for (const char* option : {"--prices", "--volumes", "--missing", "--window", "--halflife",
                              "--returns", "--stat", "--all"})
     CHECK(stats.out.find(option) != std::string::npos);
+}
+
+TEST_CASE("a huge --window is rejected for the file's rows before any buffer is sized",
+          "[cli][arguments]") {
+  // 10^9 returns x 6 assets would be a 48 GB ring buffer (std::bad_alloc); the price file has 120
+  // rows, so the window can never fill.
+  const std::string prices = data_path("market/prices.csv").string();
+  const std::string volumes = data_path("market/volumes.csv").string();
+  const std::vector<std::vector<std::string>> commands = {
+      {"stats", "--prices", prices, "--window", "1000000000", "--stat", "vol"},
+      {"stats", "--prices", prices, "--window", "1000000000", "--stat", "cov", "--all"},
+      {"stats", "--prices", prices, "--volumes", volumes, "--window", "1000000000", "--stat",
+       "adv"},
+      {"weights", "--prices", prices, "--window", "1000000000", "--policy", "inverse-vol"},
+      {"weights", "--prices", prices, "--window", "1000000000", "--policy", "shrinkage",
+       "--shrinkage", "oas"},
+      {"weights", "--prices", prices, "--volumes", volumes, "--window", "1000000000", "--policy",
+       "liquidity"},
+      {"backtest", "--prices", prices, "--window", "1000000000", "--policy", "inverse-vol",
+       "--every", "5", "--annualization", "252", "--out", "unused_out_dir"},
+  };
+  for (const auto& arguments : commands) {
+    const auto result = run_cli(arguments);
+    INFO(result.err);
+    CHECK(result.status == 2);
+    CHECK(result.out.empty());
+    CHECK(result.err.rfind("dynweight: --window 1000000000 is longer than the price file", 0) == 0);
+    CHECK(result.err.find(prices + " has 120") != std::string::npos);
+  }
+  const auto adv = run_cli(commands[2]);
+  CHECK(adv.err.find("it needs 1000000000 price rows") != std::string::npos);
+  const auto vol = run_cli(commands[0]);
+  CHECK(vol.err.find("it needs 1000000001 price rows") != std::string::npos);
+}
+
+TEST_CASE("sample rejects more cells than it can hold before generating any", "[cli][arguments]") {
+  for (const auto& [assets, days] : std::vector<std::pair<std::string, std::string>>{
+           {"1000000000", "2"}, {"100000", "100000"}, {"9000000000000000000", "10000000"}}) {
+    const auto result = run_cli(
+        {"sample", "--assets", assets, "--days", days, "--seed", "1", "--out", "unused_sample"});
+    INFO(result.err);
+    CHECK(result.status == 2);
+    CHECK(result.out.empty());
+    CHECK(result.err.rfind("dynweight: --assets " + assets + " x --days " + days, 0) == 0);
+    CHECK(result.err.find("at most 20000000") != std::string::npos);
+  }
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -418,6 +419,50 @@ TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][b
       CHECK(result.err.find(message) != std::string::npos);
       CHECK(result.out.empty());
       CHECK_FALSE(fs::exists(out));
+    }
+  }
+}
+
+TEST_CASE("backtest: an output that cannot be replaced leaves every old output as it was",
+          "[cli][backtest]") {
+  // One of the five targets is a non-empty directory, so renaming a file over it fails: the
+  // replacement must be all or nothing, whichever file it is.
+  const std::vector<std::string> outputs = {"weights.csv", "trades.csv", "equity.csv",
+                                            "summary.json", "chart.svg"};
+  const auto backtest = [](const fs::path& out, const std::string& every) {
+    return run_cli({"backtest", "--prices", prices_csv(), "--policy", "risk-parity", "--window",
+                    "20", "--every", every, "--annualization", "252", "--out", out.string()});
+  };
+  for (const std::string& blocked : outputs) {
+    DYNAMIC_SECTION("blocked: " << blocked) {
+      const fs::path out = work_dir("backtest_all_or_nothing") / "out";
+      REQUIRE(backtest(out, "10").status == 0);
+      fs::remove(out / blocked);
+      fs::create_directories(out / blocked);
+      write_text(out / blocked / "keep.txt", "not a file the backtest writes\n");
+      std::vector<std::string> old_text;
+      for (const auto& name : outputs)
+        old_text.push_back(name == blocked ? std::string() : read_text(out / name));
+
+      const auto result = backtest(out, "7");  // other trades: every file would change
+      INFO(result.err);
+      CHECK(result.status == 1);
+      CHECK(result.out.empty());
+      CHECK(result.err.rfind("dynweight: cannot replace '" + (out / blocked).string() + "'", 0) ==
+            0);
+      CHECK(result.err.find("no file in '" + out.string() + "' was changed") != std::string::npos);
+      for (std::size_t k = 0; k < outputs.size(); ++k) {
+        INFO(outputs[k]);
+        if (outputs[k] == blocked)
+          CHECK(read_text(out / blocked / "keep.txt") == "not a file the backtest writes\n");
+        else
+          CHECK(read_text(out / outputs[k]) == old_text[k]);
+      }
+      auto files = files_in(out);  // no temporary or set-aside file is left behind
+      std::sort(files.begin(), files.end());
+      auto expected = outputs;
+      std::sort(expected.begin(), expected.end());
+      CHECK(files == expected);
     }
   }
 }

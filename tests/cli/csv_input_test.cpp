@@ -260,3 +260,104 @@ TEST_CASE("append_number writes what fmt's {:.17g} writes", "[cli][output]") {
     REQUIRE(fmt::to_string(out) == expected);
   }
 }
+
+TEST_CASE("a library error on a row names the file and the line of the row", "[cli][csv]") {
+  // Both prices are valid cells, but the simple return 1e300 / 1e-300 - 1 overflows: the library
+  // rejects the bar, and the message must say where that bar is (line 4: a blank line precedes).
+  const auto dir = work_dir("library_error_location");
+  const std::string prices = (dir / "prices.csv").string();
+  write_text(prices,
+             "date,A,B\n2024-01-01,1e-300,1\n\n2024-01-02,1e300,1.1\n2024-01-03,1,1.2\n"
+             "2024-01-04,1,1.3\n2024-01-05,1,1.1\n");
+  const std::vector<std::vector<std::string>> commands = {
+      {"stats", "--prices", prices, "--window", "2", "--stat", "vol"},
+      {"stats", "--prices", prices, "--halflife", "2", "--stat", "cov", "--all"},
+      {"weights", "--prices", prices, "--window", "2", "--policy", "inverse-vol"},
+      {"weights", "--prices", prices, "--halflife", "2", "--policy", "risk-parity", "--all"},
+      {"backtest", "--prices", prices, "--window", "2", "--policy", "inverse-vol", "--every", "1",
+       "--annualization", "252", "--out", (dir / "out").string()},
+  };
+  for (const auto& arguments : commands) {
+    const auto result = run_cli(arguments);
+    INFO(arguments[0] << " " << arguments[3] << ": " << result.err);
+    CHECK(result.status == 2);
+    CHECK(result.out.empty());
+    CHECK(result.err.rfind("dynweight: " + prices + ":4: ", 0) == 0);
+    CHECK(result.err.find("(date 2024-01-02)") != std::string::npos);
+    CHECK(result.err.find("is 1e+300") != std::string::npos);  // the library's own diagnosis
+    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "out"));
+
+  // A dollar volume (price x volume) that overflows: the prices' row, and the volumes' row too.
+  write_text(dir / "p.csv", "date,A,B\n2024-01-01,1e300,1\n2024-01-02,1e300,1.1\n");
+  write_text(dir / "v.csv", "date,A,B\n\n2024-01-01,10,1\n2024-01-02,10,1\n");
+  const auto adv = run_cli({"stats", "--prices", (dir / "p.csv").string(), "--volumes",
+                            (dir / "v.csv").string(), "--window", "2", "--stat", "adv"});
+  INFO(adv.err);
+  CHECK(adv.status == 2);
+  CHECK(adv.err.rfind("dynweight: " + (dir / "p.csv").string() + ":2: ", 0) == 0);
+  CHECK(adv.err.find("(date 2024-01-01, volumes " + (dir / "v.csv").string() + ":3)") !=
+        std::string::npos);
+}
+
+TEST_CASE("a date followed by text is rejected and the documented date-times are read",
+          "[cli][csv]") {
+  const auto dir = work_dir("date_suffix");
+  const auto stats = [&dir](const std::string& second_date) {
+    write_text(dir / "prices.csv",
+               "date,A,B\n2020-01-01,1,2\n" + second_date + ",1.5,2.5\n2020-01-31,1.25,2.25\n");
+    return run_cli(
+        {"stats", "--prices", (dir / "prices.csv").string(), "--window", "2", "--stat", "mean"});
+  };
+  for (const std::string bad :
+       {"2020-01-02xyz", "2020-01-02 junk", "2020-01-02Tjunk", "2020-01-02T", "2020-01-02 10",
+        "2020-01-02 10:00junk", "2020-01-02T10:00:00 UTC", "2020-01-02 24:00", "2020-01-02T10:60",
+        "2020-01-02T10:30:61", "2020-01-02T10:30:00.", "2020-01-02T10:30+1", "2020-01-02T10:30Zx",
+        "2020-01-02T10:30+25:00", "2020-01-02  10:30"}) {
+    const auto result = stats(bad);
+    INFO("date '" << bad << "': " << result.err);
+    CHECK(result.status == 2);
+    CHECK(result.out.empty());
+    CHECK(result.err.rfind("dynweight: " + (dir / "prices.csv").string() + ":3:1: '" + bad +
+                               "' is not an ISO 8601 date",
+                           0) == 0);
+  }
+  for (const std::string good :
+       {"2020-01-02", "2020-01-02 00:00:00", "2020-01-02T09:30", "2020-01-02T09:30:00",
+        "2020-01-02 09:30:00.123456", "2020-01-02T09:30:00Z", "2020-01-02 09:30:00+01:00",
+        "2020-01-02T09:30:00-0500", "2020-01-02T09:30+05", "2020-01-02T23:59:60"}) {
+    const auto result = stats(good);
+    INFO("date '" << good << "': " << result.err);
+    CHECK(result.status == 0);
+    CHECK(result.err.empty());
+  }
+}
+
+TEST_CASE("errors in a header after blank lines name the header's line", "[cli][csv]") {
+  const auto dir = work_dir("header_line");
+  const std::string prices = (dir / "prices.csv").string();
+  const std::string volumes = (dir / "volumes.csv").string();
+  write_text(prices, "date,A,B\n2020-01-01,1,2\n2020-01-02,1.5,2.5\n");
+  const auto adv = [&]() {
+    return run_cli(
+        {"stats", "--prices", prices, "--volumes", volumes, "--window", "2", "--stat", "adv"});
+  };
+  write_text(volumes, "\n\r\ndate,A,C\n2020-01-01,10,20\n2020-01-02,5,20\n");
+  auto result = adv();
+  CHECK(result.status == 2);
+  CHECK(result.err.rfind("dynweight: " + volumes + ":3:3: asset 'C' differs from 'B'", 0) == 0);
+
+  write_text(volumes, "\n\ndate,A\n2020-01-01,10\n2020-01-02,5\n");
+  result = adv();
+  CHECK(result.status == 2);
+  CHECK(result.err.rfind("dynweight: " + volumes + ":3: the header has 1 assets", 0) == 0);
+
+  write_text(volumes, "\ndate,A,B\n2020-01-01,10,20\n2020-01-02,5,20\n");
+  CHECK(adv().status == 0);
+
+  write_text(prices, "\n\ndate,A,A\n2020-01-01,1,2\n");
+  result = adv();
+  CHECK(result.status == 2);
+  CHECK(result.err.rfind("dynweight: " + prices + ":3:3: duplicate asset name 'A'", 0) == 0);
+}

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cli_support.hpp"
 #include "dynweight/market_reader.hpp"
@@ -187,4 +189,60 @@ TEST_CASE("the sample market has fat tails and correlated assets and volatile bu
   }
   CHECK(abs_return[1] / days[1] > 1.5 * abs_return[0] / days[0]);
   CHECK(volume[1] / days[1] > 1.5 * volume[0] / days[0]);
+}
+
+TEST_CASE("sample keeps every date within 9999-12-31, the last the readers accept",
+          "[cli][sample]") {
+  const auto dir = work_dir("sample_last_year");
+  // 9999-12-27 is a Monday: five business days fit, up to Friday 9999-12-31.
+  for (const auto& [start, days] :
+       std::vector<std::pair<std::string, std::string>>{{"9999-12-27", "6"},
+                                                        {"9999-12-30", "3"},
+                                                        {"9999-12-25", "6"},
+                                                        {"2015-01-02", "2100000"}}) {
+    const fs::path out = dir / ("too_late_" + start);
+    const auto result = run_cli({"sample", "--assets", "2", "--days", days, "--seed", "1",
+                                 "--start-date", start, "--out", out.string()});
+    INFO(result.err);
+    CHECK(result.status == 2);
+    CHECK(result.out.empty());
+    CHECK(result.err.rfind("dynweight: --days " + days + ": ", 0) == 0);
+    CHECK(result.err.find("past 9999-12-31") != std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+  }
+  const auto fits = run_cli({"sample", "--assets", "2", "--days", "6", "--seed", "1",
+                             "--start-date", "9999-12-27", "--out", (dir / "x").string()});
+  CHECK(fits.err.find("at most 5 business days from 9999-12-27") != std::string::npos);
+
+  for (const char* start : {"9999-12-27", "9999-12-25"}) {
+    const fs::path out = dir / (std::string("fits_") + start);
+    const auto result = run_cli({"sample", "--assets", "2", "--days", "5", "--seed", "1",
+                                 "--start-date", start, "--out", out.string()});
+    INFO(result.err);
+    REQUIRE(result.status == 0);
+    dynweight::cli::MarketReader reader((out / "prices.csv").string(),
+                                        (out / "volumes.csv").string(),
+                                        dynweight::cli::MissingPolicy::error);
+    std::string last;
+    while (reader.next())
+      last = reader.date();
+    CHECK(reader.bars() == 5);
+    CHECK(last == "9999-12-31");
+  }
+}
+
+TEST_CASE("sample replaces prices.csv and volumes.csv together or not at all", "[cli][sample]") {
+  const auto dir = work_dir("sample_all_or_nothing");
+  sample(dir, "1");
+  const std::string old_prices = read_text(dir / "prices.csv");
+  fs::remove(dir / "volumes.csv");
+  fs::create_directories(dir / "volumes.csv" / "sub");
+  const auto result =
+      run_cli({"sample", "--assets", "6", "--days", "120", "--seed", "2", "--out", dir.string()});
+  INFO(result.err);
+  CHECK(result.status == 1);
+  CHECK(result.err.find("cannot replace '" + (dir / "volumes.csv").string() + "'") !=
+        std::string::npos);
+  CHECK(read_text(dir / "prices.csv") == old_prices);
+  CHECK(directory_listing(dir) == std::vector<std::string>{"prices.csv", "volumes.csv"});
 }
