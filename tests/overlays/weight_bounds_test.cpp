@@ -295,6 +295,26 @@ TEST_CASE("WeightBounds: proportional falls back to euclidean when the caps cann
   CHECK(exact.projection_used() == BoundsProjection::proportional);
 }
 
+TEST_CASE("WeightBounds: caps summing to 1 only to rounding hold every weight at its cap",
+          "[overlays][weight_bounds]") {
+  // Caps 0.5 and 0.5 − 2⁻⁵³ sum to 1 − 2⁻⁵³ < 1, which the constructor accepts (within N·ε):
+  // no c reaches Σ = 1 exactly, and the closest point that meets the bounds is the caps
+  // themselves, in either projection, with Σw within 2ε of 1.
+  const double below_half = 0.5 - std::ldexp(1.0, -53);
+  const Eigen::VectorXd caps = (Eigen::VectorXd(2) << 0.5, below_half).finished();
+  REQUIRE(caps.sum() < 1.0);
+  const auto projection = GENERATE(BoundsProjection::proportional, BoundsProjection::euclidean);
+  CAPTURE(projection == BoundsProjection::euclidean);
+  WeightBounds<double> bounds(Eigen::VectorXd::Zero(2), caps, {.projection = projection});
+  Eigen::VectorXd w = (Eigen::VectorXd(2) << 0.9, 0.1).finished();
+  const auto status = bounds.apply({}, w);
+  CHECK(status.ok());
+  CHECK(w == caps);
+  CHECK(bounds.at_cap() == 2);
+  CHECK(bounds.projection_used() == projection);
+  CHECK(std::abs(w.sum() - 1.0) <= 2 * epsilon<double>);
+}
+
 TEST_CASE("WeightBounds rejects infeasible or malformed bounds",
           "[overlays][weight_bounds][errors]") {
   REQUIRE_THROWS_WITH(WeightBounds<double>(3, 0.4, 0.5),

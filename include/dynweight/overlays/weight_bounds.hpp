@@ -226,7 +226,8 @@ class WeightBounds {
   }
 
   // weights ← clamp(a + s·c, lower, upper) with Σ = G, a = m_offset, s = m_slope >= 0. Returns
-  // false, leaving `weights` as they were, when even c → ∞ falls short of G.
+  // false, leaving `weights` as they were, when even c → ∞ falls short of G because assets with
+  // s = 0 sit below their caps.
   bool solve(Eigen::Ref<VectorType> weights) {
     const Index n = assets();
     const Scalar target = m_invested;
@@ -283,8 +284,15 @@ class WeightBounds {
           fixed += m_upper(i);
       }
     }
-    if (!found && fixed < target)
-      return false;  // every asset that can move is at its cap and G is still not reached
+    if (!found && fixed < target) {
+      // Every asset that can move is at its cap and G is still not reached. With every asset at
+      // its cap, the caps fall short of 1 by no more than the rounding the constructor allows
+      // (N·ε): the caps are the projection (c = ∞). Else the assets that cannot move are at fault.
+      for (Index i = 0; i < n; ++i) {
+        if (!(m_slope(i) > 0) && m_lower(i) < m_upper(i))
+          return false;
+      }
+    }
     Scalar c;
     if (!found)
       c = std::numeric_limits<Scalar>::infinity();
