@@ -40,6 +40,7 @@ using dynweight::VolatilityTarget;
 using dynweight::WeightBounds;
 using dynweight::test::identical;
 using dynweight::test::near;
+using dynweight::test::Tolerance;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
@@ -71,6 +72,11 @@ struct Market {
   [[nodiscard]] Index bars() const { return prices.cols(); }
   [[nodiscard]] Index assets() const { return prices.rows(); }
 };
+
+// Weights of a book (shares, cash) at `prices`, cash implied.
+VectorXd weights_of(const VectorXd& shares, double cash, const VectorXd& prices) {
+  return shares.cwiseProduct(prices) / (shares.dot(prices) + cash);
+}
 
 Market market_from_returns(const MatrixXd& returns) {
   const Index n = returns.cols();
@@ -124,7 +130,7 @@ struct ByHand {
   std::optional<dynweight::RollingDollarVolume<double>> adv;
   Policy policy;
   dynweight::Rebalancer<double> rebalancer;
-  VectorXd shares, held_weights, targets, candidate;
+  VectorXd shares, held_weights, targets, planned, candidate;
   double cash;
   MatrixXd shrunk;
   VectorXd shrunk_volatility;
@@ -141,6 +147,7 @@ struct ByHand {
         shares(VectorXd::Zero(n)),
         held_weights(VectorXd::Zero(n)),
         targets(VectorXd::Constant(n, kNaN)),
+        planned(VectorXd::Constant(n, kNaN)),
         candidate(n),
         cash(o.initial_cash),
         shrunk(n, n),
@@ -236,6 +243,7 @@ struct ByHand {
     last_rebalance = bar;
     shares += rebalancer.result().shares_delta;
     cash = rebalancer.result().cash_after;
+    planned = weights_at(prices);  // the book the plan leaves, at this bar's prices
   }
 };
 
@@ -257,7 +265,7 @@ struct Triggers {
     if (o.every > 0 && ready_bars % o.every == 0)
       reasons |= RebalanceReason::calendar;
     if (o.drift_band > 0 && hand.has_targets &&
-        (hand.weights_at(prices) - hand.targets).cwiseAbs().maxCoeff() > o.drift_band)
+        (hand.weights_at(prices) - hand.planned).cwiseAbs().maxCoeff() > o.drift_band)
       reasons |= RebalanceReason::drift;
     if (o.regime.enabled && armed && !std::isnan(ratio) && ratio > o.regime.upper)
       reasons |= RebalanceReason::regime;
@@ -327,6 +335,9 @@ Counts run_against_hand(const Market& market, const Policy& policy,
     }
     counts.held_back += held;
     REQUIRE(identical(weighter.targets(), hand.targets));
+    // The plan's weights_after divide by its value_after, the hand's by shares·p + cash: the
+    // same number by two roundings' worth of different sums.
+    REQUIRE(near(weighter.planned_weights(), hand.planned, 4e-16, Tolerance::absolute));
     REQUIRE(identical(weighter.shares(), hand.shares));
     REQUIRE(weighter.cash() == hand.cash);
     hand.held_weights = hand.weights_at(prices);
@@ -447,13 +458,13 @@ TEST_CASE("DynamicWeighter's drift trigger fires when and only when the band is 
   const double band = 0.03;
   DynamicWeighter weighter(n, InverseVolatility<double>(),
                            {.moments = {.window = 20}, .drift_band = band});
+  VectorXd planned;
   Index fired = 0, quiet = 0;
   for (Index t = 0; t < market.bars(); ++t) {
     CAPTURE(t);
     const VectorXd prices = market.prices.col(t);
     const VectorXd shares = weighter.shares();
     const double cash = weighter.cash();
-    const VectorXd targets = weighter.targets();
     const bool had_targets = weighter.has_targets();
     const auto& bar = weighter.update(prices);
     if (t < 20) {
@@ -463,18 +474,70 @@ TEST_CASE("DynamicWeighter's drift trigger fires when and only when the band is 
     if (!had_targets) {
       CHECK(bar.reasons == RebalanceReason::initial);
       CHECK(bar.rebalanced);
+      planned = weights_of(weighter.shares(), weighter.cash(), prices);
       continue;
     }
-    // The book's weights at this bar's prices before trading, against the last targets.
-    const VectorXd w = shares.cwiseProduct(prices) / (shares.dot(prices) + cash);
-    const bool outside = (w - targets).cwiseAbs().maxCoeff() > band;
+    // The book's weights at this bar's prices before trading, against those the last plan left.
+    const bool outside = (weights_of(shares, cash, prices) - planned).cwiseAbs().maxCoeff() > band;
     CHECK(bar.rebalanced == outside);
     CHECK(bar.reasons == (outside ? RebalanceReason::drift : RebalanceReason::none));
+    if (bar.rebalanced)
+      planned = weights_of(weighter.shares(), weighter.cash(), prices);
     fired += outside;
     quiet += !outside;
   }
   CHECK(fired >= 3);
   CHECK(quiet >= 40);
+}
+
+TEST_CASE(
+    "DynamicWeighter's drift is measured from what the plan reached, not from targets it "
+    "cannot reach",
+    "[pipeline]") {
+  // Targets the book cannot hold: a volatility target far above the market's, levered to 150%,
+  // in a backtest that cannot borrow; and lots of about 4% of the book. Measured from the
+  // targets, the book would be outside a 2% band on every bar and the plan would trade nothing.
+  const Index n = 3;
+  MatrixXd returns(99, n);
+  for (Index t = 0; t < returns.rows(); ++t) {
+    for (Index i = 0; i < n; ++i)
+      returns(t, i) = 0.004 * (t % 2 == 0 ? 1.0 : -1.0) * (1.0 + 0.3 * double(i));
+    if (t + 1 >= 60)
+      returns(t, 0) += 0.01;  // from bar 60 asset 0 climbs: the book drifts for real
+  }
+  const Market market = market_from_returns(returns);
+  const double band = 0.02;
+  using Levered = Overlaid<InverseVolatility<double>, VolatilityTarget<double>>;
+  const Levered policy(
+      InverseVolatility<double>(),
+      VolatilityTarget<double>({.target = 1.0, .annualization = 252, .max_leverage = 1.5}));
+  DynamicWeighter weighter(n, policy, {.moments = {.window = 20}, .drift_band = band});
+  // A lot of each asset is worth ~4% of the book (1e6) at the first prices.
+  weighter.set_lot_sizes((0.04 * 1e6) * market.prices.col(0).cwiseInverse());
+  VectorXd planned;
+  Index fired = 0;
+  for (Index t = 0; t < market.bars(); ++t) {
+    CAPTURE(t);
+    const VectorXd prices = market.prices.col(t);
+    const VectorXd shares = weighter.shares();
+    const double cash = weighter.cash();
+    const bool had_targets = weighter.has_targets();
+    const auto& bar = weighter.update(prices);
+    if (t < 20)
+      continue;
+    if (had_targets) {
+      REQUIRE(weighter.targets().sum() > 1.2);  // beyond what the book can hold
+      const bool outside =
+          (weights_of(shares, cash, prices) - planned).cwiseAbs().maxCoeff() > band;
+      CHECK(bar.reasons == (outside ? RebalanceReason::drift : RebalanceReason::none));
+      fired += outside;
+    }
+    if (bar.rebalanced)
+      planned = weights_of(weighter.shares(), weighter.cash(), prices);
+  }
+  // Quiet while the prices only oscillate (bars 21..59), firing once the trend moves the book.
+  CHECK(fired >= 2);
+  CHECK(fired <= 20);
 }
 
 TEST_CASE(

@@ -34,7 +34,7 @@ enum class RebalanceReason : std::uint8_t {
   none = 0,
   initial = 1,   ///< the first ready bar (no targets yet)
   calendar = 2,  ///< every `every` ready bars
-  drift = 4,     ///< max_i |w_i − w*_i| > `drift_band`
+  drift = 4,     ///< max_i |w_i − w̃_i| > `drift_band` (w̃: the weights the last plan left)
   regime = 8,    ///< σ_short / σ_long of the portfolio's return rose above `regime.upper`
 };
 
@@ -125,7 +125,8 @@ struct DynamicWeighterOptions {
   bool volumes = false;
   /// Calendar trigger: rebalance every this many ready bars, counted from the first; 0: off.
   Index every = 0;
-  /// Drift trigger: rebalance when max_i |w_i − w*_i| > drift_band; 0: off.
+  /// Drift trigger: rebalance when max_i |w_i − w̃_i| > drift_band, w̃ the weights the last plan
+  /// left the book at (see `DynamicWeighter`); 0: off.
   double drift_band = 0.0;
   RegimeOptions regime = {};
   /// At least this many bars from one rebalance to the next (a trigger inside the gap is held
@@ -225,8 +226,12 @@ struct BarResult {
 ///  - *initial*: the first ready bar, and every bar until a rebalance succeeded;
 ///  - *calendar* (`every` = k > 0): ready bars 0, k, 2k, ... counted from the first ready bar, a
 ///    fixed schedule that other triggers do not shift;
-///  - *drift* (`drift_band` > 0): max_i |w_i − w*_i| > band, w the book's weights at the bar's
-///    prices before trading, w* the targets of the last rebalance (cash implied in both);
+///  - *drift* (`drift_band` > 0): max_i |w_i − w̃_i| > band, w the book's weights at the bar's
+///    prices before trading, w̃ the weights the last rebalance's plan leaves the book at
+///    (`planned_weights()`, its `weights_after`; cash implied in both). These are the targets as
+///    far as cash, lots, bands and participation allow: measured from the targets themselves, a
+///    book that cannot reach them (targets over 100% without borrowing, lots of a few percent of
+///    the book) would be outside the band on every bar and trade nothing;
 ///  - *regime* (`regime.enabled`): r_p feeds two zero-mean EWMA variances, half-lives h_s < h_l,
 ///    σ²_t = Σ_k λ^{t−k} r_k² / Σ_k λ^{t−k} (λ = 2^{−1/h}; pandas
 ///    `(r_p**2).ewm(halflife=h, adjust=True).mean()`), only on bars where the book held a risky
@@ -287,6 +292,7 @@ class DynamicWeighter {
         m_cash(static_cast<Scalar>(options.initial_cash)),
         m_book_weights(VectorType::Zero(assets)),
         m_targets(assets),
+        m_planned(assets),
         m_candidate(assets),
         m_scratch(assets),
         m_adv_shares(assets) {
@@ -311,6 +317,7 @@ class DynamicWeighter {
           static_cast<Scalar>(EwmaDecay::from_halflife(options.regime.long_halflife).alpha());
     }
     m_targets.setConstant(nan());
+    m_planned.setConstant(nan());
     m_value = m_cash;
   }
 
@@ -374,6 +381,9 @@ class DynamicWeighter {
   /// Targets w* of the last rebalance (fractions of value, cash implied); NaN before the first.
   [[nodiscard]] const VectorType& targets() const { return m_targets; }
   [[nodiscard]] bool has_targets() const { return m_has_targets; }
+  /// The weights the last rebalance's plan leaves the book at, at that bar's prices (its
+  /// `weights_after`): what the drift trigger measures from. NaN before the first rebalance.
+  [[nodiscard]] const VectorType& planned_weights() const { return m_planned; }
   /// The last plan (`Rebalancer::result()`); current only when `result().rebalanced`.
   [[nodiscard]] const TradePlan<Scalar>& plan() const { return m_rebalancer.result(); }
   /// The book's shares and cash.
@@ -514,7 +524,7 @@ class DynamicWeighter {
     if (m_options.every > 0 && m_ready_bars % m_options.every == 0)
       reasons |= RebalanceReason::calendar;
     if (m_options.drift_band > 0 && m_has_targets) {
-      const Scalar drift = (m_book_weights - m_targets).cwiseAbs().maxCoeff();
+      const Scalar drift = (m_book_weights - m_planned).cwiseAbs().maxCoeff();
       if (drift > static_cast<Scalar>(m_options.drift_band))
         reasons |= RebalanceReason::drift;
     }
@@ -571,6 +581,7 @@ class DynamicWeighter {
     }
     // The plan succeeded: commit.
     m_targets = m_candidate;
+    m_planned = m_rebalancer.result().weights_after;
     m_has_targets = true;
     m_last_rebalance = result.bar;
     if (has(result.reasons, RebalanceReason::regime))
@@ -627,6 +638,7 @@ class DynamicWeighter {
   Scalar m_value = 0;
   VectorType m_book_weights;  // shares·p / V at the latest prices, after the latest trades
   VectorType m_targets;
+  VectorType m_planned;     // the last plan's weights_after: the drift trigger's reference
   VectorType m_candidate;   // the policy's output before the plan commits it
   VectorType m_scratch;     // prospective returns (validation)
   VectorType m_adv_shares;  // ADV$ / price
