@@ -191,7 +191,7 @@ TEST_CASE("the sample market has fat tails and correlated assets and volatile bu
   CHECK(volume[1] / days[1] > 1.5 * volume[0] / days[0]);
 }
 
-TEST_CASE("sample keeps every date within 9999-12-31, the last the readers accept",
+TEST_CASE("sample keeps every date up to 9999-12-31 (the last date the readers accept)",
           "[cli][sample]") {
   const auto dir = work_dir("sample_last_year");
   // 9999-12-27 is a Monday: five business days fit, up to Friday 9999-12-31.

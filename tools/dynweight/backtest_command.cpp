@@ -458,6 +458,7 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
 
   MarketReader reader(arguments.input.prices, arguments.input.volumes_path(),
                       arguments.input.missing_policy());
+  check_window_fits(arguments.estimator.window, 1, reader);
   const Index n = reader.asset_count();
   const std::vector<std::string>& names = reader.assets();
   check_max_weight(setup, n);
@@ -490,8 +491,10 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
 
   while (reader.next()) {
     const std::string& date = reader.date();
-    const auto& bar = setup.liquidity ? weighter.update(reader.prices(), reader.volumes())
-                                      : weighter.update(reader.prices());
+    const auto& bar = on_bar(reader, [&]() -> decltype(auto) {
+      return setup.liquidity ? weighter.update(reader.prices(), reader.volumes())
+                             : weighter.update(reader.prices());
+    });
     progress.update(reader.bars(), date);
     ready = ready || weighter.ready();
     if (bar.reasons != RebalanceReason::none && !bar.rebalanced) {
@@ -613,11 +616,14 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
   if (error)
     throw std::runtime_error("cannot create the directory '" + arguments.out +
                              "': " + error.message());
-  weights_out.commit(out_dir / "weights.csv");
-  trades_out.commit(out_dir / "trades.csv");
-  equity_out.commit(out_dir / "equity.csv");
-  write_file_atomically(out_dir / "summary.json", std::string_view(summary.data(), summary.size()));
-  write_file_atomically(out_dir / "chart.svg", chart);
+  // All five files replace the old ones together, or none does.
+  FileSetReplacement files;
+  files.add(out_dir / "weights.csv", weights_out);
+  files.add(out_dir / "trades.csv", trades_out);
+  files.add(out_dir / "equity.csv", equity_out);
+  files.add(out_dir / "summary.json", std::string_view(summary.data(), summary.size()));
+  files.add(out_dir / "chart.svg", chart);
+  files.commit();
   std::fputs(notes.c_str(), stderr);
 }
 
@@ -682,7 +688,7 @@ Command add_backtest_command(CLI::App& parent) {
                       "No-trade band: an asset is not traded while |weight - target| <= X");
   app->add_option("--out", arguments->out,
                   "Directory for the results (created if needed; files are written only once "
-                  "the whole run succeeded, each replaced atomically)")
+                  "the whole run succeeded, and replace the old ones all together or not at all)")
       ->required()
       ->type_name("DIR");
   return {app, [arguments, app]() { run_backtest(*arguments, *app); }};

@@ -20,7 +20,52 @@ int two_digits(std::string_view text, std::size_t at) {
   return (text[at] - '0') * 10 + (text[at + 1] - '0');
 }
 
-// YYYY-MM-DD with a real month and day, optionally followed by 'T' or ' ' and anything (a time).
+// Two digits at `at`, a number <= `max`; advances `at` past them.
+bool two_digits_up_to(std::string_view text, std::size_t& at, int max) {
+  if (at + 2 > text.size() || !is_digit(text[at]) || !is_digit(text[at + 1]))
+    return false;
+  const int value = two_digits(text, at);
+  at += 2;
+  return value <= max;
+}
+
+// hh:mm[:ss[.fraction]], then optionally Z or an offset ±hh[[:]mm]: a time as pandas and ISO 8601
+// (extended format) write it. ss may be 60 (a leap second).
+bool is_iso_time(std::string_view text) {
+  std::size_t at = 0;
+  if (!two_digits_up_to(text, at, 23) || at == text.size() || text[at++] != ':' ||
+      !two_digits_up_to(text, at, 59)) {
+    return false;
+  }
+  if (at < text.size() && text[at] == ':') {
+    ++at;
+    if (!two_digits_up_to(text, at, 60))
+      return false;
+    if (at < text.size() && text[at] == '.') {
+      const std::size_t first = ++at;
+      while (at < text.size() && is_digit(text[at]))
+        ++at;
+      if (at == first)
+        return false;
+    }
+  }
+  if (at == text.size())
+    return true;
+  if (text[at] == 'Z')
+    return at + 1 == text.size();
+  if (text[at] != '+' && text[at] != '-')
+    return false;
+  ++at;
+  if (!two_digits_up_to(text, at, 23))
+    return false;
+  if (at == text.size())
+    return true;
+  if (text[at] == ':')
+    ++at;
+  return two_digits_up_to(text, at, 59) && at == text.size();
+}
+
+// YYYY-MM-DD with a real month and day, optionally followed by 'T' or ' ' and a time (above).
 bool is_iso_date(std::string_view text) {
   if (text.size() < 10 || text[4] != '-' || text[7] != '-')
     return false;
@@ -28,7 +73,7 @@ bool is_iso_date(std::string_view text) {
     if (!is_digit(text[i]))
       return false;
   }
-  if (text.size() > 10 && text[10] != 'T' && text[10] != ' ')
+  if (text.size() > 10 && ((text[10] != 'T' && text[10] != ' ') || !is_iso_time(text.substr(11))))
     return false;
   const int year = two_digits(text, 0) * 100 + two_digits(text, 2);
   const int month = two_digits(text, 5);
@@ -64,6 +109,7 @@ void TableReader::read_header() {
                              "the file is empty (expected a header row: the date column, then "
                              "the asset names)"));
   }
+  m_header_line = m_csv.line();
   if (m_cells.size() < 2)
     throw InputError(located(path(), m_csv.line(), 2, "no asset columns in the header"));
   for (std::size_t c = 1; c < m_cells.size(); ++c) {
@@ -128,7 +174,9 @@ void TableReader::check_date() {
     throw InputError(located(path(), m_csv.line(), 1, "empty date"));
   if (!is_iso_date(m_date)) {
     std::string message = quoted(m_date);
-    message.append(" is not an ISO 8601 date (YYYY-MM-DD)");
+    message.append(
+        " is not an ISO 8601 date (YYYY-MM-DD, optionally followed by 'T' or a space and a time "
+        "hh:mm[:ss[.f]][Z|+hh:mm|-hh:mm])");
     throw InputError(located(path(), m_csv.line(), 1, message));
   }
   if (m_previous_line == 0)
@@ -191,7 +239,7 @@ MarketReader::MarketReader(const std::string& prices_path,
     std::string message = "the header has ";
     message.append(std::to_string(names.size())).append(" assets, ").append(prices_path);
     message.append(" has ").append(std::to_string(m_prices.assets().size()));
-    throw InputError(located(m_volumes->path(), 1, 0, message));
+    throw InputError(located(m_volumes->path(), m_volumes->header_line(), 0, message));
   }
   for (std::size_t k = 0; k < names.size(); ++k) {
     if (names[k] != m_prices.assets()[k]) {
@@ -199,7 +247,8 @@ MarketReader::MarketReader(const std::string& prices_path,
       message.append(quoted(names[k])).append(" differs from ");
       message.append(quoted(m_prices.assets()[k])).append(" in the same column of ");
       message.append(prices_path);
-      throw InputError(located(m_volumes->path(), 1, static_cast<long>(k) + 2, message));
+      throw InputError(
+          located(m_volumes->path(), m_volumes->header_line(), static_cast<long>(k) + 2, message));
     }
   }
 }
@@ -285,6 +334,9 @@ bool MarketReader::next() {
         m_volume_bar = m_volumes->values();
     }
     ++m_bars;
+    m_bar_line = m_prices.line();
+    m_bar_volume_line = m_volumes ? m_volumes->line() : 0;
+    m_bar_date = m_prices.date();
     return true;
   }
   if (m_bars == 0) {
@@ -295,6 +347,20 @@ bool MarketReader::next() {
     throw InputError(message);
   }
   return false;
+}
+
+std::string MarketReader::error_on_bar(std::string_view message) const {
+  constexpr std::string_view kPrefix = "dynweight: ";
+  if (message.substr(0, kPrefix.size()) == kPrefix)
+    message.remove_prefix(kPrefix.size());
+  std::string text(message);
+  text.append(" (date ").append(m_bar_date);
+  if (m_volumes) {
+    text.append(", volumes ").append(m_volumes->path()).append(":");
+    text.append(std::to_string(m_bar_volume_line));
+  }
+  text.append(")");
+  return located(m_prices.path(), m_bar_line, 0, text);
 }
 
 }  // namespace dynweight::cli

@@ -8,9 +8,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "dynweight/core/error.hpp"
 #include "dynweight/csv_reader.hpp"
+#include "dynweight/errors.hpp"
 
 namespace dynweight::cli {
 
@@ -34,11 +37,12 @@ enum class ValueRule {
 /// possibly empty, then the asset names: non-empty, unique), then one row per date, oldest first.
 ///
 /// Each row is checked as it is read: as many cells as the header; the date an ISO 8601 date
-/// (YYYY-MM-DD, optionally followed by 'T' or ' ' and a time) strictly after the previous one —
-/// dates are compared as text, which is chronological for ISO dates written in one format; every
-/// other cell empty (missing) or a finite number obeying the table's `ValueRule`. Every violation
-/// throws `InputError` "file:line:column: message (asset 'X', date D)". An empty file and a header
-/// without rows are errors too.
+/// (YYYY-MM-DD, optionally followed by 'T' or ' ' and a time `hh:mm[:ss[.fraction]]` with an
+/// optional zone `Z`, `±hh`, `±hh:mm` or `±hhmm`; nothing else after it) strictly after the
+/// previous one — dates are compared as text, which is chronological for ISO dates written in one
+/// format; every other cell empty (missing) or a finite number obeying the table's `ValueRule`.
+/// Every violation throws `InputError` "file:line:column: message (asset 'X', date D)". An empty
+/// file and a header without rows are errors too.
 class TableReader {
  public:
   TableReader(std::string path, ValueRule rule);
@@ -55,6 +59,8 @@ class TableReader {
   [[nodiscard]] bool any_missing() const { return m_missing_count > 0; }
   [[nodiscard]] long line() const { return m_csv.line(); }
   [[nodiscard]] long end_line() const { return m_csv.end_line(); }
+  /// The line of the header row (after any blank lines).
+  [[nodiscard]] long header_line() const { return m_header_line; }
   /// "file:line:column: message (asset 'X', date D)" for column `column` (1-based, 1 = date) of
   /// the latest row.
   [[nodiscard]] std::string error_at(long column, std::string_view message) const;
@@ -70,6 +76,7 @@ class TableReader {
   std::vector<std::string> m_assets;
   std::string m_date;
   std::string m_previous_date;
+  long m_header_line = 0;
   long m_previous_line = 0;
   long m_rows = 0;
   Eigen::VectorXd m_values;
@@ -106,6 +113,10 @@ class MarketReader {
   /// Bars delivered so far.
   [[nodiscard]] long bars() const { return m_bars; }
   [[nodiscard]] const std::string& prices_path() const { return m_prices.path(); }
+  /// The message of an error the library raised on the latest bar, located at the bar's row:
+  /// "prices.csv:LINE: <message> (date D)", with ", volumes volumes.csv:LINE" before the ')' when
+  /// there is a volumes file (the library's "dynweight: " prefix dropped, `main` adds it).
+  [[nodiscard]] std::string error_on_bar(std::string_view message) const;
 
  private:
   bool next_row();
@@ -118,6 +129,20 @@ class MarketReader {
   Eigen::VectorXd m_volume_bar;
   Eigen::VectorXd m_last_price;  // ffill: latest price seen per asset (NaN: none yet)
   long m_bars = 0;
+  long m_bar_line = 0;  // where the latest bar's rows are, for error_on_bar
+  long m_bar_volume_line = 0;
+  std::string m_bar_date;
 };
+
+/// Runs `step`, the library's work on the latest bar of `reader`, and turns a `dynweight::Error`
+/// it throws into an `InputError` located at the bar's row (`MarketReader::error_on_bar`).
+template <class Step>
+decltype(auto) on_bar(const MarketReader& reader, Step&& step) {
+  try {
+    return std::forward<Step>(step)();
+  } catch (const dynweight::Error& error) {
+    throw InputError(reader.error_on_bar(error.what()));
+  }
+}
 
 }  // namespace dynweight::cli

@@ -29,6 +29,8 @@ constexpr double kVolumeNoise = 0.4;
 constexpr double kTurbulentVolumeScale = 1.8;
 constexpr double kVolumePerAbsReturn = 10.0;
 constexpr Index kMaxSectors = 4;
+// Prices and volumes of at most this many cells (a bound on the memory `sample` takes).
+constexpr Index kMaxCells = 20'000'000;
 
 double shock(Random& random) {
   return std::clamp(random.student_t(kStudentDof), -kShockCap, kShockCap);
@@ -61,6 +63,25 @@ std::chrono::year_month_day parse_date(const std::string& text) {
   return date;
 }
 
+// Business days (Monday..Friday) from `start` (a weekend rolling forward) to 9999-12-31, the last
+// date a four-digit year can write, both included.
+Index business_days_left(std::chrono::year_month_day start) {
+  using namespace std::chrono;
+  constexpr sys_days kLastDate{year{9999} / December / 31};
+  sys_days day{start};
+  Index count = 0;
+  // Whole weeks hold five business days each; the remaining days are counted one by one.
+  const Index weeks = (kLastDate - day).count() / 7;
+  count += 5 * weeks;
+  day += days{7 * weeks};
+  for (; day <= kLastDate; day += days{1}) {
+    const weekday w{day};
+    if (w != Saturday && w != Sunday)
+      ++count;
+  }
+  return count;
+}
+
 }  // namespace
 
 void SampleOptions::validate() const {
@@ -70,7 +91,20 @@ void SampleOptions::validate() const {
     throw InputError("--days must be at least 2 (one return needs two prices)");
   if (late_start < 0 || late_start >= assets)
     throw InputError("--late-start must be in [0, --assets)");
-  (void)parse_date(start_date);
+  if (assets > kMaxCells / days) {
+    throw InputError(fmt::format(
+        "--assets {} x --days {} is too large a sample: at most {} cells (prices and volumes), "
+        "about 1 GB of memory at that size",
+        assets, days, kMaxCells));
+  }
+  const std::chrono::year_month_day start = parse_date(start_date);
+  const Index left = business_days_left(start);
+  if (days > left) {
+    throw InputError(fmt::format(
+        "--days {}: {} business days from {} run past 9999-12-31, the last date the readers "
+        "accept (at most {} business day{} from {})",
+        days, days, start_date, left, left == 1 ? "" : "s", start_date));
+  }
 }
 
 std::vector<std::string> business_days(const std::string& start, Index count) {

@@ -18,7 +18,9 @@ struct SampleOptions {
   std::string start_date = "2015-01-02";  ///< ISO date; a weekend rolls forward to Monday
   Eigen::Index late_start = 0;            ///< the last K assets (0 <= K < N) start trading late
 
-  /// Throws `InputError` naming the option unless the values above hold.
+  /// Throws `InputError` naming the option unless the values above hold, `assets × days` is at
+  /// most 2·10⁷ cells, and the last business day is at most 9999-12-31 (the readers take
+  /// four-digit years only).
   void validate() const;
 };
 

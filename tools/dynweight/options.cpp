@@ -2,12 +2,16 @@
 
 #include <fmt/core.h>
 
+#include "dynweight/csv_reader.hpp"
 #include "dynweight/errors.hpp"
 #include "dynweight/rebalance/rebalancer.hpp"
 
 #include <charconv>
 #include <cmath>
+#include <filesystem>
+#include <string>
 #include <system_error>
+#include <vector>
 
 namespace dynweight::cli {
 
@@ -59,6 +63,27 @@ void add_estimator_options(CLI::App& app, EstimatorOptions& options) {
                  "Returns: 'simple' p_t/p_{t-1} - 1, or 'log' ln(p_t/p_{t-1})")
       ->check(CLI::IsMember({"simple", "log"}))
       ->capture_default_str();
+}
+
+void check_window_fits(Index window, Index extra_rows, const MarketReader& reader) {
+  constexpr double kCheckedBytes = 64.0 * 1024 * 1024;
+  const double bytes = static_cast<double>(window) * static_cast<double>(reader.asset_count()) * 8;
+  const std::string& path = reader.prices_path();
+  std::error_code error;
+  if (bytes <= kCheckedBytes || !std::filesystem::is_regular_file(path, error))
+    return;
+  CsvReader csv(path);
+  std::vector<std::string> cells;
+  long records = 0;
+  while (csv.next(cells))
+    ++records;
+  const long rows = records - 1;  // the header
+  if (window <= rows - extra_rows)
+    return;
+  throw InputError(fmt::format(
+      "--window {} is longer than the price file: it needs {} price rows, {} has {}", window,
+      static_cast<unsigned long long>(window) + static_cast<unsigned long long>(extra_rows), path,
+      rows));
 }
 
 Amount parse_amount(std::string_view option, std::string_view text) {

@@ -47,6 +47,13 @@ struct EstimatorOptions {
 
 void add_estimator_options(CLI::App& app, EstimatorOptions& options);
 
+/// Throws `InputError` "--window W is longer than the price file: it needs W + `extra_rows` price
+/// rows, FILE has K" before the engines size their N × W buffers, when those buffers would pass
+/// 64 MiB (W × assets × 8 bytes) and the price file (a regular file) has fewer data rows. Counting
+/// reads the file once more, so smaller windows are left to the one pass, which reports a window
+/// the file cannot fill as "not enough rows" at its end.
+void check_window_fits(Index window, Index extra_rows, const MarketReader& reader);
+
 /// A value given as `X` or `X%` (then X / 100, and `percent` is set).
 struct Amount {
   double value = 0.0;

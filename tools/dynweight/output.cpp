@@ -1,5 +1,6 @@
 #include "dynweight/output.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 namespace dynweight::cli {
@@ -26,10 +29,10 @@ void write_all(std::FILE* out, const char* data, std::size_t size, const std::st
     fail_io("write", name);
 }
 
-// A temporary file next to `target`, renamed over it by commit(), removed otherwise.
-class AtomicFile {
+// A temporary file next to `target` (`target.tmp.XXXXXX`), removed unless `release()`d.
+class TemporaryFile {
  public:
-  explicit AtomicFile(const std::filesystem::path& target) : m_target(target) {
+  explicit TemporaryFile(const std::filesystem::path& target) : m_target(target) {
     std::string pattern = target.string();
     pattern.append(".tmp.XXXXXX");
     std::vector<char> name(pattern.begin(), pattern.end());
@@ -37,29 +40,32 @@ class AtomicFile {
     const int fd = ::mkstemp(name.data());
     if (fd < 0)
       fail_io("create a temporary file for", target.string());
-    m_temp = name.data();
+    m_path = name.data();
     m_file = ::fdopen(fd, "wb");
     if (m_file == nullptr) {
       ::close(fd);
-      std::filesystem::remove(m_temp);
-      fail_io("open", m_temp.string());
+      std::filesystem::remove(m_path);
+      fail_io("open", m_path.string());
     }
   }
-  ~AtomicFile() {
+  ~TemporaryFile() {
     if (m_file != nullptr)
       std::fclose(m_file);
-    if (!m_committed) {
+    if (!m_released) {
       std::error_code ignored;
-      std::filesystem::remove(m_temp, ignored);
+      std::filesystem::remove(m_path, ignored);
     }
   }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
+  TemporaryFile(const TemporaryFile&) = delete;
+  TemporaryFile& operator=(const TemporaryFile&) = delete;
 
   [[nodiscard]] std::FILE* file() const { return m_file; }
+  [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
   [[nodiscard]] std::string name() const { return m_target.string(); }
 
-  void commit() {
+  // Flushes the content to disk, closes the file and gives it the permissions of a file the user
+  // creates (mkstemp makes it 0600).
+  void finish() {
     std::FILE* file = m_file;
     m_file = nullptr;
     if (std::fflush(file) != 0 || ::fsync(::fileno(file)) != 0) {
@@ -68,21 +74,33 @@ class AtomicFile {
     }
     if (std::fclose(file) != 0)
       fail_io("write", name());
-    // mkstemp creates the file 0600; give it the permissions of a file the user creates.
     const mode_t mask = ::umask(0);
     ::umask(mask);
-    ::chmod(m_temp.c_str(), 0666 & ~mask);
-    if (std::rename(m_temp.c_str(), m_target.c_str()) != 0)
-      fail_io("replace", name());
-    m_committed = true;
+    ::chmod(m_path.c_str(), 0666 & ~mask);
+  }
+
+  // The file is the caller's now: it is not removed.
+  std::filesystem::path release() {
+    m_released = true;
+    return m_path;
   }
 
  private:
   std::filesystem::path m_target;
-  std::filesystem::path m_temp;
+  std::filesystem::path m_path;
   std::FILE* m_file = nullptr;
-  bool m_committed = false;
+  bool m_released = false;
 };
+
+// Flushes a directory's entries (the renames in it) to disk; a file system that cannot is no
+// error.
+void sync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
 
 }  // namespace
 
@@ -135,8 +153,7 @@ void DeferredOutput::spill() {
   m_buffer.clear();
 }
 
-void DeferredOutput::copy_to(std::FILE* out) {
-  const std::string name = out == stdout ? std::string("standard output") : std::string("output");
+void DeferredOutput::copy_to(std::FILE* out, const std::string& name) {
   if (m_spill != nullptr) {
     if (std::fflush(m_spill) != 0 || std::fseek(m_spill, 0, SEEK_SET) != 0)
       fail_io("read", "the temporary output file");
@@ -153,19 +170,141 @@ void DeferredOutput::copy_to(std::FILE* out) {
 }
 
 void DeferredOutput::commit(std::FILE* out) {
-  copy_to(out);
+  copy_to(out, out == stdout ? std::string("standard output") : std::string("output"));
 }
 
 void DeferredOutput::commit(const std::filesystem::path& path) {
-  AtomicFile file(path);
-  copy_to(file.file());
-  file.commit();
+  TemporaryFile file(path);
+  copy_to(file.file(), file.name());
+  file.finish();
+  if (std::rename(file.path().c_str(), path.c_str()) != 0)
+    fail_io("replace", file.name());
+  file.release();
 }
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view content) {
-  AtomicFile file(path);
+  TemporaryFile file(path);
   write_all(file.file(), content.data(), content.size(), file.name());
-  file.commit();
+  file.finish();
+  if (std::rename(file.path().c_str(), path.c_str()) != 0)
+    fail_io("replace", file.name());
+  file.release();
+}
+
+FileSetReplacement::~FileSetReplacement() {
+  if (m_committed)
+    return;
+  std::error_code ignored;
+  for (const Entry& entry : m_entries)
+    std::filesystem::remove(entry.temporary, ignored);
+}
+
+template <class Write>
+void FileSetReplacement::add_with(const std::filesystem::path& target, Write&& write) {
+  try {
+    TemporaryFile file(target);
+    write(file);
+    file.finish();
+    Entry& entry = m_entries.emplace_back();
+    entry.target = target;
+    entry.temporary = file.release();
+  } catch (const std::runtime_error& error) {
+    std::string message = error.what();
+    message.append("; no file in '").append(target.parent_path().string());
+    message.append("' was changed");
+    throw std::runtime_error(message);
+  }
+}
+
+void FileSetReplacement::add(const std::filesystem::path& target, std::string_view content) {
+  add_with(target, [content](TemporaryFile& file) {
+    write_all(file.file(), content.data(), content.size(), file.name());
+  });
+}
+
+void FileSetReplacement::add(const std::filesystem::path& target, DeferredOutput& content) {
+  add_with(target, [&content](TemporaryFile& file) { content.copy_to(file.file(), file.name()); });
+}
+
+void FileSetReplacement::commit() {
+  // 1. Every existing target aside, to a name of its own: rename() over an empty placeholder made
+  // by mkstemp, so nothing else is ever replaced. A directory is refused, never moved.
+  for (Entry& entry : m_entries) {
+    struct stat status {};
+    if (::lstat(entry.target.c_str(), &status) != 0) {
+      if (errno == ENOENT)
+        continue;
+      fail(entry, std::strerror(errno));
+    }
+    if (S_ISDIR(status.st_mode))
+      fail(entry, std::strerror(EISDIR));
+    std::string pattern = entry.target.string();
+    pattern.append(".old.XXXXXX");
+    std::vector<char> name(pattern.begin(), pattern.end());
+    name.push_back('\0');
+    const int fd = ::mkstemp(name.data());
+    if (fd < 0)
+      fail(entry, std::string("cannot create a name to move it aside: ") + std::strerror(errno));
+    ::close(fd);
+    entry.old = name.data();
+    if (std::rename(entry.target.c_str(), entry.old.c_str()) != 0)
+      fail(entry, std::string("cannot move it aside: ") + std::strerror(errno));
+    entry.moved_aside = true;
+  }
+  // 2. Every new file in.
+  for (Entry& entry : m_entries) {
+    if (std::rename(entry.temporary.c_str(), entry.target.c_str()) != 0)
+      fail(entry, std::strerror(errno));
+    entry.installed = true;
+  }
+  m_committed = true;
+  // 3. The renames to disk, then the old files away (one that cannot be removed stays, harmless).
+  for (const Entry& entry : m_entries)
+    sync_directory(entry.target.parent_path());
+  std::error_code ignored;
+  for (const Entry& entry : m_entries) {
+    if (!entry.old.empty())
+      std::filesystem::remove(entry.old, ignored);
+  }
+}
+
+void FileSetReplacement::fail(const Entry& entry, std::string_view reason) {
+  std::string message = "cannot replace '";
+  message.append(entry.target.string()).append("': ").append(reason);
+  const std::string problems = roll_back();
+  if (problems.empty()) {
+    message.append("; no file in '").append(entry.target.parent_path().string());
+    message.append("' was changed");
+  } else {
+    message.append("; rolling back failed too: ").append(problems);
+  }
+  throw std::runtime_error(message);
+}
+
+// Undoes the steps of commit() done so far, newest first; returns what could not be undone.
+std::string FileSetReplacement::roll_back() {
+  std::string problems;
+  const auto problem = [&problems](const Entry& entry, std::string_view what) {
+    problems.append(problems.empty() ? "" : "; ").append(what).append(" '");
+    problems.append(entry.target.string()).append("'");
+    if (!entry.old.empty())
+      problems.append(" (the old file is '").append(entry.old.string()).append("')");
+    problems.append(": ").append(std::strerror(errno));
+  };
+  for (auto entry = m_entries.rbegin(); entry != m_entries.rend(); ++entry) {
+    if (entry->installed && !entry->moved_aside && std::remove(entry->target.c_str()) != 0)
+      problem(*entry, "cannot remove the new");
+    if (entry->moved_aside && std::rename(entry->old.c_str(), entry->target.c_str()) != 0) {
+      problem(*entry, "cannot restore");
+      continue;
+    }
+    if (!entry->moved_aside && !entry->old.empty())
+      std::remove(entry->old.c_str());  // the unused placeholder
+    entry->installed = false;
+    entry->moved_aside = false;
+    entry->old.clear();
+  }
+  return problems;
 }
 
 }  // namespace dynweight::cli

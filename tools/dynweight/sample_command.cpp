@@ -32,8 +32,10 @@ void run_sample(const SampleArguments& arguments) {
     message.append(arguments.out).append("': ").append(error.message());
     throw std::runtime_error(message);
   }
-  write_file_atomically(dir / "prices.csv", prices);
-  write_file_atomically(dir / "volumes.csv", volumes);
+  FileSetReplacement files;  // both files replace the old ones, or neither does
+  files.add(dir / "prices.csv", prices);
+  files.add(dir / "volumes.csv", volumes);
+  files.commit();
 }
 
 }  // namespace
@@ -49,7 +51,9 @@ Command add_sample_command(CLI::App& parent) {
       ->required()
       ->check(CLI::PositiveNumber)
       ->type_name("N");
-  app->add_option("--days", arguments->market.days, "Number of business days T, price rows (>= 2)")
+  app->add_option("--days", arguments->market.days,
+                  "Number of business days T, price rows (>= 2; the last one at most "
+                  "9999-12-31, and N x T at most 20000000 cells)")
       ->required()
       ->check(CLI::Range(Eigen::Index{2}, Eigen::Index{10000000}))
       ->type_name("T");

@@ -157,13 +157,15 @@ bool stream_moments(MarketReader& reader, ReturnKind kind, Engine& engine, Stati
   std::string last_date;
   while (reader.next()) {
     last_date = reader.date();
-    if (!returns.update(reader.prices()))
-      continue;
-    engine.update(returns.returns());
-    if (all && engine.ready()) {
-      write_moment(engine, statistic, last_date, writer);
-      wrote_any = true;
-    }
+    on_bar(reader, [&] {
+      if (!returns.update(reader.prices()))
+        return;
+      engine.update(returns.returns());
+      if (all && engine.ready()) {
+        write_moment(engine, statistic, last_date, writer);
+        wrote_any = true;
+      }
+    });
   }
   if (!all && engine.ready()) {
     write_moment(engine, statistic, last_date, writer);
@@ -178,7 +180,7 @@ void stream_dollar_volume(MarketReader& reader, Engine& engine, bool all, StatsW
   std::string last_date;
   while (reader.next()) {
     last_date = reader.date();
-    engine.update(reader.prices(), reader.volumes());
+    on_bar(reader, [&] { engine.update(reader.prices(), reader.volumes()); });
     if (all && engine.ready()) {
       writer.vector(last_date, engine.average());
       wrote_any = true;
@@ -204,6 +206,8 @@ void run_stats(const StatsArguments& arguments) {
 
   MarketReader reader(arguments.input.prices, arguments.input.volumes_path(),
                       arguments.input.missing_policy());
+  if (estimator.rolling())
+    check_window_fits(estimator.window, adv ? 0 : 1, reader);
   const Index n = reader.asset_count();
   const bool matrix = statistic == Statistic::cov || statistic == Statistic::corr;
   StatsWriter writer(reader.assets(), matrix, arguments.all);

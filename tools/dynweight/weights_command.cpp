@@ -150,6 +150,8 @@ void run_weights(const WeightsArguments& arguments, const CLI::App& app) {
   const WeightsSetup setup = checked_setup(arguments, app);
   MarketReader reader(arguments.input.prices, arguments.input.volumes_path(),
                       arguments.input.missing_policy());
+  if (arguments.estimator.rolling())
+    check_window_fits(arguments.estimator.window, 1, reader);
   const Index n = reader.asset_count();
   const std::vector<std::string>& names = reader.assets();
   check_max_weight(setup.policy, n);
@@ -200,13 +202,15 @@ void run_weights(const WeightsArguments& arguments, const CLI::App& app) {
   while (reader.next()) {
     ++bar;
     last_date = reader.date();
-    stream.update(reader);
-    if (!stream.ready())
-      continue;
-    if (first_ready < 0)
-      first_ready = bar;
-    if (setup.every > 0 && (bar - first_ready) % setup.every == 0)
-      rebalance(last_date);
+    on_bar(reader, [&] {
+      stream.update(reader);
+      if (!stream.ready())
+        return;
+      if (first_ready < 0)
+        first_ready = bar;
+      if (setup.every > 0 && (bar - first_ready) % setup.every == 0)
+        rebalance(last_date);
+    });
   }
   if (first_ready < 0) {
     std::string message = arguments.input.prices;
@@ -219,7 +223,7 @@ void run_weights(const WeightsArguments& arguments, const CLI::App& app) {
     throw InputError(message);
   }
   if (setup.every == 0)
-    rebalance(last_date);
+    on_bar(reader, [&] { rebalance(last_date); });
   if (rows == 0)
     throw std::runtime_error("the policy produced no weights (last: " + last_failure + ")");
   output.commit(stdout);
