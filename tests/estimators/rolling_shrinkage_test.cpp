@@ -268,6 +268,43 @@ TEST_CASE("RollingShrinkage rejects bad input and stays unchanged",
   REQUIRE(dynweight::test::identical(a, b));
 }
 
+TEST_CASE(
+    "RollingShrinkage: values up to input_limit() give a finite shrunk covariance, larger "
+    "are rejected",
+    "[estimators][rolling_shrinkage][errors]") {
+  const Index n = 4;
+  const Index window = 12;
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
+  RollingShrinkage<double> shrinkage(n, {.window = window, .resync_period = 5}, method, {}, source);
+  const double limit = shrinkage.input_limit();
+  CHECK(limit == std::sqrt(std::sqrt(std::numeric_limits<double>::max() /
+                                     (64.0 * double(window) * double(n * n)))));
+  std::mt19937_64 random(13);
+  std::bernoulli_distribution heads(0.6);
+  Eigen::MatrixXd shrunk(n, n);
+  for (Index t = 0; t < 50; ++t) {
+    Eigen::VectorXd x(n);
+    for (Index i = 0; i < n; ++i)
+      x(i) = (heads(random) ? 0.999 : -0.999) * limit;
+    shrinkage.update(x);
+    if (!shrinkage.ready())
+      continue;
+    INFO("bar " << t);
+    const auto result = shrinkage.compute(shrunk);
+    REQUIRE(result.status.ok());
+    REQUIRE(std::isfinite(result.intensity));
+    REQUIRE(shrunk.allFinite());
+  }
+  Eigen::VectorXd beyond = Eigen::VectorXd::Zero(n);
+  beyond(3) = 1.01 * limit;
+  REQUIRE_THROWS_WITH(shrinkage.update(beyond),
+                      Contains("returns[3]") && Contains("fourth-power sums"));
+}
+
 TEST_CASE("RollingShrinkage on a constant window", "[estimators][rolling_shrinkage]") {
   RollingShrinkage<double> lw(3, {.window = 5}, RollingShrinkageMethod::ledoit_wolf);
   RollingShrinkage<double> oas(3, {.window = 5}, RollingShrinkageMethod::oas);

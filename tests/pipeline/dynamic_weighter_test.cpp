@@ -682,6 +682,10 @@ TEST_CASE("A bad bar leaves DynamicWeighter exactly as a twin that never saw it"
   // Every engine but the dollar volume would accept this bar: only the product overflows.
   CHECK_THROWS_WITH(a.update(bad_price(1, 1e200), bad_volume(1, 1e200)), Contains("dollar volume"));
   CHECK_THROWS_WITH(a.update(prices), Contains("volumes were configured"));
+  // A return of 1e100 would overflow the shrinkage's fourth-power sums (its limit: ~2.5e75 here).
+  CHECK_THROWS_WITH(
+      a.update(bad_price(3, prices(3) * 1e100), volumes),
+      Contains("returns (from prices)[3] (asset 3 ('D'))") && Contains("fourth-power sums"));
   CHECK_THROWS_AS(a.set_book(VectorXd::Zero(n - 1), 1e6), Error);
   CHECK_THROWS_AS(a.set_book(VectorXd::Zero(n), kNaN), Error);
   CHECK_THROWS_AS(a.set_book(VectorXd::Constant(n, kNaN), 1e6), Error);
@@ -708,6 +712,15 @@ TEST_CASE(
   CHECK(weighter.bars() == 1);
   CHECK(weighter.returns().bars() == 1);
   CHECK(weighter.moments().count() == 0);
+  // A finite return of 1e160 would overflow the window's sums (limit √max/(2W) = 1.3e153).
+  CHECK_THROWS_WITH(weighter.update((VectorXd(2) << 1e-140, 10.0).finished()),
+                    Contains("returns (from prices)[0]") && Contains("is 1e+160") &&
+                        Contains("within ±1.3") && Contains("e+153"));
+  CHECK(weighter.returns().bars() == 1);
+  CHECK(weighter.moments().count() == 0);
+  weighter.update((VectorXd(2) << 2e-300, 10.0).finished());  // a return of 1
+  CHECK(weighter.moments().count() == 1);
+  CHECK(weighter.moments().mean()(0) == 1.0);
 
   DynamicWeighter logs(n, InverseVolatility<double>(),
                        {.moments = {.window = 5}, .returns = dynweight::ReturnKind::log});

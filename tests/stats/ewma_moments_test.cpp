@@ -326,6 +326,35 @@ TEST_CASE("EwmaMoments equals the explicitly weighted moments at every bar", "[s
   CHECK(worst_covariance <= 1e-13);
 }
 
+TEST_CASE(
+    "EwmaMoments: values up to input_limit() keep the covariance finite, larger are "
+    "rejected",
+    "[stats][ewma][errors]") {
+  const Index n = 3;
+  const double limit = EwmaMoments<double>::input_limit();
+  const auto estimator = GENERATE(EwmaEstimator::pandas, EwmaEstimator::riskmetrics);
+  const double alpha = GENERATE(0.05, 0.999);
+  EwmaMoments<double> ewma(n, {.decay = EwmaDecay::from_alpha(alpha), .estimator = estimator});
+  std::mt19937_64 random(9);
+  std::bernoulli_distribution heads(0.5);
+  for (Index t = 0; t < 40; ++t) {
+    Eigen::VectorXd x(n);
+    for (Index i = 0; i < n; ++i)
+      x(i) = (heads(random) ? 0.999 : -0.999) * limit;
+    ewma.update(x);
+    INFO("bar " << t);
+    // NaN only where pandas' bias correction is undefined (the first bar).
+    if (t > 0)
+      REQUIRE(dynweight::test::lower_triangle_finite(ewma.covariance_lower()));
+  }
+  const Eigen::MatrixXd before = ewma.covariance_lower();
+  Eigen::VectorXd beyond = Eigen::VectorXd::Zero(n);
+  beyond(1) = -1.01 * limit;
+  REQUIRE_THROWS_WITH(ewma.update(beyond), Contains("returns[1]") && Contains("within ±"));
+  REQUIRE(dynweight::test::identical(ewma.covariance_lower(), before));
+  REQUIRE(ewma.bars() == 40);
+}
+
 TEST_CASE("EwmaMoments: α = 1 keeps only the newest observation", "[stats][ewma]") {
   const Eigen::MatrixXd data = dynweight::test::correlated_returns(5, 3, 9);
   for (const bool adjust : {true, false}) {

@@ -357,6 +357,40 @@ TEST_CASE("RollingMoments::update takes the engine's own vectors as input",
   }
 }
 
+TEST_CASE("RollingMoments: values up to input_limit() keep every sum finite, larger are rejected",
+          "[stats][rolling][errors]") {
+  // Random signs at 0.999 of the limit, through fills, replacements and shadow resyncs: the
+  // extreme deviations (2|x|) and the shadow's window sum all stay finite. Just beyond the
+  // limit, the update throws and changes nothing.
+  const Index n = 3;
+  const Index window = 8;
+  const double limit = RollingMoments<double>::input_limit(window);
+  CHECK(limit == std::sqrt(std::numeric_limits<double>::max()) / 16);
+  RollingMoments<double> rolling(n, {.window = window, .resync_period = 3}, {"A", "B", "C"});
+  RollingMoments<double> twin(n, {.window = window, .resync_period = 3});
+  std::mt19937_64 random(5);
+  std::bernoulli_distribution heads(0.7);
+  for (Index t = 0; t < 60; ++t) {
+    Eigen::VectorXd x(n);
+    for (Index i = 0; i < n; ++i)
+      x(i) = (heads(random) ? 0.999 : -0.999) * limit;
+    rolling.update(x);
+    twin.update(x);
+    INFO("bar " << t);
+    REQUIRE(rolling.mean().allFinite());
+    if (t > 0)  // NaN with one observation
+      REQUIRE(dynweight::test::lower_triangle_finite(rolling.covariance_lower()));
+  }
+  Eigen::VectorXd beyond = Eigen::VectorXd::Constant(n, 0.5 * limit);
+  beyond(2) = 1.01 * limit;
+  REQUIRE_THROWS_WITH(rolling.update(beyond), Contains("returns[2] (asset 2 ('C')) at bar 60") &&
+                                                  Contains("must be within ±") &&
+                                                  Contains("overflow"));
+  REQUIRE(dynweight::test::identical(rolling.covariance_lower(), twin.covariance_lower()));
+  REQUIRE(dynweight::test::identical(rolling.window_observations(), twin.window_observations()));
+  REQUIRE(rolling.bars() == 60);
+}
+
 TEST_CASE("RollingMoments::covariance_step states each plain update exactly",
           "[stats][rolling][lineage]") {
   const Index assets = GENERATE(1, 7, 40);

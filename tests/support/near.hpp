@@ -81,6 +81,16 @@ NearResult near(const Eigen::DenseBase<A>& actual_in, const Eigen::DenseBase<B>&
   return result;
 }
 
+/// True when every entry of the lower triangle (diagonal included) is finite.
+template <class A>
+bool lower_triangle_finite(const Eigen::DenseBase<A>& m) {
+  for (Index j = 0; j < m.cols(); ++j)
+    for (Index i = j; i < m.rows(); ++i)
+      if (!std::isfinite(m.coeff(i, j)))
+        return false;
+  return true;
+}
+
 /// Entry-by-entry identity, NaN equal to NaN (for "the object is unchanged" checks).
 template <class A, class B>
 bool identical(const Eigen::DenseBase<A>& a, const Eigen::DenseBase<B>& b) {

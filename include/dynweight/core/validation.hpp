@@ -158,6 +158,22 @@ void check_finite(const CheckContext& context, std::string_view argument,
       context, argument, values, [](auto v) { return std::isfinite(v); }, "finite");
 }
 
+/// Throws unless every entry x has |x| <= `limit` (NaN fails too): the magnitude an engine's
+/// arithmetic can hold without overflow, which `why` explains ("must be within ±L (why)").
+template <class Derived>
+void check_magnitude(const CheckContext& context, std::string_view argument,
+                     const Eigen::DenseBase<Derived>& values, double limit, std::string_view why) {
+  using Scalar = typename Derived::Scalar;
+  if (detail::all_finite(values) &&
+      (values.size() == 0 || values.derived().cwiseAbs().maxCoeff() <= Scalar(limit)))
+    return;  // vectorised fast path; the loop below finds and names the culprit
+  const std::string requirement =
+      detail::concat({"within ±", detail::format_value(limit), " (", why, ")"});
+  detail::check_entries(
+      context, argument, values, [limit](auto v) { return std::abs(double(v)) <= limit; },
+      requirement);
+}
+
 /// Throws unless every entry is finite and > 0 (prices).
 template <class Derived>
 void check_positive(const CheckContext& context, std::string_view argument,

@@ -178,8 +178,15 @@ class RollingShrinkage {
   }
 
   /// Adds one observation, dropping the oldest once the window is full. Throws `dynweight::Error`
-  /// on bad input (see `RollingMoments::update`) and then changes nothing.
+  /// on bad input (see `RollingMoments::update`; values beyond `input_limit()` included) and then
+  /// changes nothing.
   void update(const Eigen::Ref<const VectorType>& x) {
+    if (x.size() == assets()) {  // else RollingMoments::update names the wrong size
+      const CheckContext context{"RollingShrinkage::update", m_moments.names(), m_moments.bars()};
+      check_finite(context, "returns", x);
+      check_magnitude(context, "returns", x, static_cast<double>(input_limit()),
+                      "larger values would overflow the window's fourth-power sums");
+    }
     const bool full = m_moments.count() == m_moments.window();
     const bool first = m_moments.count() == 0;
     if (full) {
@@ -283,6 +290,16 @@ class RollingShrinkage {
   [[nodiscard]] const ConstantCorrelationTerms& terms() const { return m_terms; }
 
   [[nodiscard]] Index assets() const { return m_moments.assets(); }
+  /// The largest |x_i| an update accepts: the smaller of `RollingMoments::input_limit` and
+  /// (max of `Scalar` / (64 W N²))^¼ (4.6e74 in double at N = 500, W = 250), so that the sums of
+  /// fourth powers (Σ_t ‖x_t − K‖⁴, ‖S‖²_F: up to 16 W N² |x|⁴) cannot overflow.
+  [[nodiscard]] Scalar input_limit() const {
+    const Scalar n = Scalar(assets());
+    const Scalar w = Scalar(m_moments.window());
+    const Scalar fourth =
+        std::sqrt(std::sqrt(std::numeric_limits<Scalar>::max() / (Scalar(64) * w * n * n)));
+    return std::min(fourth, m_moments.input_limit());
+  }
   [[nodiscard]] bool ready() const { return m_moments.ready() && m_moments.count() >= 2; }
   [[nodiscard]] RollingShrinkageMethod method() const { return m_method; }
   /// Constant correlation: where ρ̂'s cross sum comes from (`automatic` resolved; `running_sums`

@@ -197,9 +197,9 @@ struct BarResult {
 ///
 /// **Each bar** (`update(prices[, volumes])`):
 ///  1. The whole bar is validated first (sizes, prices finite and > 0, volumes finite and >= 0,
-///     price × volume finite, the returns it makes finite, the book's value at its prices finite
-///     and > 0): a bad bar throws `dynweight::Error` and leaves every engine, the book and the
-///     trigger state unchanged (strong guarantee).
+///     price × volume finite, the returns it makes finite and within the engine's `input_limit()`,
+///     the book's value at its prices finite and > 0): a bad bar throws `dynweight::Error` and
+///     leaves every engine, the book and the trigger state unchanged (strong guarantee).
 ///  2. `ReturnCalculator` → r_t; the portfolio return r_p = w_bookᵀ r_t (w_book: the book's
 ///     weights at the previous bar's close, cash earning 0; exact for simple returns, first-order
 ///     for log returns); the rolling window of W returns (`RollingMoments`, or the `moments()` of
@@ -459,6 +459,17 @@ class DynamicWeighter {
       const VectorType& last = m_returns.last_prices();
       m_scratch = (prices - last).cwiseQuotient(last);
       check_finite(check, "returns (from prices)", m_scratch);
+      // And no larger than the window's engine can hold (a price ratio of ~1e150: bad data). Log
+      // returns of finite positive prices stay within ±1500, far inside it.
+      if (m_shrinkage) {
+        check_magnitude(check, "returns (from prices)", m_scratch,
+                        static_cast<double>(m_shrinkage->input_limit()),
+                        "larger values would overflow the window's fourth-power sums");
+      } else {
+        check_magnitude(check, "returns (from prices)", m_scratch,
+                        static_cast<double>(m_moments->input_limit()),
+                        "larger values would overflow the window's sums");
+      }
     }
     const Scalar value = m_shares.dot(prices) + m_cash;
     check_parameter(std::isfinite(value) && value > 0, check,

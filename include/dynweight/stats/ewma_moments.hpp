@@ -97,7 +97,8 @@ struct EwmaOptions {
 /// lower triangle of the covariance is maintained: `covariance()` is a symmetric view of it
 /// (`Matrix full = ewma.covariance();` or `ewma.covariance() * w`).
 ///
-/// **Errors.** `update()` throws `dynweight::Error` on a wrong size or a non-finite value, naming
+/// **Errors.** `update()` throws `dynweight::Error` on a wrong size, a non-finite value or one
+/// beyond `input_limit()` (far beyond any return; it would overflow the sums), naming
 /// the asset and the bar, and leaves the engine unchanged.
 ///
 /// \code
@@ -152,6 +153,8 @@ class EwmaMoments {
     const CheckContext context{"EwmaMoments::update", m_names, m_bars};
     check_size(context, "returns", x.size(), assets());
     check_finite(context, "returns", x);
+    check_magnitude(context, "returns", x, static_cast<double>(input_limit()),
+                    "larger values would overflow the covariance");
 
     if (m_options.estimator == EwmaEstimator::riskmetrics) {
       riskmetrics_step(x);
@@ -166,6 +169,11 @@ class EwmaMoments {
   }
 
   [[nodiscard]] Index assets() const { return m_mean.size(); }
+  /// The largest |x_i| an update accepts: √(max of `Scalar`)/8 (1.7e153 in double), so that the
+  /// products of deviations (up to 2|x|) and pandas' bias factor cannot overflow.
+  [[nodiscard]] static Scalar input_limit() {
+    return std::sqrt(std::numeric_limits<Scalar>::max()) / Scalar(8);
+  }
   /// Updates accepted since construction or `reset()`.
   [[nodiscard]] Index bars() const { return m_bars; }
   /// True once `bars() >= max(min_periods, 1)`.

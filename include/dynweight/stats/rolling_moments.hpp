@@ -82,7 +82,8 @@ struct RollingOptions {
 /// never allocates. Only the lower triangle of the covariance is maintained: `covariance()` is a
 /// symmetric view of it (`Matrix full = rm.covariance();` or `rm.covariance() * w`).
 ///
-/// **Errors.** `update()` throws `dynweight::Error` on a wrong size or a non-finite value, naming
+/// **Errors.** `update()` throws `dynweight::Error` on a wrong size, a non-finite value or one
+/// beyond `input_limit()` (far beyond any return; it would overflow the sums), naming
 /// the asset and the bar, and leaves the engine unchanged.
 ///
 /// \code
@@ -161,6 +162,13 @@ class RollingMoments {
 
   [[nodiscard]] Index assets() const { return m_mean.size(); }
   [[nodiscard]] Index window() const { return m_options.window; }
+  /// The largest |x_i| an update accepts for a window of W bars: √(max of `Scalar`)/(2W)
+  /// (2.7e151 in double at W = 250), so that no sum the engine forms (the shadow's W products of
+  /// deviations up to 2|x|, the window sum's square) can overflow.
+  [[nodiscard]] static Scalar input_limit(Index window) {
+    return std::sqrt(std::numeric_limits<Scalar>::max()) / (Scalar(2) * Scalar(window));
+  }
+  [[nodiscard]] Scalar input_limit() const { return input_limit(window()); }
   /// Observations currently in the window (≤ W).
   [[nodiscard]] Index count() const { return m_count; }
   /// Updates accepted since construction or `reset()`.
@@ -223,6 +231,8 @@ class RollingMoments {
     const CheckContext context{"RollingMoments::update", m_names, m_bars};
     check_size(context, "returns", input.size(), assets());
     check_finite(context, "returns", input);
+    check_magnitude(context, "returns", input, static_cast<double>(input_limit()),
+                    "larger values would overflow the window's sums");
     if (reference != nullptr)
       check_size(context, "reference", reference->size(), assets());
     // The input may be one of this engine's own vectors (a missing bar filled with `mean()`),
