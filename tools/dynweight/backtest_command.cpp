@@ -666,7 +666,8 @@ Command add_backtest_command(CLI::App& parent) {
       ->check(CLI::PositiveNumber)
       ->type_name("K");
   app->add_option("--drift-band", arguments->drift_band,
-                  "Drift trigger: rebalance when max_i |w_i - w*_i| > X (0: off)")
+                  "Drift trigger: rebalance when max_i |w_i - v_i| > X, v the weights the last "
+                  "rebalance's trades left (0: off)")
       ->type_name("X");
   auto* regime = app->add_option("--regime", arguments->regime,
                                  "Volatility-regime trigger: rebalance when the short/long EWMA "
