@@ -2,12 +2,14 @@
 
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "allocation_counter.hpp"
@@ -433,6 +435,65 @@ TEST_CASE("RiskParity: compute does not allocate after the first call",
   CHECK(cold.ok());
   CHECK(excluded.code == StatusCode::numerical_issue);
   CHECK(fixed_point.ok());
+}
+
+TEST_CASE("RiskParity: any number of excluded assets needs no allocation after the first call",
+          "[policies][risk_parity][allocation]") {
+  // The active assets' covariance is gathered into a corner of the N×N workspace: as assets go
+  // stale and come back (0, 1, 3, 1, 0 excluded), no call allocates, and the weights of the
+  // others are those of a fresh policy on their own covariance.
+  const Index n = 24;
+  const Eigen::MatrixXd base = sample_covariance(n, 31);
+  const auto storage = GENERATE(SymmetricStorage::full, SymmetricStorage::lower);
+  const Index sweeps = GENERATE(Index(0), Index(60));  // Newton steps on the gathered Σ, or not
+  const auto with_stale = [&](std::vector<Index> stale) {
+    Eigen::MatrixXd s = base;
+    for (const Index i : stale) {
+      s.row(i).setZero();
+      s.col(i).setZero();
+    }
+    return std::pair{s, stale};
+  };
+  const std::vector<std::pair<Eigen::MatrixXd, std::vector<Index>>> bars{
+      with_stale({}), with_stale({5}), with_stale({2, 9, 17}), with_stale({9}), with_stale({})};
+  RiskParity<double> policy({.sweeps_before_newton = sweeps});
+  Estimates<double> estimates(n);
+  Eigen::VectorXd w(n);
+  estimates.set_covariance(base, storage);
+  REQUIRE(policy.compute(estimates, w).ok());  // sizes the workspace, with no asset excluded
+  for (const auto& [covariance, stale] : bars) {
+    CAPTURE(stale.size());
+    Eigen::MatrixXd given = covariance;
+    if (storage == SymmetricStorage::lower)
+      given.triangularView<Eigen::StrictlyUpper>().setConstant(
+          std::numeric_limits<double>::quiet_NaN());
+    estimates.set_covariance(given, storage);
+    dynweight::Status status;
+    {
+      dynweight::test::NoAllocationScope scope;
+      status = policy.compute(estimates, w);
+      CHECK(scope.allocations() == 0);
+    }
+    CHECK(status.code == (stale.empty() ? StatusCode::success : StatusCode::numerical_issue));
+    // The active assets alone, by a fresh policy on their own covariance.
+    std::vector<Index> active;
+    for (Index i = 0; i < n; ++i)
+      if (std::find(stale.begin(), stale.end(), i) == stale.end())
+        active.push_back(i);
+    const Index m = static_cast<Index>(active.size());
+    Eigen::MatrixXd sub(m, m);
+    for (Index r = 0; r < m; ++r)
+      for (Index c = 0; c < m; ++c)
+        sub(r, c) = covariance(active[r], active[c]);
+    RiskParity<double> fresh;
+    dynweight::Status fresh_status;
+    const Eigen::VectorXd expected = solve_ok(fresh, sub, fresh_status);
+    for (Index r = 0; r < m; ++r)
+      CHECK(w(active[r]) == Approx(expected(r)).epsilon(1e-8));
+    for (const Index i : stale)
+      CHECK(w(i) == 0.0);
+    CHECK(budget_residual(sub, expected, Eigen::VectorXd::Constant(m, 1.0 / double(m))) <= 1e-10);
+  }
 }
 
 TEST_CASE("RiskParity: Newton steps do not allocate where Eigen's factorisation would",

@@ -126,13 +126,16 @@ struct RiskParityOptions {
 /// product, which is as fast there. Some assets excluded, the active ones are gathered (one copy
 /// of their lower triangle). Phases 2 and 3 read whole columns: a lower triangle is mirrored for
 /// them (one N×N copy, only in a call that reaches them).
-/// No allocation after the first call at a given N (and number of excluded assets).
+/// No allocation after the first call at a given N, whatever the number of excluded assets.
 template <FloatingScalar Scalar_ = double>
 class RiskParity {
  public:
   using Scalar = Scalar_;
   using VectorType = Vector<Scalar>;
   using MatrixType = Matrix<Scalar>;
+  /// The covariance as the solver reads it: the caller's, or the active assets' gathered into a
+  /// corner of a workspace (no copy either way).
+  using ConstMatrixRef = Eigen::Ref<const MatrixType>;
 
   /// Budgets b (one per asset, >= 0, summing to 1 within 1e-12); empty for equal budgets.
   explicit RiskParity(RiskParityOptions options = {}, VectorType budgets = {})
@@ -169,7 +172,7 @@ class RiskParity {
               "no asset has both a positive budget and a volatility above the floor: the weights "
               "were left unchanged"};
     }
-    const MatrixType& s = active_covariance(sigma, estimates.covariance_storage());
+    const ConstMatrixRef s = active_covariance(sigma, estimates.covariance_storage());
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -202,7 +205,7 @@ class RiskParity {
       m_half_inverse.head(m) = (Scalar(2) * active_diagonal()).cwiseInverse();
     // The sweeps and Newton steps read whole columns of Σ: in full, mirrored when only the lower
     // triangle is at hand (once, and only when the fixed-point phase did not converge).
-    const MatrixType& full = residual <= m_options.tolerance ? s : full_covariance(s);
+    const ConstMatrixRef full = residual <= m_options.tolerance ? s : full_covariance(s);
     // The best iterate of the sweeps and Newton steps (neither lowers the residual at every
     // step), saved in m_best_x, m_best_y before a step moves away from it; at the iteration cap
     // or a breakdown it is the one returned.
@@ -395,36 +398,40 @@ class RiskParity {
 
   // Σ on the active assets, its lower triangle valid (and its strict upper triangle too unless
   // m_lower_only): the caller's own when every asset is active, else the active rows and columns
-  // gathered into m_gathered (lower triangle only).
-  const MatrixType& active_covariance(const MatrixType& sigma, SymmetricStorage storage) {
+  // gathered into the top-left m×m corner of m_work (lower triangle only). m_work is free then:
+  // it holds a mirrored copy of the caller's Σ only when every asset is active. So any number of
+  // excluded assets needs no memory beyond what N does.
+  ConstMatrixRef active_covariance(const MatrixType& sigma, SymmetricStorage storage) {
     const Index n = sigma.rows();
     const Index m = m_active_count;
-    if (m == n) {
+    m_gathered = m < n;
+    if (!m_gathered) {
       m_lower_only = storage != SymmetricStorage::full;
       return sigma;
     }
-    m_gathered.resize(m, m);
+    auto gathered = m_work.topLeftCorner(m, m);
     for (Index c = 0; c < m; ++c) {
       for (Index r = c; r < m; ++r) {
         const Index i = m_active(r);
         const Index j = m_active(c);
-        m_gathered(r, c) = storage == SymmetricStorage::full || i >= j ? sigma(i, j) : sigma(j, i);
+        gathered(r, c) = storage == SymmetricStorage::full || i >= j ? sigma(i, j) : sigma(j, i);
       }
     }
     m_lower_only = true;
-    return m_gathered;
+    return gathered;
   }
 
   // The active covariance s in full, for the coordinate sweeps and Newton steps (which read whole
   // columns): s itself, or s mirrored (a gathered one in place, a caller's lower triangle into
   // m_work), once per call. The fixed-point phase and the start need only the lower triangle.
-  const MatrixType& full_covariance(const MatrixType& s) {
+  ConstMatrixRef full_covariance(const ConstMatrixRef& s) {
     if (!m_lower_only)
       return s;
-    if (&s == &m_gathered) {
-      detail::mirror_lower_to_upper(m_gathered);
-      m_lower_only = false;
-      return m_gathered;
+    m_lower_only = false;
+    if (m_gathered) {
+      auto gathered = m_work.topLeftCorner(s.rows(), s.cols());
+      detail::mirror_lower_to_upper(gathered);
+      return gathered;
     }
     detail::scaled_symmetric_copy(s, Scalar(1), m_work);
     return m_work;
@@ -433,9 +440,9 @@ class RiskParity {
   // y = Σx on the active assets: the symmetric product on Σ's lower triangle (half the reads of a
   // general product, see `detail::symmetric_product`: 0.65× its time at N = 500), except on a full
   // matrix of fewer than kSymmetricFrom assets, where the general product is as fast or faster.
-  void product(const MatrixType& s, const auto& x, auto&& y) const {
+  void product(const ConstMatrixRef& s, const auto& x, auto&& y) const {
     if (m_lower_only || s.rows() >= kSymmetricFrom)
-      detail::symmetric_product(s, x.data(), y.data());
+      detail::symmetric_product(s.data(), s.outerStride(), s.rows(), x.data(), y.data());
     else
       y.noalias() = s * x;
   }
@@ -450,7 +457,7 @@ class RiskParity {
   // the previous solve when the covariance's lineage allows (`carry_product`: O(N)), else taken
   // by a product and x scaled as a cold start's. A warm start on a rescaled Σ is scaled as well.
   // Returns true when y was taken by a product.
-  bool start(const MatrixType& s, const Estimates<Scalar>& estimates) {
+  bool start(const ConstMatrixRef& s, const Estimates<Scalar>& estimates) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -484,7 +491,7 @@ class RiskParity {
   // (~ε relative per iteration and per step) is bounded by refreshing it at least every kCarryLimit
   // calls. Double precision and wider only (in float the check could not tell a wrong label from
   // rounding). Returns false when y was not carried.
-  bool carry_product(const MatrixType& s, const Estimates<Scalar>& estimates) {
+  bool carry_product(const ConstMatrixRef& s, const Estimates<Scalar>& estimates) {
     if constexpr (std::numeric_limits<Scalar>::digits < 53)
       return false;
     const Index n = s.rows();
@@ -546,7 +553,7 @@ class RiskParity {
   // diagonal block of Σ, then the block's four changes reach the rest of y as one 4-column
   // product (one pass over Σ per sweep, at the speed of a matrix-vector product rather than of N
   // separate column updates).
-  void sweep(const MatrixType& s) {
+  void sweep(const ConstMatrixRef& s) {
     constexpr Index block = kBlock;
     const Index m = m_active_count;
     auto x = m_x.head(m);
@@ -593,8 +600,8 @@ class RiskParity {
   // proved. The envelope makes the phase finite. x and y come in counting at `scale` times their
   // stored values (as in `fixed_point_step`). Returns the best residual, whose iterate it leaves
   // in x, y, scaled.
-  double fixed_point_phase(const MatrixType& s, double residual, Scalar budget_total, Scalar scale,
-                           Index& iterations) {
+  double fixed_point_phase(const ConstMatrixRef& s, double residual, Scalar budget_total,
+                           Scalar scale, Index& iterations) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -711,7 +718,8 @@ class RiskParity {
   // history's new column and the mixing's inner products), which also saves the scaled x, y as the
   // best iterate when `save_best`. Returns the residual (scale-free), or NaN with x, y and scale
   // untouched when Σx has an entry <= 0 (the history is then stale: the phase ends).
-  double fixed_point_step(const MatrixType& s, Scalar budget_total, bool save_best, Scalar& scale) {
+  double fixed_point_step(const ConstMatrixRef& s, Scalar budget_total, bool save_best,
+                          Scalar& scale) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -761,7 +769,7 @@ class RiskParity {
   // is added. Safeguarded: the accelerated point is taken only when it is positive, its
   // coefficients are moderate (`anderson_mix`) and its residual is below the plain sweep's.
   // Returns the residual.
-  double accelerated_sweep(const MatrixType& s) {
+  double accelerated_sweep(const ConstMatrixRef& s) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -891,7 +899,7 @@ class RiskParity {
   // Armijo test then decides by rounding noise, and could halve every step (or stall) at a
   // residual of ~1e-10 (seen with FMA). There the step is judged by the residual it leaves
   // instead (on y + tΣδ, exact to rounding), which the full Newton step cuts quadratically.
-  bool newton_step(const MatrixType& s) {
+  bool newton_step(const ConstMatrixRef& s) {
     const Index m = m_active_count;
     auto x = m_x.head(m);
     auto y = m_y.head(m);
@@ -1004,10 +1012,10 @@ class RiskParity {
   Eigen::Matrix<Index, Eigen::Dynamic, 1> m_active;  // indices of the active assets
   Index m_active_count = 0;
   bool m_equal_budgets = true;  // every active budget the same (b(0))
-  MatrixType m_work;            // full Σ mirrored from a caller's lower triangle
-  MatrixType m_gathered;        // Σ of the active assets (lower triangle, mirrored on demand)
-  bool m_lower_only = false;    // the active covariance's strict upper triangle is not valid
-  MatrixType m_hessian;         // Newton's Hessian, factorised in place
+  MatrixType m_work;        // full Σ mirrored from a caller's lower triangle, or the gathered one
+  bool m_gathered = false;  // Σ of the active assets gathered into m_work (some excluded)
+  bool m_lower_only = false;  // the active covariance's strict upper triangle is not valid
+  MatrixType m_hessian;       // Newton's Hessian, factorised in place
   // Anderson acceleration: the last kDepth iterations' map values and residuals, and their
   // differences.
   static constexpr Index kDepth = 5;
