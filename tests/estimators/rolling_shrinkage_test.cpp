@@ -299,10 +299,85 @@ TEST_CASE(
     REQUIRE(std::isfinite(result.intensity));
     REQUIRE(shrunk.allFinite());
   }
+  const Eigen::MatrixXd before = shrunk;
+  const double intensity = shrinkage.compute(shrunk).intensity;
   Eigen::VectorXd beyond = Eigen::VectorXd::Zero(n);
   beyond(3) = 1.01 * limit;
   REQUIRE_THROWS_WITH(shrinkage.update(beyond),
                       Contains("returns[3]") && Contains("fourth-power sums"));
+  // Unchanged: the same window gives the same output.
+  CHECK(shrinkage.compute(shrunk).intensity == intensity);
+  CHECK(dynweight::test::identical(shrunk, before));
+}
+
+TEST_CASE("RollingShrinkage: constant correlation near the input limit gives a finite result",
+          "[estimators][rolling_shrinkage][errors]") {
+  // Values at 0.999 of the limit with a nearly constant asset (relative moves of 1e-8): the running
+  // sums' re-centring terms (c'³/s) overflow, so the window pass decides; the result is finite and
+  // the intensity is the window pass's own.
+  const Index n = 3;
+  const Index window = 8;
+  Eigen::MatrixXd observations(n, window + 1);
+  RollingShrinkage<double> probe(n, {.window = window},
+                                 RollingShrinkageMethod::constant_correlation);
+  const double limit = 0.999 * probe.input_limit();
+  observations.col(0).setConstant(-limit);
+  const int p0[8] = {1, 0, 0, 1, 1, 0, 1, 0};
+  const int p1[8] = {1, 0, 1, 0, 1, 0, 1, 0};
+  const int p2[8] = {1, 1, 0, 0, 1, 0, 0, 1};
+  for (Index t = 0; t < window; ++t) {
+    observations(0, t + 1) = p0[t] ? limit : limit * (1 - 1e-8);
+    observations(1, t + 1) = p1[t] ? limit : -limit;
+    observations(2, t + 1) = p2[t] ? limit : -limit / 2;
+  }
+  const auto run = [&](CrossMomentSource source, Eigen::MatrixXd& out) {
+    RollingShrinkage<double> shrinkage(n, {.window = window},
+                                       RollingShrinkageMethod::constant_correlation, {}, source);
+    for (Index t = 0; t < observations.cols(); ++t)
+      shrinkage.update(observations.col(t));
+    return shrinkage.compute(out);
+  };
+  Eigen::MatrixXd running(n, n), window_pass(n, n);
+  const auto a = run(CrossMomentSource::running_sums, running);
+  const auto b = run(CrossMomentSource::window_pass, window_pass);
+  CHECK(a.status.code == b.status.code);
+  CHECK(std::isfinite(a.intensity));
+  CHECK(a.intensity == b.intensity);
+  CHECK(running.allFinite());
+  CHECK(dynweight::test::identical(running, window_pass));
+}
+
+TEST_CASE("RollingShrinkage::update takes the window's own mean as input",
+          "[estimators][rolling_shrinkage][aliasing]") {
+  // A missing bar filled with moments().mean(), which the window's update overwrites before the
+  // shrinkage's own sums read the input: the result must be that of a copy, bit for bit.
+  const Index n = 4;
+  const Eigen::MatrixXd observations = dynweight::test::correlated_returns(60, n, 8).transpose();
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
+  RollingShrinkage<double> own(n, {.window = 10, .resync_period = 7}, method, {}, source);
+  RollingShrinkage<double> copied(n, {.window = 10, .resync_period = 7}, method, {}, source);
+  Eigen::MatrixXd a(n, n), b(n, n);
+  for (Index t = 0; t < observations.cols(); ++t) {
+    if (t > 0 && t % 4 == 0) {
+      const Eigen::VectorXd mean = copied.moments().mean();
+      own.update(own.moments().mean());
+      copied.update(mean);
+    } else {
+      own.update(observations.col(t));
+      copied.update(observations.col(t));
+    }
+    if (!own.ready())
+      continue;
+    INFO("bar " << t);
+    const auto ra = own.compute(a);
+    const auto rb = copied.compute(b);
+    REQUIRE(ra.intensity == rb.intensity);
+    REQUIRE(dynweight::test::identical(a, b));
+  }
 }
 
 TEST_CASE("RollingShrinkage on a constant window", "[estimators][rolling_shrinkage]") {

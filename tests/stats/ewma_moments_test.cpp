@@ -355,6 +355,37 @@ TEST_CASE(
   REQUIRE(ewma.bars() == 40);
 }
 
+TEST_CASE("EwmaMoments::update takes the engine's own vectors as input",
+          "[stats][ewma][aliasing]") {
+  const Index n = 3;
+  const auto estimator = GENERATE(EwmaEstimator::pandas, EwmaEstimator::riskmetrics);
+  const EwmaOptions options{.decay = EwmaDecay::from_halflife(5), .estimator = estimator};
+  EwmaMoments<double> own(n, options);
+  EwmaMoments<double> copied(n, options);
+  std::mt19937_64 random(17);
+  std::normal_distribution<double> normal(0.0, 0.01);
+  for (Index t = 0; t < 40; ++t) {
+    if (t > 0 && t % 3 == 0) {
+      const Eigen::VectorXd mean = copied.mean();
+      own.update(own.mean());
+      copied.update(mean);
+    } else if (t > 1 && t % 5 == 0) {
+      const Eigen::VectorXd variance = copied.variance();
+      own.update(own.variance());
+      copied.update(variance);
+    } else {
+      Eigen::VectorXd x(n);
+      for (Index i = 0; i < n; ++i)
+        x(i) = normal(random);
+      own.update(x);
+      copied.update(x);
+    }
+    INFO("bar " << t);
+    REQUIRE(dynweight::test::identical(own.mean(), copied.mean()));
+    REQUIRE(dynweight::test::identical(own.covariance_lower(), copied.covariance_lower()));
+  }
+}
+
 TEST_CASE("EwmaMoments: α = 1 keeps only the newest observation", "[stats][ewma]") {
   const Eigen::MatrixXd data = dynweight::test::correlated_returns(5, 3, 9);
   for (const bool adjust : {true, false}) {

@@ -145,6 +145,7 @@ class RollingShrinkage {
         m_shift(assets),
         m_weighted_sum(assets),
         m_entering(assets),
+        m_input(assets),
         m_leaving(assets),
         m_offset(assets) {
     if (method == RollingShrinkageMethod::constant_correlation)
@@ -180,13 +181,16 @@ class RollingShrinkage {
   /// Adds one observation, dropping the oldest once the window is full. Throws `dynweight::Error`
   /// on bad input (see `RollingMoments::update`; values beyond `input_limit()` included) and then
   /// changes nothing.
-  void update(const Eigen::Ref<const VectorType>& x) {
-    if (x.size() == assets()) {  // else RollingMoments::update names the wrong size
-      const CheckContext context{"RollingShrinkage::update", m_moments.names(), m_moments.bars()};
-      check_finite(context, "returns", x);
-      check_magnitude(context, "returns", x, static_cast<double>(input_limit()),
-                      "larger values would overflow the window's fourth-power sums");
-    }
+  void update(const Eigen::Ref<const VectorType>& input) {
+    const CheckContext context{"RollingShrinkage::update", m_moments.names(), m_moments.bars()};
+    check_size(context, "returns", input.size(), assets());
+    check_finite(context, "returns", input);
+    check_magnitude(context, "returns", input, static_cast<double>(input_limit()),
+                    "larger values would overflow the window's fourth-power sums");
+    // The input may be one of this engine's own vectors (`moments().mean()` for a missing bar),
+    // which the window's update overwrites before the sums below read it: they read a copy.
+    m_input = input;
+    const VectorType& x = m_input;
     const bool full = m_moments.count() == m_moments.window();
     const bool first = m_moments.count() == 0;
     if (full) {
@@ -508,8 +512,12 @@ class RollingShrinkage {
                               double(scale) * double(scale) * double(cov.diagonal().squaredNorm());
 
     // s and 1/s (0 for a constant asset), r̄, and ρ̂'s sums, from one source or the other.
-    const FourthMoments moments =
-        m_window_pass ? window_fourth_moments() : running_fourth_moments();
+    FourthMoments moments = m_window_pass ? window_fourth_moments() : running_fourth_moments();
+    // The running sums' re-centring terms (c'³/s, with c' the mean's distance from their reference
+    // point) can overflow where the window's own pass does not: values near input_limit() with a
+    // nearly constant asset (tiny s). Then the window pass decides, for this call.
+    if (!m_window_pass && !(std::isfinite(moments.cross) && std::isfinite(moments.sum_fourth)))
+      moments = window_fourth_moments();
     const double sum_fourth = moments.sum_fourth;
     const double cross = moments.cross;
     const double off_sss = moments.off_sss;
@@ -543,13 +551,19 @@ class RollingShrinkage {
       gamma_hat = double(m_target.squared_distance(cov, scale));
     m_terms = {pi_hat, rho_hat, gamma_hat};
     const double trace = double(scale) * double(cov.diagonal().sum());
-    const double delta =
-        detail::constant_correlation_intensity(pi_hat, rho_hat, gamma_hat, trace, t);
+    double delta = detail::constant_correlation_intensity(pi_hat, rho_hat, gamma_hat, trace, t);
+    Status status = m_target.status();
+    if (!std::isfinite(delta)) {
+      delta = 0;
+      status = {StatusCode::numerical_issue, 0, 0.0,
+                "the shrinkage intensity is not finite (the window's fourth moments overflow): "
+                "the sample covariance is returned (intensity 0)"};
+    }
     m_target.shrink(cov, static_cast<Scalar>(delta), shrunk, scale, storage);
     m_output_id = next_covariance_id();
     m_output_moments_id = m_moments.covariance_id();
     m_has_output_step = false;
-    return {m_target.status(), delta, m_target.reported_mean_correlation()};
+    return {status, delta, m_target.reported_mean_correlation()};
   }
 
   // A new output id, and the step from the previous output when the window moved by at most one
@@ -598,6 +612,7 @@ class RollingShrinkage {
   Scalar m_sum_a2 = 0;        // Σ a_t²
   VectorType m_weighted_sum;  // Σ a_t u_t
   VectorType m_entering;      // u of the entering observation (scratch)
+  VectorType m_input;         // the observation being added (a copy: see update)
   VectorType m_leaving;       // u of the leaving observation (scratch)
   VectorType m_offset;        // c = m − K (scratch of compute)
   // Σ_{i>j} cov_ij² and Σ_{i>j} c_i c_j cov_ij of the current covariance when m_sums_current
