@@ -738,6 +738,46 @@ TEST_CASE(
   CHECK(book.value() == 5000.0);
 }
 
+TEST_CASE("DynamicWeighter rejects a portfolio return that would overflow the regime variances",
+          "[pipeline][errors]") {
+  // A levered book (weights 10 and −9) and returns within the window's limit make r_p ~ 1.8e154,
+  // whose square would make the regime variances infinite for good: the bar is rejected, the
+  // weighter stays as its twin, and the trigger goes on working.
+  const auto kind = GENERATE(dynweight::ReturnKind::simple, dynweight::ReturnKind::log);
+  DynamicWeighterOptions options{.moments = {.window = 2},
+                                 .returns = kind,
+                                 .regime = {.enabled = true, .min_observations = 1},
+                                 .execute_trades = false};
+  DynamicWeighter a(2, InverseVolatility<double>(), options);
+  DynamicWeighter b(2, InverseVolatility<double>(), options);
+  const VectorXd one = VectorXd::Ones(2);
+  a.update(one);
+  b.update(one);
+  const VectorXd levered = (VectorXd(2) << 10.0, -9.0).finished();
+  a.set_book(levered, 0.0);  // worth 1 at prices 1: weights (10, −9)
+  b.set_book(levered, 0.0);
+  const double limit = a.moments().input_limit();
+  // Simple returns (L, L/2); for log returns, prices whose logs differ by up to ~355.
+  const VectorXd jump = kind == dynweight::ReturnKind::simple
+                            ? VectorXd((VectorXd(2) << 1 + limit, 1 + limit / 2).finished())
+                            : VectorXd((VectorXd(2) << 1e154, 1e-154).finished());
+  if (kind == dynweight::ReturnKind::log) {
+    // ‖w‖₁ = 19 times a log spread of 355: far inside the limit, so this bar is accepted.
+    CHECK_NOTHROW(a.update(jump));
+    b.update(jump);
+    require_same_state(a, b);
+    return;
+  }
+  CHECK_THROWS_WITH(a.update(jump), Contains("portfolio return") && Contains("regime"));
+  require_same_state(a, b);
+  a.set_book((VectorXd(2) << 1.0, 2.0).finished(), 0.0);
+  for (Index t = 0; t < 30; ++t) {
+    const VectorXd prices = one * (t % 2 ? 1.01 : 0.99);
+    a.update(prices);
+  }
+  CHECK(std::isfinite(a.result().regime_ratio));
+}
+
 TEST_CASE("DynamicWeighter in live mode: set_book with the broker's fills tracks the backtest",
           "[pipeline]") {
   const Index n = 5;

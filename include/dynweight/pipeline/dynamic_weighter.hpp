@@ -471,11 +471,39 @@ class DynamicWeighter {
                         "larger values would overflow the window's sums");
       }
     }
+    if (m_options.regime.enabled && m_returns.bars() > 0 && m_book_weights.template lpNorm<1>() > 0)
+      check_portfolio_return(check, prices);
     const Scalar value = m_shares.dot(prices) + m_cash;
     check_parameter(std::isfinite(value) && value > 0, check,
                     "book value at this bar's prices (shares · prices + cash)",
                     static_cast<double>(value), "finite and > 0 (replace the book with set_book)");
     return value;
+  }
+
+  // The regime trigger's variances sum r_p² with weights up to 1/(1 − λ_long): |r_p| must stay
+  // below √(max (1 − λ_long)/2) to keep them finite (else they would be infinite for good). Simple
+  // returns (in m_scratch) give r_p itself; log returns a bound, ‖w‖₁ max_i |ln p_i − ln p'_i| <=
+  // ‖w‖₁ max(ln max p − ln min p', ln max p' − ln min p), from four logarithms rather than N.
+  void check_portfolio_return(const CheckContext& check,
+                              const Eigen::Ref<const VectorType>& prices) const {
+    Scalar size;
+    if (m_returns.kind() == ReturnKind::simple) {
+      size = std::abs(m_book_weights.dot(m_scratch));
+    } else {
+      const VectorType& last = m_returns.last_prices();
+      const Scalar spread = std::max(std::log(prices.maxCoeff()) - std::log(last.minCoeff()),
+                                     std::log(last.maxCoeff()) - std::log(prices.minCoeff()));
+      size = m_book_weights.template lpNorm<1>() * spread;
+    }
+    const Scalar limit =
+        std::sqrt(std::numeric_limits<Scalar>::max() * (Scalar(1) - m_lambda_long) / Scalar(2));
+    if (size <= limit)
+      return;
+    detail::fail(check, detail::concat(
+                            {"the portfolio return (book weights · returns)", detail::at_bar(check),
+                             " reaches ", detail::format_value(static_cast<double>(size)),
+                             "; must be within ±", detail::format_value(static_cast<double>(limit)),
+                             " (larger would overflow the regime trigger's variances)"}));
   }
 
   const Result& step(const Eigen::Ref<const VectorType>& prices,
