@@ -29,7 +29,8 @@ bool two_digits_up_to(std::string_view text, std::size_t& at, int max) {
   return value <= max;
 }
 
-// hh:mm[:ss[.fraction]], then optionally Z or an offset ±hh[[:]mm]: a time as pandas and ISO 8601
+// hh:mm[:ss[.fraction]], then optionally Z or an offset ±hh[[:]mm], or ±hh:mm:ss[.fraction] (as
+// Python writes historical local-mean-time offsets, e.g. +00:19:32): a time as pandas and ISO 8601
 // (extended format) write it. ss may be 60 (a leap second).
 bool is_iso_time(std::string_view text) {
   std::size_t at = 0;
@@ -60,9 +61,24 @@ bool is_iso_time(std::string_view text) {
     return false;
   if (at == text.size())
     return true;
-  if (text[at] == ':')
+  const bool extended = text[at] == ':';
+  if (extended)
     ++at;
-  return two_digits_up_to(text, at, 59) && at == text.size();
+  if (!two_digits_up_to(text, at, 59))
+    return false;
+  if (at == text.size())
+    return true;
+  // Seconds of the offset, extended format only.
+  if (!extended || text[at++] != ':' || !two_digits_up_to(text, at, 59))
+    return false;
+  if (at < text.size() && text[at] == '.') {
+    const std::size_t first = ++at;
+    while (at < text.size() && is_digit(text[at]))
+      ++at;
+    if (at == first)
+      return false;
+  }
+  return at == text.size();
 }
 
 // YYYY-MM-DD with a real month and day, optionally followed by 'T' or ' ' and a time (above).
@@ -176,7 +192,7 @@ void TableReader::check_date() {
     std::string message = quoted(m_date);
     message.append(
         " is not an ISO 8601 date (YYYY-MM-DD, optionally followed by 'T' or a space and a time "
-        "hh:mm[:ss[.f]][Z|+hh:mm|-hh:mm])");
+        "hh:mm[:ss[.f]] with an optional zone Z, ±hh, ±hhmm, ±hh:mm or ±hh:mm:ss[.f])");
     throw InputError(located(path(), m_csv.line(), 1, message));
   }
   if (m_previous_line == 0)

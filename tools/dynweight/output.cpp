@@ -18,9 +18,10 @@ namespace dynweight::cli {
 
 namespace {
 
-[[noreturn]] void fail_io(std::string_view action, const std::string& name) {
+// `error`: the errno of the failed call, saved before any clean-up that may change errno.
+[[noreturn]] void fail_io(std::string_view action, const std::string& name, int error = errno) {
   std::string message = "cannot ";
-  message.append(action).append(" '").append(name).append("': ").append(std::strerror(errno));
+  message.append(action).append(" '").append(name).append("': ").append(std::strerror(error));
   throw std::runtime_error(message);
 }
 
@@ -43,9 +44,11 @@ class TemporaryFile {
     m_path = name.data();
     m_file = ::fdopen(fd, "wb");
     if (m_file == nullptr) {
+      const int error = errno;
       ::close(fd);
-      std::filesystem::remove(m_path);
-      fail_io("open", m_path.string());
+      std::error_code ignored;
+      std::filesystem::remove(m_path, ignored);
+      fail_io("open", m_path.string(), error);
     }
   }
   ~TemporaryFile() {
@@ -69,8 +72,9 @@ class TemporaryFile {
     std::FILE* file = m_file;
     m_file = nullptr;
     if (std::fflush(file) != 0 || ::fsync(::fileno(file)) != 0) {
+      const int error = errno;
       std::fclose(file);
-      fail_io("write", name());
+      fail_io("write", name(), error);
     }
     if (std::fclose(file) != 0)
       fail_io("write", name());
