@@ -411,18 +411,29 @@ TEST_CASE("RollingMoments::covariance_step states each plain update exactly",
   std::uint64_t previous_id = rolling.covariance_id();
   Eigen::MatrixXd previous = Eigen::MatrixXd::Zero(assets, assets);
   Index stepped = 0;
+  Index full_updates = 0;  // the documented shadow schedule, by hand: it starts on a full update
+  Index shadow = -1;       // k with k % resync == 0 while idle and takes over on its W-th bar
   for (Index t = 0; t < bars; ++t) {
     CAPTURE(assets, resync, t);
     const bool full_before = rolling.count() == window;
+    bool resynced = false;
+    if (full_before && resync > 0) {
+      ++full_updates;
+      if (shadow < 0 && full_updates % resync == 0)
+        shadow = 0;
+      if (shadow >= 0 && ++shadow == window) {
+        resynced = true;
+        shadow = -1;
+      }
+    }
     rolling.update(data.row(t).transpose());
     REQUIRE(rolling.covariance_id() != previous_id);
     const Eigen::MatrixXd current = covariance_of(rolling);
     const auto step = rolling.covariance_step();
     // Whether the constant-window rewrite ran: asset 0's last W observations all equal.
     const bool constant = t >= 39 + window - 1 && t < 58;
-    if (!full_before || constant) {
-      REQUIRE_FALSE(step.has_value());
-    }
+    // A step exactly on the plain updates: none while filling, on a resync or a constant window.
+    REQUIRE(step.has_value() == (full_before && !constant && !resynced));
     if (step) {
       ++stepped;
       REQUIRE(step->from == previous_id);
@@ -444,9 +455,8 @@ TEST_CASE("RollingMoments::covariance_step states each plain update exactly",
     previous = current;
     previous_id = rolling.covariance_id();
   }
-  // Every full-window bar but those rewritten steps: with resync 5, the shadow completes
-  // every W bars after its start (a few of the 5 W full bars); never on a constant window.
-  CHECK(stepped >= (resync == 0 ? 4 : 3) * window);
+  // With resync 5 the shadow takes over on bars 27, 42 and 57 (57 is also a constant-window bar).
+  CHECK(stepped == 5 * window - 8 - (resync == 0 ? 0 : 2));
 }
 
 TEST_CASE(
