@@ -515,6 +515,39 @@ TEST_CASE("Dollar volume engines reject bad input and stay unchanged", "[stats][
   }
 }
 
+TEST_CASE(
+    "Dollar volume engines: values up to input_limit() keep the sums finite, larger are "
+    "rejected",
+    "[stats][adv][errors]") {
+  // Dollar volumes at 0.999 of the limit on every bar, through several windows: the window sums
+  // and the EWMA's old weight × average stay finite; 1.01 × the limit is rejected, unchanged.
+  const Index n = 2;
+  RollingDollarVolume<double> rolling(n, {.window = 7});
+  EwmaDollarVolume<double> ewma(n, {.decay = dynweight::EwmaDecay::from_alpha(0.01)});
+  const Eigen::VectorXd prices = Eigen::VectorXd::Constant(n, 1.0);
+  for (Index t = 0; t < 40; ++t) {
+    const double heavy = t % 3 == 0 ? 0.999 : 0.5;
+    rolling.update(prices, Eigen::VectorXd::Constant(n, heavy * rolling.input_limit()));
+    ewma.update(prices, Eigen::VectorXd::Constant(n, heavy * ewma.input_limit()));
+    INFO("bar " << t);
+    REQUIRE(rolling.window_sum().allFinite());
+    REQUIRE(rolling.average().allFinite() == rolling.ready());  // NaN until the window is full
+    REQUIRE(ewma.average().allFinite());
+  }
+  const Eigen::VectorXd before = rolling.average();
+  const Eigen::VectorXd ewma_before = ewma.average();
+  Eigen::VectorXd volumes = Eigen::VectorXd::Zero(n);
+  volumes(1) = 1.01 * rolling.input_limit();
+  REQUIRE_THROWS_WITH(rolling.update(prices, volumes),
+                      Contains("dollar volume (prices * volumes)[1]") && Contains("within ±"));
+  volumes(1) = 1.01 * ewma.input_limit();
+  REQUIRE_THROWS_WITH(ewma.update(prices, volumes), Contains("within ±"));
+  CHECK(rolling.bars() == 40);
+  CHECK(ewma.bars() == 40);
+  CHECK(dynweight::test::identical(rolling.average(), before));
+  CHECK(dynweight::test::identical(ewma.average(), ewma_before));
+}
+
 TEST_CASE("Dollar volume engines validate their parameters", "[stats][adv][errors]") {
   REQUIRE_THROWS_WITH(
       (RollingDollarVolume<double>(3, {.window = 0})),

@@ -452,6 +452,9 @@ class DynamicWeighter {
       check_size(check, "volumes", volumes->size(), assets());
       check_nonnegative(check, "volumes", *volumes);
       check_finite(check, "dollar volume (prices * volumes)", prices.cwiseProduct(*volumes));
+      check_magnitude(check, "dollar volume (prices * volumes)", prices.cwiseProduct(*volumes),
+                      static_cast<double>(m_dollar_volume->input_limit()),
+                      "larger values would overflow the average's sums");
     }
     if (m_returns.bars() > 0 && m_returns.kind() == ReturnKind::simple) {
       // ReturnCalculator's simple return, (p − p_prev) / p_prev: infinite when p_prev is tiny.

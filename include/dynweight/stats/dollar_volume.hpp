@@ -22,13 +22,15 @@ namespace detail {
 template <class Scalar>
 void checked_dollar_volume(const CheckContext& context,
                            const Eigen::Ref<const Vector<Scalar>>& prices,
-                           const Eigen::Ref<const Vector<Scalar>>& volumes,
+                           const Eigen::Ref<const Vector<Scalar>>& volumes, Scalar limit,
                            Vector<Scalar>& dollar_volume) {
   check_size(context, "prices", prices.size(), dollar_volume.size());
   check_size(context, "volumes", volumes.size(), dollar_volume.size());
   check_positive(context, "prices", prices);
   check_nonnegative(context, "volumes", volumes);
   check_finite(context, "dollar volume (prices * volumes)", prices.cwiseProduct(volumes));
+  check_magnitude(context, "dollar volume (prices * volumes)", prices.cwiseProduct(volumes),
+                  static_cast<double>(limit), "larger values would overflow the average's sums");
   dollar_volume = prices.cwiseProduct(volumes);
 }
 
@@ -129,7 +131,7 @@ class RollingDollarVolume {
   void update(const Eigen::Ref<const VectorType>& prices,
               const Eigen::Ref<const VectorType>& volumes) {
     const CheckContext context{"RollingDollarVolume::update", m_names, m_bars};
-    detail::checked_dollar_volume<Scalar>(context, prices, volumes, m_dollar_volume);
+    detail::checked_dollar_volume<Scalar>(context, prices, volumes, input_limit(), m_dollar_volume);
     accumulate(m_dollar_volume);
     ++m_bars;
     if (ready()) {
@@ -139,6 +141,11 @@ class RollingDollarVolume {
 
   [[nodiscard]] Index assets() const { return m_average.size(); }
   [[nodiscard]] Index window() const { return m_options.window; }
+  /// The largest dollar volume (price × volume) a bar may bring: max of `Scalar` / (4W), so that
+  /// the window's sums (of up to W bars, kept in three blocks) cannot overflow.
+  [[nodiscard]] Scalar input_limit() const {
+    return std::numeric_limits<Scalar>::max() / (Scalar(4) * Scalar(window()));
+  }
   /// Bars currently in the window (≤ W).
   [[nodiscard]] Index count() const { return m_bars < window() ? m_bars : window(); }
   /// Bars accepted since construction or `reset()`.
@@ -286,7 +293,7 @@ class EwmaDollarVolume {
   void update(const Eigen::Ref<const VectorType>& prices,
               const Eigen::Ref<const VectorType>& volumes) {
     const CheckContext context{"EwmaDollarVolume::update", m_names, m_bars};
-    detail::checked_dollar_volume<Scalar>(context, prices, volumes, m_dollar_volume);
+    detail::checked_dollar_volume<Scalar>(context, prices, volumes, input_limit(), m_dollar_volume);
     const VectorType& x = m_dollar_volume;
     if (m_bars == 0) {
       m_state = x;
@@ -313,6 +320,11 @@ class EwmaDollarVolume {
   [[nodiscard]] const AssetNames& names() const { return m_names; }
   /// The smoothing factor α, in `Scalar`.
   [[nodiscard]] Scalar alpha() const { return m_alpha; }
+  /// The largest dollar volume (price × volume) a bar may bring: α · max of `Scalar` / 2, so that
+  /// old weight × average (the old weight reaches 1/α with adjust) cannot overflow.
+  [[nodiscard]] Scalar input_limit() const {
+    return m_alpha * (std::numeric_limits<Scalar>::max() / Scalar(2));
+  }
 
   /// Exponentially weighted average dollar volume per bar (price units × shares); NaN until
   /// `ready()`.
