@@ -96,6 +96,19 @@ Market market_from_returns(const MatrixXd& returns) {
   return market;
 }
 
+// `bars` bars of n assets whose returns alternate ±amplitude·(1 + 0.3 i); from bar `trend_from` on,
+// asset 0 also gains `trend` a bar.
+Market oscillating_market(Index bars, Index n, double amplitude, Index trend_from, double trend) {
+  MatrixXd returns(bars - 1, n);
+  for (Index t = 0; t < returns.rows(); ++t) {
+    for (Index i = 0; i < n; ++i)
+      returns(t, i) = amplitude * (t % 2 == 0 ? 1.0 : -1.0) * (1.0 + 0.3 * double(i));
+    if (t + 1 >= trend_from)
+      returns(t, 0) += trend;
+  }
+  return market_from_returns(returns);
+}
+
 Market correlated_market(Index bars, Index n, std::uint64_t seed) {
   return market_from_returns(dynweight::test::correlated_returns(bars - 1, n, seed));
 }
@@ -447,14 +460,7 @@ TEST_CASE("DynamicWeighter's drift trigger fires when and only when the band is 
   // Three assets alternating ±0.5%; from bar 30 asset 0 also climbs 1.5% a bar, so the book
   // drifts away from its targets, is rebalanced, drifts again.
   const Index n = 3;
-  MatrixXd returns(119, n);
-  for (Index t = 0; t < returns.rows(); ++t) {
-    for (Index i = 0; i < n; ++i)
-      returns(t, i) = 0.005 * (t % 2 == 0 ? 1.0 : -1.0) * (1.0 + 0.3 * double(i));
-    if (t + 1 >= 30)
-      returns(t, 0) += 0.015;
-  }
-  const Market market = market_from_returns(returns);
+  const Market market = oscillating_market(120, n, 0.005, 30, 0.015);
   const double band = 0.03;
   DynamicWeighter weighter(n, InverseVolatility<double>(),
                            {.moments = {.window = 20}, .drift_band = band});
@@ -498,14 +504,8 @@ TEST_CASE(
   // in a backtest that cannot borrow; and lots of about 4% of the book. Measured from the
   // targets, the book would be outside a 2% band on every bar and the plan would trade nothing.
   const Index n = 3;
-  MatrixXd returns(99, n);
-  for (Index t = 0; t < returns.rows(); ++t) {
-    for (Index i = 0; i < n; ++i)
-      returns(t, i) = 0.004 * (t % 2 == 0 ? 1.0 : -1.0) * (1.0 + 0.3 * double(i));
-    if (t + 1 >= 60)
-      returns(t, 0) += 0.01;  // from bar 60 asset 0 climbs: the book drifts for real
-  }
-  const Market market = market_from_returns(returns);
+  // From bar 60 asset 0 climbs 1% a bar: the book drifts for real.
+  const Market market = oscillating_market(100, n, 0.004, 60, 0.01);
   const double band = 0.02;
   using Levered = Overlaid<InverseVolatility<double>, VolatilityTarget<double>>;
   const Levered policy(

@@ -29,6 +29,17 @@ bool two_digits_up_to(std::string_view text, std::size_t& at, int max) {
   return value <= max;
 }
 
+// An optional ".digits" (at least one digit) at `at`; advances `at` past it. False for a '.'
+// without digits.
+bool optional_fraction(std::string_view text, std::size_t& at) {
+  if (at == text.size() || text[at] != '.')
+    return true;
+  const std::size_t first = ++at;
+  while (at < text.size() && is_digit(text[at]))
+    ++at;
+  return at > first;
+}
+
 // hh:mm[:ss[.fraction]], then optionally Z or an offset ±hh[[:]mm], or ±hh:mm:ss[.fraction] (as
 // Python writes historical local-mean-time offsets, e.g. +00:19:32): a time as pandas and ISO 8601
 // (extended format) write it. ss may be 60 (a leap second).
@@ -40,15 +51,8 @@ bool is_iso_time(std::string_view text) {
   }
   if (at < text.size() && text[at] == ':') {
     ++at;
-    if (!two_digits_up_to(text, at, 60))
+    if (!two_digits_up_to(text, at, 60) || !optional_fraction(text, at))
       return false;
-    if (at < text.size() && text[at] == '.') {
-      const std::size_t first = ++at;
-      while (at < text.size() && is_digit(text[at]))
-        ++at;
-      if (at == first)
-        return false;
-    }
   }
   if (at == text.size())
     return true;
@@ -69,15 +73,9 @@ bool is_iso_time(std::string_view text) {
   if (at == text.size())
     return true;
   // Seconds of the offset, extended format only.
-  if (!extended || text[at++] != ':' || !two_digits_up_to(text, at, 59))
+  if (!extended || text[at++] != ':' || !two_digits_up_to(text, at, 59) ||
+      !optional_fraction(text, at))
     return false;
-  if (at < text.size() && text[at] == '.') {
-    const std::size_t first = ++at;
-    while (at < text.size() && is_digit(text[at]))
-      ++at;
-    if (at == first)
-      return false;
-  }
   return at == text.size();
 }
 
