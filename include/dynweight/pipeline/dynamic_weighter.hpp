@@ -197,9 +197,11 @@ struct BarResult {
 ///
 /// **Each bar** (`update(prices[, volumes])`):
 ///  1. The whole bar is validated first (sizes, prices finite and > 0, volumes finite and >= 0,
-///     price × volume finite, the returns it makes finite and within the engine's `input_limit()`,
-///     the book's value at its prices finite and > 0): a bad bar throws `dynweight::Error` and
-///     leaves every engine, the book and the trigger state unchanged (strong guarantee).
+///     price × volume finite and within the ADV engine's `input_limit()`, the returns it makes
+///     finite and within the window engine's, with the regime trigger on the portfolio return
+///     within what its variances can hold, the book's value at its prices finite and > 0): a bad
+///     bar throws `dynweight::Error` and leaves every engine, the book and the trigger state
+///     unchanged (strong guarantee).
 ///  2. `ReturnCalculator` → r_t; the portfolio return r_p = w_bookᵀ r_t (w_book: the book's
 ///     weights at the previous bar's close, cash earning 0; exact for simple returns, first-order
 ///     for log returns); the rolling window of W returns (`RollingMoments`, or the `moments()` of
