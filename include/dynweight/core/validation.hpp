@@ -158,15 +158,18 @@ void check_finite(const CheckContext& context, std::string_view argument,
       context, argument, values, [](auto v) { return std::isfinite(v); }, "finite");
 }
 
-/// Throws unless every entry x has |x| <= `limit` (NaN fails too): the magnitude an engine's
-/// arithmetic can hold without overflow, which `why` explains ("must be within ±L (why)").
+/// Throws unless every entry is finite ("must be finite", as `check_finite`) and has |x| <=
+/// `limit`: the magnitude an engine's arithmetic can hold without overflow, which `why` explains
+/// ("must be within ±L (why)"). One call does both checks.
 template <class Derived>
 void check_magnitude(const CheckContext& context, std::string_view argument,
                      const Eigen::DenseBase<Derived>& values, double limit, std::string_view why) {
   using Scalar = typename Derived::Scalar;
   if (detail::all_finite(values) &&
       (values.size() == 0 || values.derived().cwiseAbs().maxCoeff() <= Scalar(limit)))
-    return;  // vectorised fast path; the loop below finds and names the culprit
+    return;  // vectorised fast path; the loops below find and name the culprit
+  detail::check_entries(
+      context, argument, values, [](auto v) { return std::isfinite(v); }, "finite");
   const std::string requirement =
       detail::concat({"within ±", detail::format_value(limit), " (", why, ")"});
   detail::check_entries(

@@ -184,7 +184,6 @@ class RollingShrinkage {
   void update(const Eigen::Ref<const VectorType>& input) {
     const CheckContext context{"RollingShrinkage::update", m_moments.names(), m_moments.bars()};
     check_size(context, "returns", input.size(), assets());
-    check_finite(context, "returns", input);
     check_magnitude(context, "returns", input, static_cast<double>(input_limit()),
                     "larger values would overflow the window's fourth-power sums");
     // The input may be one of this engine's own vectors (`moments().mean()` for a missing bar),

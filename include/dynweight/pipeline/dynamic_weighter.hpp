@@ -453,19 +453,16 @@ class DynamicWeighter {
     if (volumes != nullptr) {
       check_size(check, "volumes", volumes->size(), assets());
       check_nonnegative(check, "volumes", *volumes);
-      check_finite(check, "dollar volume (prices * volumes)", prices.cwiseProduct(*volumes));
       check_magnitude(check, "dollar volume (prices * volumes)", prices.cwiseProduct(*volumes),
                       static_cast<double>(m_dollar_volume->input_limit()),
                       "larger values would overflow the average's sums");
     }
     if (m_returns.bars() > 0 && m_returns.kind() == ReturnKind::simple) {
-      // ReturnCalculator's simple return, (p − p_prev) / p_prev: infinite when p_prev is tiny.
-      // (Log returns of finite positive prices are always finite.)
+      // ReturnCalculator's simple return, (p − p_prev) / p_prev: infinite when p_prev is tiny, and
+      // it must be no larger than the window's engine can hold (a price ratio of ~1e150: bad
+      // data). Log returns of finite positive prices stay within ±1500, far inside it.
       const VectorType& last = m_returns.last_prices();
       m_scratch = (prices - last).cwiseQuotient(last);
-      check_finite(check, "returns (from prices)", m_scratch);
-      // And no larger than the window's engine can hold (a price ratio of ~1e150: bad data). Log
-      // returns of finite positive prices stay within ±1500, far inside it.
       if (m_shrinkage) {
         check_magnitude(check, "returns (from prices)", m_scratch,
                         static_cast<double>(m_shrinkage->input_limit()),

@@ -28,7 +28,6 @@ void checked_dollar_volume(const CheckContext& context,
   check_size(context, "volumes", volumes.size(), dollar_volume.size());
   check_positive(context, "prices", prices);
   check_nonnegative(context, "volumes", volumes);
-  check_finite(context, "dollar volume (prices * volumes)", prices.cwiseProduct(volumes));
   check_magnitude(context, "dollar volume (prices * volumes)", prices.cwiseProduct(volumes),
                   static_cast<double>(limit), "larger values would overflow the average's sums");
   dollar_volume = prices.cwiseProduct(volumes);

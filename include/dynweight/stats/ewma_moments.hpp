@@ -152,7 +152,6 @@ class EwmaMoments {
   void update(const Eigen::Ref<const VectorType>& x) {
     const CheckContext context{"EwmaMoments::update", m_names, m_bars};
     check_size(context, "returns", x.size(), assets());
-    check_finite(context, "returns", x);
     check_magnitude(context, "returns", x, static_cast<double>(input_limit()),
                     "larger values would overflow the covariance");
 

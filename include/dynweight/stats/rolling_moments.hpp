@@ -230,7 +230,6 @@ class RollingMoments {
                    detail::StrictLowerSums<Scalar>* sums) {
     const CheckContext context{"RollingMoments::update", m_names, m_bars};
     check_size(context, "returns", input.size(), assets());
-    check_finite(context, "returns", input);
     check_magnitude(context, "returns", input, static_cast<double>(input_limit()),
                     "larger values would overflow the window's sums");
     if (reference != nullptr)
