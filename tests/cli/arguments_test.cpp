@@ -11,6 +11,7 @@
 namespace {
 
 using dynweight::cli::test::data_path;
+using dynweight::cli::test::read_text;
 using dynweight::cli::test::run_cli;
 
 struct BadArguments {
@@ -151,6 +152,45 @@ TEST_CASE("a huge --window is rejected for the file's rows before any buffer is 
   CHECK(adv.err.find("it needs 1000000000 price rows") != std::string::npos);
   const auto vol = run_cli(commands[0]);
   CHECK(vol.err.find("it needs 1000000001 price rows") != std::string::npos);
+}
+
+TEST_CASE("a price file from a pipe: a --window beyond the machine's memory is rejected up front",
+          "[cli][arguments]") {
+  // A pipe cannot be counted first; 10^15 returns x 6 assets (48 PB) cannot be allocated on any
+  // machine, which used to end in std::bad_alloc (exit 1).
+  const std::string text = read_text(data_path("market/prices.csv"));
+  const std::string volumes = data_path("market/volumes.csv").string();
+  const std::string window = "1000000000000000";
+  const std::vector<std::vector<std::string>> commands = {
+      {"stats", "--prices", "/dev/stdin", "--window", window, "--stat", "cov", "--all"},
+      {"stats", "--prices", "/dev/stdin", "--volumes", volumes, "--window", window, "--stat",
+       "adv"},
+      {"weights", "--prices", "/dev/stdin", "--window", window, "--policy", "shrinkage",
+       "--shrinkage", "oas"},
+      {"backtest", "--prices", "/dev/stdin", "--window", window, "--policy", "inverse-vol",
+       "--every", "5", "--annualization", "252", "--out", "unused_out_dir"},
+  };
+  for (const auto& arguments : commands) {
+    const auto result = run_cli(arguments, text);
+    INFO(result.err);
+    CHECK(result.status == 2);
+    CHECK(result.out.empty());
+    CHECK(result.err.rfind("dynweight: --window " + window + " needs 4.8e+07 GB for 6 assets", 0) ==
+          0);
+    CHECK(result.err.find("/dev/stdin is not a regular file") != std::string::npos);
+  }
+  // A window that fits is read from the pipe as from the file.
+  const std::vector<std::string> stats = {"stats", "--prices", "/dev/stdin", "--window",
+                                          "20",    "--stat",   "vol"};
+  const auto piped = run_cli(stats, text);
+  std::vector<std::string> from_file = stats;
+  from_file[2] = data_path("market/prices.csv").string();
+  const auto direct = run_cli(from_file);
+  INFO(piped.err);
+  CHECK(piped.status == 0);
+  CHECK(direct.status == 0);
+  CHECK(!piped.out.empty());
+  CHECK(piped.out == direct.out);
 }
 
 TEST_CASE("sample rejects more cells than it can hold before generating any", "[cli][arguments]") {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -47,7 +48,8 @@ std::string read_text(const fs::path& path) {
   return text.str();
 }
 
-RunResult run_cli(const std::vector<std::string>& arguments) {
+RunResult run_cli(const std::vector<std::string>& arguments,
+                  const std::optional<std::string>& standard_input) {
   static int counter = 0;
   const fs::path dir = fs::path(DYNWEIGHT_CLI_WORK_DIR) / "runs";
   fs::create_directories(dir);
@@ -69,9 +71,26 @@ RunResult run_cli(const std::vector<std::string>& arguments) {
                                    0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
+  int pipe_ends[2] = {-1, -1};
+  if (standard_input) {
+    // Filled and closed before the program starts: a non-blocking write fails instead of waiting
+    // for a reader when the text does not fit the pipe.
+    if (::pipe2(pipe_ends, O_CLOEXEC) != 0)
+      throw std::runtime_error("cannot create a pipe");
+    ::fcntl(pipe_ends[1], F_SETFL, O_NONBLOCK);
+    const auto written = ::write(pipe_ends[1], standard_input->data(), standard_input->size());
+    ::close(pipe_ends[1]);
+    if (written < 0 || static_cast<std::size_t>(written) != standard_input->size()) {
+      ::close(pipe_ends[0]);
+      throw std::runtime_error("the standard input does not fit the pipe");
+    }
+    posix_spawn_file_actions_adddup2(&actions, pipe_ends[0], 0);
+  }
   pid_t pid = 0;
   const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
+  if (standard_input)
+    ::close(pipe_ends[0]);
   if (spawned != 0)
     throw std::runtime_error("cannot run " + storage[0]);
   int wait_status = 0;

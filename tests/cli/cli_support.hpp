@@ -4,6 +4,7 @@
 // CSV outputs numerically.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,8 +16,11 @@ struct RunResult {
   std::string err;  ///< stderr
 };
 
-/// Runs DYNWEIGHT_CLI_PATH with `arguments`; stdout and stderr are captured in files.
-RunResult run_cli(const std::vector<std::string>& arguments);
+/// Runs DYNWEIGHT_CLI_PATH with `arguments`; stdout and stderr are captured in files. With
+/// `standard_input`, the program reads that text from a pipe on its stdin (`/dev/stdin` is then
+/// not a regular file); the text must fit the pipe's buffer (64 KiB).
+RunResult run_cli(const std::vector<std::string>& arguments,
+                  const std::optional<std::string>& standard_input = std::nullopt);
 
 /// Splits "a b c" on spaces (for the reference manifest), replacing "{data}" by the data dir.
 std::vector<std::string> split_arguments(const std::string& text);

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string_view>
 
 #include "dynweight/core/error.hpp"
@@ -75,6 +76,11 @@ int run_tool(int argc, char** argv) {
   } catch (const dynweight::Error& error) {  // the library rejected a value read from the input
     report(error.what());
     return kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    report(
+        "out of memory: a buffer could not be allocated (a --window or universe too large for "
+        "this machine?)");
+    return kExitFailure;
   } catch (const std::exception& error) {
     report(error.what());
     return kExitFailure;

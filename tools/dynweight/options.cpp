@@ -13,6 +13,8 @@
 #include <system_error>
 #include <vector>
 
+#include <unistd.h>
+
 namespace dynweight::cli {
 
 std::optional<std::string> MarketInputOptions::volumes_path() const {
@@ -69,9 +71,21 @@ void check_window_fits(Index window, Index extra_rows, const MarketReader& reade
   constexpr double kCheckedBytes = 64.0 * 1024 * 1024;
   const double bytes = static_cast<double>(window) * static_cast<double>(reader.asset_count()) * 8;
   const std::string& path = reader.prices_path();
-  std::error_code error;
-  if (bytes <= kCheckedBytes || !std::filesystem::is_regular_file(path, error))
+  if (bytes <= kCheckedBytes)
     return;
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    // A pipe cannot be read twice: the one check left is the machine's memory.
+    const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
+                          static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+    if (memory > 0 && bytes > memory)
+      throw InputError(fmt::format(
+          "--window {} needs {:.3g} GB for {} assets (W x assets x 8 bytes), more than this "
+          "machine's {:.3g} GB of memory ({} is not a regular file, so its rows cannot be counted "
+          "first)",
+          window, bytes / 1e9, reader.asset_count(), memory / 1e9, path));
+    return;
+  }
   CsvReader csv(path);
   std::vector<std::string> cells;
   long records = 0;

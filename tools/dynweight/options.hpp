@@ -51,7 +51,9 @@ void add_estimator_options(CLI::App& app, EstimatorOptions& options);
 /// rows, FILE has K" before the engines size their N × W buffers, when those buffers would pass
 /// 64 MiB (W × assets × 8 bytes) and the price file (a regular file) has fewer data rows. Counting
 /// reads the file once more, so smaller windows are left to the one pass, which reports a window
-/// the file cannot fill as "not enough rows" at its end.
+/// the file cannot fill as "not enough rows" at its end. A price file that is not a regular file
+/// (a pipe) cannot be counted: there the buffers are checked against the machine's physical
+/// memory instead (`InputError` "--window W needs X GB for N assets ...").
 void check_window_fits(Index window, Index extra_rows, const MarketReader& reader);
 
 /// A value given as `X` or `X%` (then X / 100, and `percent` is set).
