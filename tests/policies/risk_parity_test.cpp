@@ -636,9 +636,11 @@ TEST_CASE("RiskParity: where the fixed-point phase stalls, it is skipped on the 
     CHECK(budget_residual(sigma, wa, Eigen::VectorXd::Constant(n, 1.0 / double(n))) <= 1e-10);
     CHECK(near(wa, wc, 4e-10 * double(n)));
     CAPTURE(t);
-    // The probes: at n = 20 they iterate before they stall; at n = 100 Σx has an entry <= 0 at
-    // once, before any product.
+    // The probes enter the phase; at n = 20 they iterate before they stall (at n = 100, bar 0's
+    // Σx has an entry <= 0 at once, before any product).
     const bool probe = t == 0 || t == 17 || t == 50;
+    CHECK(with_phase.fixed_point_attempted() == probe);
+    CHECK_FALSE(sweeps.fixed_point_attempted());
     if (!probe)
       CHECK(with_phase.fixed_point_iterations() == 0);
     else if (n == 20)

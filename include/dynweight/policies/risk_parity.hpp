@@ -200,6 +200,7 @@ class RiskParity {
       y *= scale;
     }
     m_fixed_point_iterations = iterations;
+    m_fixed_point_attempted = phase;
     m_history_count = 0;
     if (!(residual <= m_options.tolerance) && m_options.sweeps_before_newton > iterations)
       m_half_inverse.head(m) = (Scalar(2) * active_diagonal()).cwiseInverse();
@@ -312,6 +313,11 @@ class RiskParity {
   /// How many of the last `compute`'s iterations were fixed-point iterations (see `RiskParity`;
   /// 0 when the phase was off or skipped after a stall).
   [[nodiscard]] Index fixed_point_iterations() const { return m_fixed_point_iterations; }
+
+  /// Whether the last `compute` entered the fixed-point phase: false when it was off or paused
+  /// after a stall (see `RiskParity`). A probe that stalls before its first product (Σx with an
+  /// entry <= 0) entered it with 0 iterations.
+  [[nodiscard]] bool fixed_point_attempted() const { return m_fixed_point_attempted; }
 
   [[nodiscard]] const RiskParityOptions& options() const { return m_options; }
   /// The budgets given at construction (empty for equal budgets).
@@ -1035,6 +1041,7 @@ class RiskParity {
   Index m_fixed_point_pause = 0;  // calls left that skip the fixed-point phase after it stalled
   Index m_fixed_point_backoff = kShortestPause;  // the pause after the next stall
   Index m_fixed_point_iterations = 0;
+  bool m_fixed_point_attempted = false;
   bool m_combined = false;  // the last call's phase ended by `combine_iterates`
   MatrixType m_delta_x;
   MatrixType m_delta_y;
