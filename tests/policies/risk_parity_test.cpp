@@ -290,6 +290,37 @@ TEST_CASE("RiskParity: an iterate of negative variance is never reported converg
   }
 }
 
+TEST_CASE("RiskParity: a singular covariance with no solution is never reported converged",
+          "[policies][risk_parity]") {
+  // Σ = v vᵀ, as the covariance of two returns (a window of 2) gives: RC_i / ΣRC = w_i v_i / vᵀw,
+  // and no w > 0 gives every share the sign of its budget when v has entries of both signs. The
+  // sweeps drive vᵀw to 0, where rounding leaves ΣRC ~ −1e-21: a residual taken on that total once
+  // read as converged (a negative residual, success, shares of ±1e7).
+  Eigen::VectorXd v(6);
+  v << 3.8, 1.8, -0.96, 4.5, 2.3, 2.3;
+  const Eigen::MatrixXd cov = 1e-4 * v * v.transpose();
+  // Equal budgets (none given: the fast path of the residual), the same given, and unequal.
+  const auto budgets =
+      GENERATE(as<Eigen::VectorXd>{}, Eigen::VectorXd(), Eigen::VectorXd::Constant(6, 1.0 / 6),
+               (Eigen::VectorXd(6) << 0.1, 0.2, 0.2, 0.2, 0.2, 0.1).finished());
+  RiskParity<double> policy({}, budgets);
+  Estimates<double> estimates(6);
+  estimates.set_covariance(cov);
+  const Eigen::VectorXd before = Eigen::VectorXd::Constant(6, 9.0);
+  Eigen::VectorXd w = before;
+  dynweight::Status status;
+  REQUIRE_NOTHROW(status = policy.compute(estimates, w));
+  CAPTURE(status.code, status.residual);
+  CHECK_FALSE(status.ok());
+  CHECK_FALSE(status.residual < 0);
+  if (w != before) {  // the best iterate: valid weights, of positive variance
+    CHECK(w.minCoeff() > 0);
+    CHECK(std::abs(w.sum() - 1.0) <= 1e-14);
+    CHECK(w.dot(cov * w) > 0);
+    CHECK(status.residual > 0.1);
+  }
+}
+
 TEST_CASE("RiskParity: no asset left to solve for is a status, the weights unchanged",
           "[policies][risk_parity]") {
   SECTION("one asset, constant") {

@@ -973,7 +973,7 @@ class RiskParity {
     }
     const auto sums = detail::kernel::contribution_sums(x.size(), x.data(), y.data());
     total = sums.total;
-    if (!finite_total(total))
+    if (!(total > 0) || !finite_total(total))  // NaN for ΣRC <= 0, as below
       return residual_with_total(x, y, b, total);
     const Scalar inverse = 1 / total;
     const Scalar budget = b(0);
