@@ -61,6 +61,10 @@ const BadFile kBadFiles[] = {
      "'0' is not a positive price (asset 'B', date 2020-01-02)"},
     {"negative price", "date,A,B\n2020-01-01,-1.5,2\n", nullptr, "prices.csv:2:2",
      "'-1.5' is not a positive price"},
+    {"subnormal price", "date,A,B\n2020-01-01,1,2\n2020-01-02,1,1e-320\n2020-01-03,1,2\n", nullptr,
+     "prices.csv:3:3",
+     "'1e-320' is not a usable price: below 2.2e-308, a double keeps only some of its digits "
+     "(subnormal) (asset 'B', date 2020-01-02)"},
     {"duplicate date", "date,A,B\n2020-01-01,1,2\n2020-01-02,1,2\n2020-01-02,1,2\n", nullptr,
      "prices.csv:4:1", "duplicate date 2020-01-02 (also on line 3)"},
     {"unsorted dates", "date,A,B\n2020-01-01,1,2\n2020-01-03,1,2\n2020-01-02,1,2\n", nullptr,
@@ -112,6 +116,20 @@ const BadFile kBadFiles[] = {
 };
 
 }  // namespace
+
+TEST_CASE("a control character in a cell is shown escaped, and the message is whole",
+          "[cli][csv]") {
+  // A NUL byte used to end the message where it stood ("prices.csv:3:3: '1").
+  const auto dir = work_dir("nul_cell");
+  using namespace std::string_literals;
+  write_text(dir / "prices.csv", "date,A,B\n2020-01-01,1,2\n2020-01-02,1,1\0\t5\n"s);
+  const auto result = run_cli(
+      {"stats", "--prices", (dir / "prices.csv").string(), "--window", "2", "--stat", "mean"});
+  CHECK(result.status == 2);
+  CHECK(result.out.empty());
+  CHECK(result.err == "dynweight: " + (dir / "prices.csv").string() +
+                          ":3:3: '1\\x00\\x095' is not a number (asset 'B', date 2020-01-02)\n");
+}
 
 TEST_CASE("stats rejects every malformed CSV with file:line:column and status 2 and empty stdout",
           "[cli][csv]") {

@@ -360,7 +360,8 @@ TEST_CASE("ReturnCalculator: a simple return that overflows is rejected, naming 
   const Eigen::VectorXd last = simple.last_prices();
   // 1e10 / 2e-300 overflows: the simple return would be +Inf.
   REQUIRE_THROWS_WITH(simple.update(Eigen::Vector2d(1e10, 2.0)),
-                      Contains("prices[0] (asset 0 ('A')) at bar 2") && Contains("simple return"));
+                      Contains("prices[0] (asset 0 ('A')) at bar 2") && Contains("simple return") &&
+                          Contains("the ratio to the last price, 2e-300, overflows"));
   CHECK(simple.bars() == 2);
   CHECK(identical(simple.returns(), returns));
   CHECK(identical(simple.last_prices(), last));

@@ -644,7 +644,7 @@ Command add_backtest_command(CLI::App& parent) {
                   "Rolling window of returns for the estimates (sample moments, W - 1 in the "
                   "denominator); the first rebalance is at price row W + 1")
       ->required()
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->type_name("W");
   app->add_option("--returns", arguments->estimator.returns,
                   "Returns: 'simple' p_t/p_{t-1} - 1, or 'log' ln(p_t/p_{t-1})")
@@ -663,7 +663,7 @@ Command add_backtest_command(CLI::App& parent) {
                   "Calendar trigger: rebalance every K bars, counted from the first bar with "
                   "estimates (which always rebalances)")
       ->required()
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->type_name("K");
   app->add_option("--drift-band", arguments->drift_band,
                   "Drift trigger: rebalance when max_i |w_i - v_i| > X, v the weights the last "

@@ -18,7 +18,7 @@ void report(std::string_view message) {
   if (message.substr(0, kPrefix.size()) != kPrefix)  // library errors carry it already
     line.append(kPrefix);
   line.append(message).append("\n");
-  std::fputs(line.c_str(), stderr);
+  std::fwrite(line.data(), 1, line.size(), stderr);  // whole, even past a NUL byte
 }
 
 }  // namespace

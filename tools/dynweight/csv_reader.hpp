@@ -56,10 +56,21 @@ class CsvReader {
   long m_record_line = 0;
 };
 
-/// `text` in single quotes, for messages: 'abc'.
+/// `text` in single quotes, for messages: 'abc'; control characters (a NUL, which would end the
+/// message, a tab, a line break) are written as \xHH.
 inline std::string quoted(std::string_view text) {
   std::string out = "'";
-  out.append(text).append("'");
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out.append("\\x").push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('\'');
   return out;
 }
 

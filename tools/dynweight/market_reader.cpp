@@ -233,6 +233,11 @@ void TableReader::read_value(Eigen::Index asset, const std::string& cell) {
   }
   if (m_rule == ValueRule::positive && !(value > 0.0))
     throw InputError(error_at(column, quoted(text).append(" is not a positive price")));
+  if (m_rule == ValueRule::positive && !std::isnormal(value)) {
+    throw InputError(error_at(
+        column, quoted(text).append(" is not a usable price: below 2.2e-308, a double keeps only "
+                                    "some of its digits (subnormal)")));
+  }
   if (m_rule == ValueRule::nonnegative && value < 0.0)
     throw InputError(error_at(column, quoted(text).append(" is a negative volume")));
   m_values(asset) = value;

@@ -5,6 +5,7 @@
 #include "dynweight/csv_reader.hpp"
 #include "dynweight/errors.hpp"
 #include "dynweight/rebalance/rebalancer.hpp"
+#include "dynweight/stats/ewma_decay.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -46,6 +47,23 @@ ReturnKind EstimatorOptions::return_kind() const {
 void EstimatorOptions::validate() const {
   if ((window > 0) == (halflife > 0.0))
     throw InputError("give exactly one of --window and --halflife");
+  if (halflife > 0.0 && EwmaDecay::from_halflife(halflife).alpha() == 1.0)
+    throw InputError(fmt::format(
+        "--halflife {} is too short: alpha = 1 - exp(-ln 2 / H) rounds to 1, so only the last "
+        "return has weight and the EWMA variance (bias-corrected, as pandas) is undefined",
+        halflife));
+}
+
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](const std::string& text) -> std::string {
+        double value = 0;
+        const std::errc error = parse_cell_double(text, value);
+        if (error == std::errc() && std::isfinite(value) && value > 0)
+          return {};
+        return dynweight::cli::quoted(text) + " is not a number > 0";
+      },
+      "> 0", "POSITIVE");
 }
 
 void add_estimator_options(CLI::App& app, EstimatorOptions& options) {
@@ -53,12 +71,12 @@ void add_estimator_options(CLI::App& app, EstimatorOptions& options) {
                                 "Rolling window: the statistic of the last W returns (sample "
                                 "moments, W - 1 in the denominator, as pandas rolling(W)); for "
                                 "adv, the last W price rows")
-                     ->check(CLI::PositiveNumber)
+                     ->check(positive_number())
                      ->type_name("W");
   auto* halflife = app.add_option("--halflife", options.halflife,
                                   "Exponential weighting with half-life H periods, as pandas "
                                   "ewm(halflife=H) (adjust=True, bias=False)")
-                       ->check(CLI::PositiveNumber)
+                       ->check(positive_number())
                        ->type_name("H");
   window->excludes(halflife);
   app.add_option("--returns", options.returns,

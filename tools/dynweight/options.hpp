@@ -19,6 +19,10 @@ struct RebalanceOptions;
 
 namespace dynweight::cli {
 
+/// A check of a numeric option: finite and > 0 ("--window: 0 is not a number > 0"). CLI11's
+/// `PositiveNumber` lets NaN through and words its refusals as a range up to 1.8e308.
+CLI::Validator positive_number();
+
 /// `--prices`, `--volumes`, `--missing`.
 struct MarketInputOptions {
   std::string prices;
@@ -41,7 +45,9 @@ struct EstimatorOptions {
 
   [[nodiscard]] bool rolling() const { return window > 0; }
   [[nodiscard]] ReturnKind return_kind() const;
-  /// Throws `InputError` unless exactly one of --window and --halflife was given.
+  /// Throws `InputError` unless exactly one of --window and --halflife was given, or when the
+  /// half-life is so short that α = 1 − exp(−ln 2 / H) rounds to 1 (only the last return weighted:
+  /// the bias-corrected EWMA variance is undefined, NaN in pandas).
   void validate() const;
 };
 

@@ -8,6 +8,7 @@
 
 #include "dynweight/commands.hpp"
 #include "dynweight/market_sample.hpp"
+#include "dynweight/options.hpp"
 #include "dynweight/output.hpp"
 
 namespace dynweight::cli {
@@ -49,7 +50,7 @@ Command add_sample_command(CLI::App& parent) {
       "that rise in turbulence), the same for the same seed on every platform");
   app->add_option("--assets", arguments->market.assets, "Number of assets N (>= 1)")
       ->required()
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->type_name("N");
   app->add_option("--days", arguments->market.days,
                   "Number of business days T, price rows (>= 2; the last one at most "

@@ -84,9 +84,12 @@ class ReturnCalculator {
     if (m_bars > 0 && m_kind == ReturnKind::simple) {
       for (Index i = 0; i < assets(); ++i) {
         if (!std::isfinite(period_return(m_last_prices(i), prices(i)))) {
-          detail::fail_entry(context, "prices", i, 0, true, static_cast<double>(prices(i)),
-                             "a price whose simple return from the last bar's is finite (the "
-                             "ratio to the last price overflows)");
+          detail::fail_entry(
+              context, "prices", i, 0, true, static_cast<double>(prices(i)),
+              detail::concat({"a price whose simple return from the last bar's is finite (the "
+                              "ratio to the last price, ",
+                              detail::format_value(static_cast<double>(m_last_prices(i))),
+                              ", overflows)"}));
         }
       }
     }
