@@ -629,3 +629,84 @@ TEST_CASE("Rebalancer: with fine lots, cash-cut buys reach the water-filling opt
   CHECK(full.result().tracking_error <= cutting.result().tracking_error);
   CHECK(full.result().tracking_error >= with_sales);
 }
+
+TEST_CASE("Rebalancer: a fixed fee is not spread over thin buys that cash cut", "[rebalance]") {
+  // Three assets at 100 under a 0.4 target each (1.2 in all: more than the cash can fund) and
+  // $10 of cash, a $2 fee, lots of 0.001 shares ($0.10). Steps 4–6 alone left three buys of
+  // $1.30–1.40, paying $6 of fees for $4 of stock. Step 7 drops two whole: one buy of $8 and $2 of
+  // fees, the least squared tracking error over every affordable plan (exhaustive search below),
+  // with the gaps taken as the steps take them: in lots against the ideal trade, at the value
+  // after the ideal costs (V_net = 3010 − 3 × $2 = 3004).
+  Book book;
+  book.targets = VectorXd::Constant(3, 0.4);
+  book.shares = VectorXd::Constant(3, 10.0);
+  book.prices = VectorXd::Constant(3, 100.0);
+  book.lots = VectorXd::Constant(3, 0.001);
+  book.cash = 10;
+  RebalanceOptions options;
+  options.fee_per_trade = 2;
+  Rebalancer<double> rebalancer = make(book, options);
+  CHECK(plan(rebalancer, book).code == StatusCode::constrained);
+  const auto& result = rebalancer.result();
+  check_invariants(options, book, result);
+  CHECK(result.trades == 1);
+  CHECK(result.total_cost == 2.0);
+  CHECK(result.buy_notional == Approx(8.0).epsilon(1e-12));
+
+  const double sizing_value = 3004;
+  const double ideal = (0.4 * sizing_value / 100 - 10) / 0.001;  // 2016 lots each
+  const double lot_weight = 0.1 / sizing_value;
+  const auto objective = [&](const VectorXd& lots) {
+    return ((VectorXd::Constant(3, ideal) - lots) * lot_weight).squaredNorm();
+  };
+  double best = kInf;
+  for (int a = 0; a <= 100; ++a) {
+    for (int b = 0; b <= 100; ++b) {
+      for (int c = 0; c <= 100; ++c) {
+        const VectorXd lots = Eigen::Vector3d(a, b, c);
+        const double spent = 0.1 * lots.sum() + 2.0 * double((lots.array() > 0).count());
+        if (spent <= 10 + 1e-9)
+          best = std::min(best, objective(lots));
+      }
+    }
+  }
+  const VectorXd planned = result.shares_delta / 0.001;
+  CHECK(objective(planned) == Approx(best).epsilon(1e-12));
+}
+
+TEST_CASE("Rebalancer: levered targets and a fixed fee give a few real buys, not a fee per asset",
+          "[rebalance]") {
+  // 25 assets at ~2/3 of targets summing to 1.5 (a volatility target's leverage, no borrowing),
+  // fine lots (1e-6 shares) and a $2 fee: the cash buys a fraction of what the targets ask. Without
+  // step 7 every asset kept a buy of one lot (~$0.0001) for its $2 fee; now each buy is worth its
+  // fee many times over and the cash goes to a few of the largest deficits.
+  const int seed = GENERATE(1, 2, 3, 5);
+  std::mt19937_64 engine(static_cast<std::uint64_t>(seed));
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const Index n = 25;
+  const double capital = 1e6;
+  Book book;
+  book.targets = VectorXd::NullaryExpr(n, [&] { return 0.1 + unit(engine); });
+  book.targets *= 1.5 / book.targets.sum();
+  book.prices = VectorXd::NullaryExpr(n, [&] { return 20 + 200 * unit(engine); });
+  book.lots = VectorXd::Constant(n, 1e-6);
+  book.shares.resize(n);
+  for (Index i = 0; i < n; ++i)
+    book.shares(i) = book.targets(i) / 1.5 * capital * (0.95 + 0.1 * unit(engine)) / book.prices(i);
+  book.shares *= (capital - 5000) / book.shares.dot(book.prices);  // $5000 of cash
+  book.cash = capital - book.shares.dot(book.prices);
+  RebalanceOptions options;
+  options.fee_per_trade = 2;
+  Rebalancer<double> rebalancer = make(book, options);
+  CHECK(plan(rebalancer, book).code == StatusCode::constrained);
+  const auto& result = rebalancer.result();
+  check_invariants(options, book, result);
+  CAPTURE(result.trades, result.total_cost);
+  CHECK(result.sell_notional == 0);
+  CHECK(result.trades >= 1);
+  CHECK(result.total_cost <= 0.01 * book.cash);
+  for (Index i = 0; i < n; ++i) {
+    if (result.notional(i) > 0)
+      CHECK(result.notional(i) >= 50 * options.fee_per_trade);
+  }
+}

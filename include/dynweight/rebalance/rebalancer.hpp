@@ -159,7 +159,13 @@ struct TradePlan {
 ///     common); then step 5 again. A pass pairs the 64 purchases of largest gain with the 64
 ///     cash-raising steps of least loss, each asset once, while a pair lowers the squared
 ///     tracking error by more than 1e-6 of it (with fine lots a single-lot exchange gains next to
-///     nothing, so none is made); at most 8 passes, O(N) each. Steps 5–6 run only with
+///     nothing, so none is made); at most 8 passes, O(N) each.
+///  7. *Fixed fees.* Each buy that step 4 cut pays its whole fee for part of its trade: when cash
+///     is short across many buys (targets above what it can fund, e.g. a volatility target's
+///     leverage without borrowing), that leaves many thin buys each paying a fee. The thinnest
+///     (least squared tracking error per unit of cash freed, fee included) are dropped whole and
+///     their cash reinvested by step 5, as many as lowers the tracking error (doubling, then a
+///     bisection: at most 2·log₂ N + 2 trials of step 5). Steps 5–7 run only with
 ///     `invest_residual_cash`.
 ///
 /// Tracking error is ‖w_after − w*‖₂ over the assets (weights of the post-cost value). Every trade
@@ -175,7 +181,8 @@ struct TradePlan {
 /// unchanged.
 ///
 /// **Cost.** O(N) when cash does not bind (see BM_Rebalance in README); when it does, up to
-/// 60 bisection steps of O(N) for each level and O(log N) per heap step, plus the exchange passes.
+/// 60 bisection steps of O(N) for each level and O(log N) per heap step, plus the exchange passes
+/// and, with a fixed fee, step 7's trials.
 /// Buffers are sized at construction: `plan` never allocates.
 ///
 /// \code
@@ -210,13 +217,15 @@ class Rebalancer {
     m_inverse_lot_sizes.resize(assets);
     m_min_quantity_lots.resize(assets);
     lot_sizes_changed();
-    for (VectorType* buffer : {&m_ideal, &m_lot_weight, &m_count, &m_nearest, &m_lowest, &m_highest,
-                               &m_min_lots, &m_key, &m_per_lot, &m_step})
+    for (VectorType* buffer :
+         {&m_ideal, &m_lot_weight, &m_count, &m_nearest, &m_lowest, &m_highest, &m_min_lots, &m_key,
+          &m_per_lot, &m_step, &m_saved_count, &m_saved_highest, &m_drop_key})
       buffer->setZero(assets);
     m_lowest_limit.assign(static_cast<std::size_t>(assets), TradeLimit::none);
     m_highest_limit = m_lowest_limit;
     m_heap.reserve(static_cast<std::size_t>(assets));
     m_sales.reserve(static_cast<std::size_t>(assets));
+    m_thin.reserve(static_cast<std::size_t>(assets));
     m_used.assign(static_cast<std::size_t>(assets), 0);
     m_result.shares_delta.setZero(assets);
     m_result.notional.setZero(assets);
@@ -476,6 +485,9 @@ class Rebalancer {
         ++passes;
         capped = invest_residual(cash_after, prices);
       }
+      // 7. Fixed fees: drop whole the cut buys that only spread the fee thin.
+      if (!capped && o.fee_per_trade > 0)
+        capped = drop_thin_buys(cash_after, prices);
       // The steps above kept a running sum; the exact one may differ by rounding, and if that
       // leaves it a hair under the buffer, one more cut settles it.
       cash_after = exact_cash_after(prices);
@@ -803,6 +815,92 @@ class Rebalancer {
     return !m_heap.empty();
   }
 
+  /// Σ_i squared_gap(i, m_count(i)): the squared tracking error the steps minimise.
+  Scalar total_squared_gap() const {
+    return ((m_ideal - m_count).cwiseProduct(m_lot_weight)).squaredNorm();
+  }
+
+  /// Step 7. With a fixed fee, a buy that cash cut pays its whole fee for part of its trade, and
+  /// when cash is short across many buys (targets above what it can fund), steps 4–6 leave many
+  /// thin buys each paying a fee. Candidates: the cut buys whose drop costs less squared tracking
+  /// error per unit of cash it frees (its lots and its fee) than the best purchase step gains per
+  /// unit (otherwise reinvesting could not pay), thinnest first. A trial drops the k thinnest whole
+  /// and reinvests the cash by step 5 (never in them again); k doubles while the tracking error
+  /// falls, then a bisection between the best k and the first that did not improve settles it.
+  /// At most 2·log₂(candidates) + 2 trials of O(N log N). Returns true when step 5's cap stopped
+  /// the kept trial.
+  bool drop_thin_buys(Scalar& cash_after, const Eigen::Ref<const VectorType>& prices) {
+    Scalar best_gain = 0;
+    for (Index i = 0; i < m_assets; ++i)
+      best_gain = std::max(best_gain, residual_key(i, prices));
+    m_thin.clear();
+    for (Index i = 0; i < m_assets; ++i) {
+      const Scalar n = m_count(i);
+      if (!(n > 0 && n < m_nearest(i)))
+        continue;
+      const Scalar freed = cash_effect(i, 0, prices) - cash_effect(i, n, prices);
+      m_drop_key(i) = (squared_gap(i, 0) - squared_gap(i, n)) / freed;
+      if (m_drop_key(i) < best_gain)
+        m_thin.push_back(i);
+    }
+    if (m_thin.empty())
+      return false;
+    std::sort(m_thin.begin(), m_thin.end(), [this](Index a, Index b) {
+      return m_drop_key(a) < m_drop_key(b) || (m_drop_key(a) == m_drop_key(b) && a < b);
+    });
+    m_saved_count = m_count;
+    m_saved_highest = m_highest;
+    const Scalar saved_cash = cash_after;
+    bool capped = false;
+    Index tried = 0;
+    const auto trial = [&](Index k) {
+      m_count = m_saved_count;
+      m_highest = m_saved_highest;
+      cash_after = saved_cash;
+      for (Index j = 0; j < k; ++j) {
+        const Index i = m_thin[static_cast<std::size_t>(j)];
+        cash_after += cash_effect(i, 0, prices) - cash_effect(i, m_count(i), prices);
+        m_count(i) = 0;
+        m_highest(i) = 0;
+      }
+      capped = invest_residual(cash_after, prices);
+      tried = k;
+      return total_squared_gap();
+    };
+    const auto size = static_cast<Index>(m_thin.size());
+    // A trial must beat the plan as it stands by more than rounding.
+    Scalar best = total_squared_gap() * (1 - Scalar(64) * std::numeric_limits<Scalar>::epsilon());
+    Index best_k = 0;
+    Index fail = size + 1;
+    for (Index k = 1;; k = std::min(2 * k, size)) {
+      const Scalar objective = trial(k);
+      if (!(objective < best)) {
+        fail = k;
+        break;
+      }
+      best = objective;
+      best_k = k;
+      if (k == size)
+        break;
+    }
+    while (fail - best_k > 1 && fail <= size) {
+      const Index middle = best_k + (fail - best_k) / 2;
+      const Scalar objective = trial(middle);
+      if (objective < best) {
+        best = objective;
+        best_k = middle;
+      } else {
+        fail = middle;
+      }
+    }
+    if (tried != best_k)
+      trial(best_k);
+    for (Index j = 0; j < best_k; ++j)
+      m_result.limits[static_cast<std::size_t>(m_thin[static_cast<std::size_t>(j)])] =
+          TradeLimit::cash;
+    return capped;
+  }
+
   /// One pass of exchanges: purchase steps that cash cannot fund (largest gain first) are paired
   /// with cash-raising steps of other assets (a cut or a further sale, least loss first): each
   /// purchase takes the first unused step that funds it and leaves a net gain above 1e-6 of the
@@ -949,8 +1047,10 @@ class Rebalancer {
   VectorType m_lowest, m_highest, m_min_lots;
   VectorType m_key;              ///< heap keys
   VectorType m_per_lot, m_step;  ///< cash one lot cut frees, and how much its key grows per lot
+  VectorType m_saved_count, m_saved_highest;  ///< m_count, m_highest before step 7's trials
+  VectorType m_drop_key;  ///< step 7: squared-TE cost per unit of cash of dropping a cut buy
   std::vector<TradeLimit> m_lowest_limit, m_highest_limit;
-  std::vector<Index> m_heap, m_sales;
+  std::vector<Index> m_heap, m_sales, m_thin;
   std::vector<unsigned char> m_used;  ///< assets already in an exchange of this pass
   Index m_unaffordable = 0;  ///< purchase steps the last residual-cash pass could not afford
   TradePlan<Scalar> m_result;
