@@ -80,6 +80,26 @@ enum class CrossMomentSource {
 /// product with preallocated packing buffers: O(W·N²) at that bar (15 ms at N = 500, W = 250,
 /// `BM_ConstCorrRollingRebuild`), O(N²/16) amortised.
 ///
+/// **When the running sums would lose ρ̂'s digits.** The identity is exact, but its terms are the
+/// size of the sums about K', and the sums carry the rounding of every observation since their
+/// last rebuild, while ρ̂ is the size of the centred moments. When the mean is far from K' in units
+/// of s (a level shift, prices fed as levels with a trend, a nearly constant asset whose level
+/// moved, a first observation far from the rest) or after a bad print, the cancellation can take
+/// most of ρ̂'s digits (1e-7 relative left after a 100σ level shift, δ then off by 5e-8; 2e-7
+/// after a 1000σ print). So each `compute()` bounds that rounding: ε times the magnitudes of the
+/// identity's terms (Hölder bounds on A and B from the power sums), with the history entering
+/// through g_k = Σ p_k² over the updates since the rebuild (p_k the window's power sums; the
+/// updates' errors add like a random walk) and the mean's own rounding (ε|m|) through the c'³
+/// terms: `detail::cross_moment_magnitudes`, one O(N) pass with two square roots an asset, and
+/// O(N) per update for g_k. δ = clip((π̂ − ρ̂)/γ̂/T) then lies between the intensities at ρ̂ ± that
+/// bound (equal when both clip, so a clipped δ keeps the running sums); when they differ by more
+/// than 10⁵ ε (2.2e-11 in double, against the 1e-10 to which the rolling estimators match the
+/// batch ones; the largest error measured on a kept bar is 1.1e-11), or are not finite (overflow
+/// near `input_limit()`), that `compute()` takes ρ̂'s sums from the window pass below instead
+/// (O(W·N); `window_pass_fallbacks()` counts them). On the test suite's data with the running sums
+/// forced, that is 2 of 1,003,664 computes (both on a nearly constant asset), none of them in the
+/// 10⁶-bar drift data; after a 100σ level shift, every bar until the next rebuild.
+///
 /// **Or one pass over the window (`CrossMomentSource`).** The same sums come exactly from one
 /// read of the window's W×N observations about the current mean, O(W·N) per `compute()` (the
 /// cross sum Σ_t (xᵀy_t³)(sᵀy_t) and Σ_t y_ti⁴; r̄ and Σ s_i s_j S_ij from one read of the
@@ -110,7 +130,8 @@ enum class CrossMomentSource {
 ///
 /// **Cost.** Identity targets: `update()` is one `RollingMoments` update (with its sums) plus
 /// O(N); `compute()` is O(N) plus one write of the output (`OutputStorage::lower` halves it).
-/// Constant correlation adds, with the running sums, one pass over the 2N×N [A; B] per `update()`,
+/// Constant correlation adds, with the running sums, one pass over the 2N×N [A; B] per `update()`
+/// and O(N) per `compute()` for the rounding bound (a window pass on the bars it flags),
 /// and 2N² + 3N·W doubles of memory ([A; B] and the rebuild's scratch); with the window pass, one
 /// read of the window and one of the covariance's lower triangle per `compute()`, and no memory.
 /// No allocation after construction.
@@ -173,6 +194,7 @@ class RollingShrinkage {
       m_cross.reset();
     m_cross_current = false;
     m_since_rebuild = 0;
+    m_window_fallbacks = 0;
     m_output_id = 0;
     m_output_moments_id = 0;
     m_has_output_step = false;
@@ -310,6 +332,10 @@ class RollingShrinkage {
   [[nodiscard]] CrossMomentSource cross_moment_source() const {
     return m_window_pass ? CrossMomentSource::window_pass : CrossMomentSource::running_sums;
   }
+  /// Constant correlation by running sums: how many `compute()` calls since the last `reset()`
+  /// took the window pass because the running sums' ρ̂ could have moved δ by more than 10⁵ ε (see
+  /// the class comment).
+  [[nodiscard]] std::uint64_t window_pass_fallbacks() const { return m_window_fallbacks; }
   /// The rolling moments of the window (mean, covariance with ddof = 1, ...).
   [[nodiscard]] const RollingMoments<Scalar>& moments() const { return m_moments; }
 
@@ -418,6 +444,7 @@ class RollingShrinkage {
     double sum_fourth = 0;  // Σ_i Σ_t y_ti⁴ / T over the assets with positive variance
     double cross = 0;       // Σ_t (Σ_i x_i y_ti³)(Σ_j s_j y_tj)
     double off_sss = 0;     // Σ_{i>j} s_i s_j S_ij
+    double rounding = 0;    // the rounding these carry into ρ̂, bounded (0 for the window pass)
   };
 
   // From the running sums [A; B] and the power sums about K' (see the class comment); also sets
@@ -427,7 +454,10 @@ class RollingShrinkage {
     const Index count = m_moments.count();
     const auto t = static_cast<double>(count);
     const auto scale = static_cast<double>(Scalar(count - 1) / Scalar(count));
-    prepare_cross_weights();  // s, 1/s, and c' = m − K' with the bilinear weights
+    // s, 1/s, and c' = m − K' with the bilinear weights: when the bilinear form is current, the
+    // update's pass left them for this window and K'.
+    if (!m_cross_current)
+      prepare_cross_weights();
     const VectorType& sd = m_target.sd();
     const VectorType& inv_sd = m_target.inv_sd();
     const VectorType& c = m_cross_offset;
@@ -457,9 +487,14 @@ class RollingShrinkage {
       c_s += ci * double(sd(i));
     }
     const double zss = scale * m_reductions.zss;
+    const double rbar = double(m_target.mean_correlation());
+    const auto sizes = detail::cross_moment_magnitudes(
+        inv_sd, sd, c, m_moments.mean(), m_cross.history2(), m_cross.history4(), Scalar(t));
     return {.sum_fourth = sum_fourth / t,
             .cross = m_bilinear + 3 * t * zss + 2 * t * x_c3 * c_s - x_m3 * c_s,
-            .off_sss = scale * m_reductions.off_sss};
+            .off_sss = scale * m_reductions.off_sss,
+            .rounding = double(std::numeric_limits<Scalar>::epsilon()) *
+                        (std::abs(rbar) * sizes.cross + std::abs(1 - rbar) * sizes.fourth) / t};
   }
 
   // From one pass over the window's observations about the current mean (the cross sum and the
@@ -469,7 +504,6 @@ class RollingShrinkage {
   FourthMoments window_fourth_moments() {
     const Index n = assets();
     const Index count = m_moments.count();
-    const auto t = static_cast<double>(count);
     const Scalar scale = Scalar(count - 1) / Scalar(count);
     m_target.compute_deviations(m_moments.covariance_lower(), scale);
     const VectorType& inv_sd = m_target.inv_sd();
@@ -485,6 +519,18 @@ class RollingShrinkage {
       m_cross_current = true;
     }
     m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));
+    return window_sums_moments();
+  }
+
+  // ρ̂'s sums from m_window_sums (of the current window) and m_reductions, with s and 1/s set.
+  [[nodiscard]] FourthMoments window_sums_moments() const {
+    const Index n = assets();
+    const Index count = m_moments.count();
+    const auto t = static_cast<double>(count);
+    const Scalar scale = Scalar(count - 1) / Scalar(count);
+    const VectorType& inv_sd = m_target.inv_sd();
+    const VectorType& mean = m_moments.mean();
+    const MatrixType& ring = m_moments.window_observations();
     double constant_fourth = 0;  // of the constant assets (rounding-level y), which ρ̂ leaves out
     for (Index i = 0; i < n; ++i) {
       if (inv_sd(i) != 0)
@@ -512,14 +558,7 @@ class RollingShrinkage {
 
     // s and 1/s (0 for a constant asset), r̄, and ρ̂'s sums, from one source or the other.
     FourthMoments moments = m_window_pass ? window_fourth_moments() : running_fourth_moments();
-    // The running sums' re-centring terms (c'³/s, with c' the mean's distance from their reference
-    // point) can overflow where the window's own pass does not: values near input_limit() with a
-    // nearly constant asset (tiny s). Then the window pass decides, for this call.
-    if (!m_window_pass && !(std::isfinite(moments.cross) && std::isfinite(moments.sum_fourth)))
-      moments = window_fourth_moments();
-    const double sum_fourth = moments.sum_fourth;
-    const double cross = moments.cross;
-    const double off_sss = moments.off_sss;
+    const double off_sss = moments.off_sss;  // the same from either source
     const VectorType& sd = m_target.sd();
     double diag2 = 0;
     for (Index i = 0; i < n; ++i) {
@@ -528,10 +567,12 @@ class RollingShrinkage {
     }
 
     const double pi_hat = q / t - frobenius2;
-    const double pi_diagonal = sum_fourth - diag2;
-    const double theta_sum = cross / t - sum_fourth - 2 * off_sss;
     const double rbar = double(m_target.mean_correlation());
-    const double rho_hat = pi_diagonal + rbar * theta_sum;
+    // ρ̂ = Σ_i π_ii + r̄ Σ θ, from the fourth moments.
+    const auto rho_of = [&](const FourthMoments& m) {
+      return (m.sum_fourth - diag2) + rbar * (m.cross / t - m.sum_fourth - 2 * off_sss);
+    };
+    double rho_hat = rho_of(moments);
     // γ̂/2 = Σ_{i>j} (S_ij − r̄ s_i s_j)² = Σ S_ij² − 2 r̄ Σ s_i s_j S_ij + r̄² Σ s_i² s_j², from
     // sums already at hand. Its rounding error is ~ε times the largest of the three terms; when
     // γ̂ is less than 10⁻⁴ of that (correlations nearly all equal; always when N = 2), it is
@@ -548,9 +589,26 @@ class RollingShrinkage {
     double gamma_hat = 2 * (off_squares - 2 * rbar * off_sss + rbar * rbar * pair_squares);
     if (!(gamma_hat > 2e-4 * magnitude))
       gamma_hat = double(m_target.squared_distance(cov, scale));
-    m_terms = {pi_hat, rho_hat, gamma_hat};
     const double trace = double(scale) * double(cov.diagonal().sum());
-    double delta = detail::constant_correlation_intensity(pi_hat, rho_hat, gamma_hat, trace, t);
+    const auto intensity_at = [&](double rho) {
+      return detail::constant_correlation_intensity(pi_hat, rho, gamma_hat, trace, t);
+    };
+    // The running sums' ρ̂ is within `rounding` of the exact one, so δ is between the intensities
+    // at its two ends; when they differ by more than 10⁵ ε (or are not finite), the window pass
+    // decides, for this call (see the class comment).
+    if (!m_window_pass) {
+      const double spread =
+          intensity_at(rho_hat - moments.rounding) - intensity_at(rho_hat + moments.rounding);
+      if (!(spread <= 1e5 * double(std::numeric_limits<Scalar>::epsilon()))) {
+        m_window_sums = detail::window_moments(m_moments.window_observations(), count,
+                                               m_moments.mean(), sd, m_target.inv_sd());
+        moments = window_sums_moments();
+        rho_hat = rho_of(moments);
+        ++m_window_fallbacks;
+      }
+    }
+    m_terms = {pi_hat, rho_hat, gamma_hat};
+    double delta = intensity_at(rho_hat);
     Status status = m_target.status();
     if (!std::isfinite(delta)) {
       delta = 0;
@@ -621,16 +679,18 @@ class RollingShrinkage {
   // Constant correlation only (empty otherwise):
   detail::CrossMomentSums<Scalar> m_cross;  // [A; B] and Σu², Σu³, Σu⁴ about K'
   detail::ConstantCorrelationTarget<Scalar> m_target;
-  VectorType m_oldest;                  // the observation leaving the window (scratch)
-  VectorType m_cross_offset;            // c' = m − K'
-  VectorType m_cross_weights;           // [1/s; −3 c'/s]
-  VectorType m_z;                       // c'² / s
-  CovarianceReductions m_reductions;    // of the current covariance when m_cross_current
-  double m_bilinear = 0;                // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
-  detail::WindowMoments m_window_sums;  // of the current window when m_cross_current
+  VectorType m_oldest;                // the observation leaving the window (scratch)
+  VectorType m_cross_offset;          // c' = m − K'
+  VectorType m_cross_weights;         // [1/s; −3 c'/s]
+  VectorType m_z;                     // c'² / s
+  CovarianceReductions m_reductions;  // of the current covariance when m_cross_current
+  double m_bilinear = 0;              // Σ_ij (1/s_i)(A_ij − 3 c'_i B_ij) s_j
+  // of the current window when m_cross_current (window pass), or of a running-sums fallback
+  detail::WindowMoments m_window_sums;
   // m_reductions and m_bilinear (running sums) or m_window_sums (window pass) are current
   bool m_cross_current = false;
   Index m_since_rebuild = 0;
+  std::uint64_t m_window_fallbacks = 0;  // see window_pass_fallbacks()
   ConstantCorrelationTerms m_terms;
   // Lineage of the output (see the class comment).
   std::uint64_t m_output_id = 0;

@@ -19,6 +19,13 @@ namespace dynweight::detail {
 /// over [A; B] (a general rank-2 update), which also returns Σ_j y_j ([A; B]_:j · w) for weights
 /// given by the caller, so that the bilinear forms the constant-correlation intensity needs cost
 /// no second pass. `rebuild` re-accumulates everything exactly from the window about a new K.
+///
+/// For a caller that estimates their rounding, it also keeps g_k = Σ p_k² over the updates since
+/// the last rebuild (k = 2, 4; the rebuild counts as `count` updates, its product summing that
+/// many terms). Each update rounds A_ij and B_ij by ~ε times their magnitudes, which are below
+/// p4_i^¾ p4_j^¼ and (p4_i p2_j)^½ (Hölder); those errors add like a random walk, to
+/// ~ε √(Σ A_ij²) <= ε h4_i^¾ h4_j^¼ over the updates (Hölder again), with h_k = √g_k, and
+/// ~ε (h4_i h2_j)^½ for B.
 template <FloatingScalar Scalar>
 class CrossMomentSums {
  public:
@@ -37,6 +44,8 @@ class CrossMomentSums {
     m_power2 = other.m_power2;
     m_power3 = other.m_power3;
     m_power4 = other.m_power4;
+    m_history2 = other.m_history2;
+    m_history4 = other.m_history4;
     m_shift = other.m_shift;
     m_entering = other.m_entering;
     m_leaving = other.m_leaving;
@@ -58,6 +67,8 @@ class CrossMomentSums {
     m_power2.resize(assets);
     m_power3.resize(assets);
     m_power4.resize(assets);
+    m_history2.resize(assets);
+    m_history4.resize(assets);
     m_shift.resize(assets);
     m_entering.resize(2 * assets);
     m_leaving.resize(2 * assets);
@@ -75,6 +86,8 @@ class CrossMomentSums {
     m_power2.setZero();
     m_power3.setZero();
     m_power4.setZero();
+    m_history2.setZero();
+    m_history4.setZero();
     m_shift.setZero();
     m_empty = true;
   }
@@ -99,6 +112,8 @@ class CrossMomentSums {
       m_leaving.setZero();
       m_linear_out.setZero();
     }
+    m_history2 += m_power2.cwiseAbs2();
+    m_history4 += m_power4.cwiseAbs2();
     // Column j gains u_j [u³; u²] and loses u'_j [u'³; u'²].
     Scalar sum = 0;
     for (Index j = 0; j < n; ++j) {
@@ -134,6 +149,8 @@ class CrossMomentSums {
     m_power2 = powers.bottomRows(n).rowwise().sum();
     m_power3 = powers.topRows(n).rowwise().sum();
     m_power4 = centred.array().square().square().matrix().rowwise().sum();
+    m_history2 = Scalar(count) * m_power2.cwiseAbs2();
+    m_history4 = Scalar(count) * m_power4.cwiseAbs2();
     m_stacked.setZero();
     // [A; B] = [U³; U²] Uᵀ, U = centred (N×T): Uᵀ is the row-major T×N view of the same data.
     Eigen::internal::general_matrix_matrix_product<
@@ -150,6 +167,9 @@ class CrossMomentSums {
   [[nodiscard]] const VectorType& power2() const { return m_power2; }
   [[nodiscard]] const VectorType& power3() const { return m_power3; }
   [[nodiscard]] const VectorType& power4() const { return m_power4; }
+  /// g2 and g4 (see the class comment).
+  [[nodiscard]] const VectorType& history2() const { return m_history2; }
+  [[nodiscard]] const VectorType& history4() const { return m_history4; }
 
  private:
   using Blocking =
@@ -184,6 +204,8 @@ class CrossMomentSums {
   VectorType m_power2;
   VectorType m_power3;
   VectorType m_power4;
+  VectorType m_history2;    // Σ p2² over the updates since the last rebuild (count · p2² at it)
+  VectorType m_history4;    // Σ p4² likewise
   VectorType m_shift;       // K
   VectorType m_entering;    // [u³; u²] of the entering observation (scratch)
   VectorType m_leaving;     // [u'³; u'²] of the leaving one (scratch)
@@ -194,5 +216,79 @@ class CrossMomentSums {
   std::unique_ptr<Blocking> m_blocking;
   bool m_empty = true;
 };
+
+/// The magnitudes of the terms the rolling constant-correlation shrinkage forms its cross sum
+/// Σ_t (xᵀy_t³)(sᵀy_t) and Σ_t Σ_i y_ti⁴ from, with `CrossMomentSums` about K' and the window's
+/// offset c = m − K' (see `RollingShrinkage`): their rounding is ~ε times these. Per asset, with
+/// x = 1/s and s (both 0 for a constant asset, which then adds nothing), a = |c|, and h_k = √g_k:
+///   cross  = Σ s² · Σ (h4 x²(1 + 1.5 a x) + 3T a² x² s²)
+///            + Σ a s · Σ (h4 x²/2 + (3 a x + 2 x s) h2 + 4T a³ x) + 2T Σ a³ x · Σ |m| s,
+///   fourth = Σ x s (h4 + 2a (h4 x + h2 s) + 6 a² h2 + T a³ (3a + 4|m|)).
+struct CrossMomentMagnitudes {
+  double cross = 0;
+  double fourth = 0;
+};
+
+/// Adds one packet (or, on the tail, one scalar) of assets to the seven sums behind
+/// `CrossMomentMagnitudes`: Σ s², the bracket multiplied by Σ s², Σ a s, the bracket multiplied by
+/// Σ a s, Σ a³ x, Σ |m| s, and the fourth-power magnitude.
+template <class Scalar, class Q>
+void add_cross_moment_magnitudes(Q (&sums)[7], const Q& x, const Q& s, const Q& c, const Q& mean,
+                                 const Q& g2, const Q& g4, const Q& t) {
+  using namespace Eigen::internal;
+  const auto k = [](double value) { return pset1<Q>(Scalar(value)); };
+  const Q a = pabs(c);
+  const Q ax = pmul(a, x);
+  const Q a2 = pmul(a, a);
+  const Q s_2 = pmul(s, s);
+  const Q m = pabs(mean);
+  const Q live = pmul(x, s);  // 1, or 0 for a constant asset
+  const Q h2 = psqrt(g2);
+  const Q h4 = psqrt(g4);
+  const Q h4x = pmul(h4, x);
+  const Q h4x2 = pmul(h4x, x);
+  sums[0] = padd(sums[0], s_2);
+  sums[1] = padd(sums[1], padd(pmul(h4x2, padd(k(1), pmul(k(1.5), ax))),
+                               pmul(pmul(k(3), t), pmul(pmul(ax, ax), s_2))));
+  sums[2] = padd(sums[2], pmul(a, s));
+  sums[3] =
+      padd(sums[3], padd(padd(pmul(k(0.5), h4x2), pmul(padd(pmul(k(3), ax), pmul(k(2), live)), h2)),
+                         pmul(pmul(k(4), t), pmul(a2, ax))));
+  sums[4] = padd(sums[4], pmul(a2, ax));
+  sums[5] = padd(sums[5], pmul(m, s));
+  const Q history = padd(h4, pmul(pmul(k(2), a), padd(h4x, pmul(h2, s))));
+  const Q centring = pmul(pmul(t, pmul(a2, a)), padd(pmul(k(3), a), pmul(k(4), m)));
+  sums[6] = padd(sums[6], pmul(live, padd(padd(history, pmul(pmul(k(6), a2), h2)), centring)));
+}
+
+/// `CrossMomentMagnitudes` of T = `t` observations, in one pass over the assets (O(N), no
+/// allocation).
+template <class Scalar>
+CrossMomentMagnitudes cross_moment_magnitudes(const Vector<Scalar>& x, const Vector<Scalar>& s,
+                                              const Vector<Scalar>& c, const Vector<Scalar>& mean,
+                                              const Vector<Scalar>& g2, const Vector<Scalar>& g4,
+                                              Scalar t) {
+  using P = kernel::Packet<Scalar>;
+  using namespace Eigen::internal;
+  constexpr Index size = packet_traits<Scalar>::size;
+  const Index n = x.size();
+  const P zero = pset1<P>(Scalar(0));
+  P packets[7] = {zero, zero, zero, zero, zero, zero, zero};
+  const P pt = pset1<P>(t);
+  Index i = 0;
+  for (; i + size <= n; i += size) {
+    add_cross_moment_magnitudes<Scalar>(packets, ploadu<P>(x.data() + i), ploadu<P>(s.data() + i),
+                                        ploadu<P>(c.data() + i), ploadu<P>(mean.data() + i),
+                                        ploadu<P>(g2.data() + i), ploadu<P>(g4.data() + i), pt);
+  }
+  Scalar tail[7] = {};
+  for (; i < n; ++i)
+    add_cross_moment_magnitudes<Scalar>(tail, x(i), s(i), c(i), mean(i), g2(i), g4(i), t);
+  double sums[7];
+  for (int k = 0; k < 7; ++k)
+    sums[k] = double(predux(packets[k]) + tail[k]);
+  return {.cross = sums[0] * sums[1] + sums[2] * sums[3] + 2 * double(t) * sums[4] * sums[5],
+          .fourth = sums[6]};
+}
 
 }  // namespace dynweight::detail
