@@ -64,7 +64,11 @@ enum class CrossMomentSource {
 /// rolling covariance's own rank-2 pass (`RollingMoments::update(x, reference, sums)`), so the
 /// O(N²) work per bar is that one pass plus the output. Every W bars the sums are re-accumulated
 /// exactly from the window about K = the current mean (O(W·N), O(N) amortised), so they do not
-/// drift and c stays small.
+/// drift and c stays small. Each `compute()` also bounds their rounding (ε times what they added
+/// and removed since then, and the re-centring terms' size): a bad print's a² leaves its rounding
+/// behind when it leaves the window, and a level shift moves c. When δ at the two ends of that
+/// bound differs by more than 10⁵ ε, the sums are re-accumulated at once (`forced_resyncs()`):
+/// after a 1000σ print δ was off by 2.7e-7 otherwise; on ordinary data it almost never happens.
 ///
 /// **Incremental ρ̂ (constant correlation).** About a second reference point K' (c' = m − K'), the
 /// engine keeps the N×N running sums A_ij = Σ_t u_ti³ u_tj and B_ij = Σ_t u_ti² u_tj and the power
@@ -187,6 +191,10 @@ class RollingShrinkage {
     m_shift.setZero();
     m_sum_a = 0;
     m_sum_a2 = 0;
+    m_history_a = 0;
+    m_history_a2 = 0;
+    m_history_w = 0;
+    m_forced_resyncs = 0;
     m_weighted_sum.setZero();
     m_sums_current = false;
     m_since_resync = 0;
@@ -232,12 +240,14 @@ class RollingShrinkage {
     m_sum_a += a_in;
     m_sum_a2 += a_in * a_in;
     m_weighted_sum += a_in * m_entering;
+    add_history(a_in, m_entering);
     bool shifted = false;
     if (full) {
       const Scalar a_out = m_leaving.squaredNorm();
       m_sum_a -= a_out;
       m_sum_a2 -= a_out * a_out;
       m_weighted_sum -= a_out * m_leaving;
+      add_history(a_out, m_leaving);
       if (++m_since_resync >= m_moments.window()) {
         resync();
         shifted = true;  // c changed: the visited cross sum is about the old K
@@ -271,7 +281,7 @@ class RollingShrinkage {
     const auto t = static_cast<double>(m_moments.count());
     const double scale = (t - 1) / t;
     const MatrixType& cov = m_moments.covariance_lower();
-    const double q = fourth_power_sum();
+    const double q = fourth_power_sum();  // first: it brings m_sums up to date
     const double cov_mu = double(cov.diagonal().sum()) / double(n);
     double diagonal_squares = 0, deviations = 0;
     for (Index j = 0; j < n; ++j) {
@@ -283,8 +293,11 @@ class RollingShrinkage {
     const detail::ScaledIdentityMoments<double> moments{
         scale * cov_mu, scale * scale * (2 * off_diagonal + diagonal_squares),
         scale * scale * (2 * off_diagonal + deviations)};
+    const auto ledoit_wolf = [&](double sum) {
+      return detail::ledoit_wolf_intensity(sum, moments, t, double(n));
+    };
     const double intensity = m_method == RollingShrinkageMethod::ledoit_wolf
-                                 ? detail::ledoit_wolf_intensity(q, moments, t, double(n))
+                                 ? ledoit_wolf(checked_fourth_power_sum(q, ledoit_wolf))
                                  : detail::oas_intensity(moments, t, double(n));
     detail::shrink_to_scaled_identity<Scalar>(cov, static_cast<Scalar>(intensity),
                                               static_cast<Scalar>(moments.mu), shrunk,
@@ -336,6 +349,10 @@ class RollingShrinkage {
   /// took the window pass because the running sums' ρ̂ could have moved δ by more than 10⁵ ε (see
   /// the class comment).
   [[nodiscard]] std::uint64_t window_pass_fallbacks() const { return m_window_fallbacks; }
+  /// Ledoit–Wolf and constant correlation: how many `compute()` calls since the last `reset()`
+  /// re-accumulated the fourth-power sums from the window early, because their rounding could have
+  /// moved δ by more than 10⁵ ε (see the class comment).
+  [[nodiscard]] std::uint64_t forced_resyncs() const { return m_forced_resyncs; }
   /// The rolling moments of the window (mean, covariance with ddof = 1, ...).
   [[nodiscard]] const RollingMoments<Scalar>& moments() const { return m_moments; }
 
@@ -362,6 +379,34 @@ class RollingShrinkage {
     const double c2 = double(m_offset.squaredNorm());
     return double(m_sum_a2) - 4.0 * double(m_offset.dot(m_weighted_sum)) +
            2.0 * c2 * double(m_sum_a) + 4.0 * t * scale * quadratic + t * c2 * c2;
+  }
+
+  // Q = `fourth_power_sum()` as given, or re-accumulated from the window (`resync()`, O(W·N)) when
+  // the running sums' rounding could move the intensity `intensity_of(Q)` by more than 10⁵ ε: the
+  // sums carry the rounding of every a_t² they added and removed since their last resync (a bad
+  // print's ε·a² stays after it has left the window), and the re-centring on c = m − K cancels
+  // terms the size of ‖c‖⁴ (a level shift since the resync). The bound is ε times those magnitudes;
+  // it stays ~2ε relative on ordinary data, so this costs O(1) on almost every call.
+  template <class Intensity>
+  double checked_fourth_power_sum(double q, Intensity intensity_of) {
+    const auto t = static_cast<double>(m_moments.count());
+    const MatrixType& cov = m_moments.covariance_lower();
+    const double c1 = double(m_offset.template lpNorm<1>());
+    const double c2 = double(m_offset.squaredNorm());
+    const double magnitude =
+        double(m_history_a2) +
+        4 * c1 * (double(m_weighted_sum.template lpNorm<Eigen::Infinity>()) + double(m_history_w)) +
+        2 * c2 * double(m_history_a) + 4 * t * c1 * c1 * double(cov.diagonal().maxCoeff()) +
+        t * c2 * c2;
+    const double bound = 8 * double(std::numeric_limits<Scalar>::epsilon()) * magnitude;
+    const double spread = std::abs(intensity_of(q + bound) - intensity_of(q - bound));
+    if (spread > 1e5 * double(std::numeric_limits<Scalar>::epsilon()) || !std::isfinite(q)) {
+      resync();
+      m_sums_current = false;  // about the new K
+      ++m_forced_resyncs;
+      q = fourth_power_sum();
+    }
+    return q;
   }
 
   // The weights of the cross-moment bilinear form for the current window: s and 1/s of the
@@ -552,7 +597,7 @@ class RollingShrinkage {
     const auto t = static_cast<double>(count);
     const Scalar scale = Scalar(count - 1) / Scalar(count);
     const MatrixType& cov = m_moments.covariance_lower();
-    const double q = fourth_power_sum();
+    const double q = fourth_power_sum();  // first: it brings m_sums up to date
     const double frobenius2 = double(scale) * double(scale) * 2 * double(m_sums.squares) +
                               double(scale) * double(scale) * double(cov.diagonal().squaredNorm());
 
@@ -566,7 +611,6 @@ class RollingShrinkage {
       diag2 += variance * variance;
     }
 
-    const double pi_hat = q / t - frobenius2;
     const double rbar = double(m_target.mean_correlation());
     // ρ̂ = Σ_i π_ii + r̄ Σ θ, from the fourth moments.
     const auto rho_of = [&](const FourthMoments& m) {
@@ -590,6 +634,11 @@ class RollingShrinkage {
     if (!(gamma_hat > 2e-4 * magnitude))
       gamma_hat = double(m_target.squared_distance(cov, scale));
     const double trace = double(scale) * double(cov.diagonal().sum());
+    const auto intensity_of_q = [&](double sum) {
+      return detail::constant_correlation_intensity(sum / t - frobenius2, rho_hat, gamma_hat, trace,
+                                                    t);
+    };
+    const double pi_hat = checked_fourth_power_sum(q, intensity_of_q) / t - frobenius2;
     const auto intensity_at = [&](double rho) {
       return detail::constant_correlation_intensity(pi_hat, rho, gamma_hat, trace, t);
     };
@@ -645,10 +694,21 @@ class RollingShrinkage {
     m_output_shift = shift;
   }
   // Re-accumulates Σa, Σa², Σ a u exactly from the window, about K = the current mean.
+  // What the sums of a_t about K have added and removed since their last resync (their rounding
+  // is ~ε times these): Σ a, Σ a², Σ a‖u‖∞.
+  void add_history(Scalar a, const VectorType& u) {
+    m_history_a += a;
+    m_history_a2 += a * a;
+    m_history_w += a * u.template lpNorm<Eigen::Infinity>();
+  }
+
   void resync() {
     m_shift = m_moments.mean();
     m_sum_a = 0;
     m_sum_a2 = 0;
+    m_history_a = 0;
+    m_history_a2 = 0;
+    m_history_w = 0;
     m_weighted_sum.setZero();
     const auto& ring = m_moments.window_observations();
     for (Index k = 0; k < m_moments.count(); ++k) {
@@ -657,6 +717,7 @@ class RollingShrinkage {
       m_sum_a += a;
       m_sum_a2 += a * a;
       m_weighted_sum += a * m_entering;
+      add_history(a, m_entering);
     }
     m_since_resync = 0;
   }
@@ -668,10 +729,14 @@ class RollingShrinkage {
   Scalar m_sum_a = 0;         // Σ a_t
   Scalar m_sum_a2 = 0;        // Σ a_t²
   VectorType m_weighted_sum;  // Σ a_t u_t
-  VectorType m_entering;      // u of the entering observation (scratch)
-  VectorType m_input;         // the observation being added (a copy: see update)
-  VectorType m_leaving;       // u of the leaving observation (scratch)
-  VectorType m_offset;        // c = m − K (scratch of compute)
+  Scalar m_history_a = 0;   // Σ a, Σ a², Σ a‖u‖∞ over what the three sums above added and
+  Scalar m_history_a2 = 0;  // removed since their last resync (see add_history)
+  Scalar m_history_w = 0;
+  std::uint64_t m_forced_resyncs = 0;  // see forced_resyncs()
+  VectorType m_entering;               // u of the entering observation (scratch)
+  VectorType m_input;                  // the observation being added (a copy: see update)
+  VectorType m_leaving;                // u of the leaving observation (scratch)
+  VectorType m_offset;                 // c = m − K (scratch of compute)
   // Σ_{i>j} cov_ij² and Σ_{i>j} c_i c_j cov_ij of the current covariance when m_sums_current
   detail::StrictLowerSums<Scalar> m_sums;
   bool m_sums_current = false;
