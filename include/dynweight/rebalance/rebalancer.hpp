@@ -883,7 +883,7 @@ class Rebalancer {
       if (k == size)
         break;
     }
-    while (fail - best_k > 1 && fail <= size) {
+    while (fail - best_k > 1) {
       const Index middle = best_k + (fail - best_k) / 2;
       const Scalar objective = trial(middle);
       if (objective < best) {
