@@ -740,6 +740,77 @@ TEST_CASE(
   CHECK(book.value() == 5000.0);
 }
 
+// Writes `leverage` / N to every asset: targets levered as far as a test needs.
+struct LeveredPolicy {
+  using Scalar = double;
+  double leverage = 1;
+  dynweight::Status compute(const Estimates<double>& /*estimates*/, Eigen::Ref<VectorXd> weights) {
+    weights.setConstant(leverage / double(weights.size()));
+    return {};
+  }
+};
+static_assert(dynweight::WeightingPolicy<LeveredPolicy>);
+
+TEST_CASE(
+    "DynamicWeighter reports targets or holdings past 2^53 lots as a status, not an exception",
+    "[pipeline][errors]") {
+  const Index n = 2;
+  const DynamicWeighterOptions options{
+      .moments = {.window = 3}, .every = 1, .rebalance = {.lot_size = 1e-8}, .initial_cash = 1e6};
+  Eigen::MatrixXd prices(2, 8);
+  prices << 1.00, 1.01, 0.99, 1.02, 1.00, 5e-5, 1.01, 1.00,  //
+      2.00, 2.02, 1.98, 2.01, 2.03, 2.00, 2.02, 2.01;
+  DynamicWeighter weighter(n, InverseVolatility<double>(), options);
+  for (Index t = 0; t < 5; ++t)
+    weighter.update(prices.col(t));
+  const VectorXd shares = weighter.shares();
+  const double cash = weighter.cash();
+  // $1M at 5e-5 is ~1e18 lots of 1e-8, which the rebalancer cannot count exactly: its plan threw
+  // after the engines had taken the bar. The price is valid data, so the statistics take it and
+  // the rebalance reports the limit.
+  dynweight::BarResult<double> bar;
+  REQUIRE_NOTHROW(bar = weighter.update(prices.col(5)));
+  CHECK(bar.status.code == StatusCode::numerical_issue);
+  CHECK_THAT(bar.status.detail, Contains("2^53 lots"));
+  CHECK_FALSE(bar.rebalanced);
+  CHECK(weighter.bars() == 6);
+  CHECK(weighter.returns().last_prices()(0) == 5e-5);
+  CHECK(identical(weighter.shares(), shares));
+  CHECK(weighter.cash() == cash);
+  // The calendar trigger stays pending, and the next bar rebalances.
+  const auto& next = weighter.update(prices.col(6));
+  CHECK(next.status.ok());
+  CHECK(next.rebalanced);
+
+  // Targets of 1e10 (half of it per asset) at prices of 1 and 2 with 1e-8 lots: ~1e23 lots.
+  DynamicWeighter levered(n, LeveredPolicy{1e10}, options);
+  for (Index t = 0; t < 4; ++t)
+    levered.update(prices.col(t));
+  const auto& first = levered.update(prices.col(4));
+  CHECK(first.status.code == StatusCode::numerical_issue);
+  CHECK_FALSE(first.rebalanced);
+  CHECK(levered.shares().isZero());
+  CHECK(levered.cash() == 1e6);
+  CHECK(dynweight::has(first.reasons, RebalanceReason::initial));  // still pending
+}
+
+TEST_CASE("DynamicWeighter is ready with two returns whatever min_periods says",
+          "[pipeline][errors]") {
+  // With min_periods = 1 the window is "ready" after one return, whose variance is NaN: the
+  // policy threw on clean prices, after the engines had taken the bar.
+  DynamicWeighter weighter(2, RiskParity<double>(),
+                           {.moments = {.window = 5, .min_periods = 1}, .every = 1});
+  const double p[][2] = {{1, 2}, {1.01, 2.02}, {0.99, 1.98}, {1.02, 2.01}};
+  std::vector<StatusCode> codes;
+  for (const auto& row : p)
+    codes.push_back(weighter.update(Eigen::Vector2d(row[0], row[1])).status.code);
+  CHECK(codes[0] == StatusCode::not_ready);  // no return yet
+  CHECK(codes[1] == StatusCode::not_ready);  // one return: no variance
+  CHECK(codes[2] == StatusCode::success);
+  CHECK(codes[3] == StatusCode::success);
+  CHECK(weighter.targets().allFinite());
+}
+
 TEST_CASE("DynamicWeighter rejects a portfolio return that would overflow the regime variances",
           "[pipeline][errors]") {
   // A levered book (weights 10 and −9) and returns within the window's limit make r_p ~ 1.8e154,

@@ -244,7 +244,10 @@ struct BarResult {
 ///  - `min_bars_between`: a trigger that fires fewer bars after the last rebalance is held back
 ///    (`held_back`) and not queued: drift and regime, being states, fire again on the next bar.
 /// Triggers are consumed only when the bar rebalances: if the policy leaves its weights unwritten
-/// (its status says why), nothing is traded and the triggers stay pending.
+/// (its status says why), or a target or holding is 2⁵³ lots or more, past what the rebalancer
+/// counts exactly (status `numerical_issue`), nothing is traded and the triggers stay pending. The
+/// window is ready with two returns at least, whatever `moments.min_periods` says (one return has
+/// no variance).
 ///
 /// **Errors.** Beyond bad bars (above), a policy, overlay or rebalancer that throws (a
 /// configuration error, e.g. a policy that needs an estimate the weighter does not provide)
@@ -374,7 +377,10 @@ class DynamicWeighter {
   [[nodiscard]] Index bars() const { return m_bars; }
   /// True once the window (and ADV) are ready: rebalances may happen.
   [[nodiscard]] bool ready() const {
-    const bool window = m_shrinkage ? m_shrinkage->ready() : m_moments->ready();
+    // Two returns at least, whatever `min_periods` says: one return has no variance (NaN), which
+    // no policy takes.
+    const bool window =
+        m_shrinkage ? m_shrinkage->ready() : m_moments->ready() && m_moments->count() >= 2;
     return window && (!m_dollar_volume || m_dollar_volume->ready());
   }
 
@@ -614,6 +620,16 @@ class DynamicWeighter {
     if (!m_candidate.allFinite())
       return;  // the policy gave no weights (its status says why): nothing to trade
 
+    // Lots are counted exactly only below 2⁵³, and the plan throws past that (a price of 5e-5 for
+    // 1 with 1e-8 lots and $1M: 2e18 lots). The bar's data is valid and the engines have taken
+    // it, so this is a numerical limit of the bar, reported as a status: nothing is traded and the
+    // triggers stay pending.
+    if (m_rebalancer.first_uncountable(m_candidate, m_shares, m_value, prices) >= 0) {
+      result.status = Status{StatusCode::numerical_issue, 0, nan(),
+                             "a target or holding is 2^53 lots or more (a price or lot size too "
+                             "small for the book), too many to count exactly: nothing traded"};
+      return;
+    }
     if (std::isfinite(m_options.rebalance.max_participation)) {
       m_adv_shares = m_dollar_volume->average().cwiseQuotient(prices);
       m_rebalancer.plan(m_candidate, m_shares, m_cash, prices, m_adv_shares);

@@ -276,6 +276,28 @@ class Rebalancer {
 
   [[nodiscard]] const TradePlan<Scalar>& result() const { return m_result; }
   [[nodiscard]] const VectorType& lot_sizes() const { return m_lot_sizes; }
+
+  /// Lots counted in floating point are exact only below 2⁵³ (and past the largest finite value
+  /// not at all: a price of 1e-300 made the ideal count infinite and the plan NaN).
+  static constexpr Scalar kExactLots = Scalar(9007199254740992.0);  // 2⁵³
+
+  /// max(|weight| · value / price, |shares|) / lot size of asset i: the larger of the lots it
+  /// would target at `weight` of `value` and the lots it holds.
+  [[nodiscard]] Scalar lots_held_or_targeted(Index i, Scalar weight, Scalar shares, Scalar value,
+                                             Scalar price) const {
+    return std::max(std::abs(weight) * (value / price), std::abs(shares)) * m_inverse_lot_sizes(i);
+  }
+
+  /// The first asset whose `lots_held_or_targeted` is not below `kExactLots`, or −1: `plan`
+  /// refuses such a book (`dynweight::Error`), so a caller that wants a status checks first.
+  [[nodiscard]] Index first_uncountable(ConstRef targets, ConstRef shares, Scalar value,
+                                        ConstRef prices) const {
+    for (Index i = 0; i < m_assets; ++i) {
+      if (!(lots_held_or_targeted(i, targets(i), shares(i), value, prices(i)) < kExactLots))
+        return i;
+    }
+    return -1;
+  }
   [[nodiscard]] const RebalanceOptions& options() const { return m_options; }
   [[nodiscard]] const AssetNames& names() const { return m_names; }
   [[nodiscard]] Index assets() const { return m_assets; }
@@ -378,18 +400,16 @@ class Rebalancer {
                     "finite and > 0");
     // Lots are counted in floating point: exactly only below 2⁵³, and not at all past the
     // largest finite value (a price of 1e-300 made the ideal count infinite and the plan NaN).
-    for (Index i = 0; i < m_assets; ++i) {
-      const Scalar lots =
-          std::max(std::abs(targets(i)) * (value / prices(i)), std::abs(shares(i))) *
-          m_inverse_lot_sizes(i);
-      if (!(lots < kExactLots)) {
-        detail::fail_entry(context, "lots held or targeted", i, 0, true, static_cast<double>(lots),
-                           "below 2^53, to be counted exactly (a price or lot size too small "
-                           "for the portfolio value?)");
-      }
+    const Index uncountable = first_uncountable(targets, shares, value, prices);
+    if (uncountable >= 0) {
+      detail::fail_entry(
+          context, "lots held or targeted", uncountable, 0, true,
+          static_cast<double>(lots_held_or_targeted(
+              uncountable, targets(uncountable), shares(uncountable), value, prices(uncountable))),
+          "below 2^53, to be counted exactly (a price or lot size too small for the portfolio "
+          "value?)");
     }
   }
-  static constexpr Scalar kExactLots = Scalar(9007199254740992.0);  // 2⁵³
 
   Status plan_impl(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices,
                    const Eigen::Ref<const VectorType>* adv) {
