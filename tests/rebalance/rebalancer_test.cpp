@@ -443,6 +443,36 @@ TEST_CASE("Rebalancer: minimum orders, participation and long-only are honoured 
   CHECK(strict.result().limits[1] == TradeLimit::min_trade);
 }
 
+TEST_CASE("Rebalancer: a minimum order is met by the notional the plan reports, to the last bit",
+          "[rebalance]") {
+  // A minimum of m lots' notional computed as m·(lot·price) can be one ulp above (m·lot)·price,
+  // the notional the plan reports: checked the first way, an order of m lots passed the rule and
+  // was reported below it (908.72875061642821 against 908.72875061642833, an audit's case).
+  std::mt19937_64 engine(11);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (int run = 0; run < 20000; ++run) {
+    RebalanceOptions options;
+    options.lot_size = 0.5 + 2 * unit(engine);
+    const double price = 1 + 50 * unit(engine);
+    const double lots = double(2 + engine() % 60);
+    options.min_notional = lots * (options.lot_size * price);
+    if (run == 0) {
+      options.lot_size = 1.7762979688695371;
+      options.min_notional = 908.72875061642833;
+    }
+    Rebalancer<double> rebalancer(1, options);
+    const VectorXd prices = VectorXd::Constant(1, run == 0 ? 19.676375476116185 : price);
+    const double cash = 1e6;
+    // Wants ~0.8 of the minimum: rounded up to it (nearer than 0).
+    const VectorXd targets = VectorXd::Constant(1, 0.8 * options.min_notional / cash);
+    rebalancer.plan(targets, VectorXd::Zero(1), cash, prices);
+    const auto& result = rebalancer.result();
+    CAPTURE(run, options.lot_size, prices(0), options.min_notional);
+    REQUIRE(result.shares_delta(0) > 0);
+    REQUIRE(result.notional(0) >= options.min_notional);
+  }
+}
+
 TEST_CASE("Rebalancer: bad input names what and where and changes nothing", "[rebalance]") {
   std::mt19937_64 engine(7);
   const Book book = random_book(engine, 4, 20, 0.05, false);

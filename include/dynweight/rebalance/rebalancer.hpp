@@ -320,12 +320,15 @@ class Rebalancer {
     return std::max(n, Scalar(0));
   }
 
-  /// The smallest n >= 1 with n·unit >= threshold.
-  static Scalar smallest_count_reaching(Scalar threshold, Scalar unit, Scalar inverse_unit) {
+  /// The smallest n >= 1 with n·lot·price >= threshold (`inverse_unit` = 1 / (lot·price)), the
+  /// product taken as the plan reports it: (n·lot)·price, shares_delta times price.
+  static Scalar smallest_count_reaching(Scalar threshold, Scalar lot, Scalar price,
+                                        Scalar inverse_unit) {
+    const auto amount = [&](Scalar n) { return n * lot * price; };
     Scalar n = std::max(Scalar(1), std::ceil(threshold * inverse_unit));
-    for (int step = 0; step < 4 && n * unit < threshold; ++step)
+    for (int step = 0; step < 4 && amount(n) < threshold; ++step)
       n += 1;
-    for (int step = 0; step < 4 && n > 1 && (n - 1) * unit >= threshold; ++step)
+    for (int step = 0; step < 4 && n > 1 && amount(n - 1) >= threshold; ++step)
       n -= 1;
     return n;
   }
@@ -335,7 +338,7 @@ class Rebalancer {
     m_inverse_lot_sizes = m_lot_sizes.cwiseInverse();
     for (Index i = 0; i < m_assets; ++i) {
       m_min_quantity_lots(i) = smallest_count_reaching(static_cast<Scalar>(m_options.min_quantity),
-                                                       m_lot_sizes(i), m_inverse_lot_sizes(i));
+                                                       m_lot_sizes(i), 1, m_inverse_lot_sizes(i));
     }
   }
 
@@ -471,7 +474,7 @@ class Rebalancer {
       }
       m_min_lots(i) = min_notional > 0
                           ? std::max(m_min_quantity_lots(i),
-                                     smallest_count_reaching(min_notional, lot * prices(i),
+                                     smallest_count_reaching(min_notional, lot, prices(i),
                                                              inverse_lot * inverse_price))
                           : m_min_quantity_lots(i);
       m_count(i) = m_nearest(i) = nearest_allowed(i);
