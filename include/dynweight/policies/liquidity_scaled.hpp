@@ -162,7 +162,9 @@ class LiquidityScaled {
     }
     for (std::size_t j = 0; j < count; ++j) {
       const Index i = m_order[j];
-      w(i) = j < k ? m_capacity(i) : lambda * w(i);
+      // min: when the capacities sum to 1 up to rounding, λw of the last free asset could pass its
+      // capacity by an ulp.
+      w(i) = j < k ? m_capacity(i) : std::min(lambda * w(i), m_capacity(i));
     }
     return {};
   }
