@@ -368,7 +368,7 @@ class RollingShrinkage {
     const auto t = static_cast<double>(m_moments.count());
     const double scale = (t - 1) / t;
     const MatrixType& cov = m_moments.covariance_lower();
-    m_offset = m_moments.mean() - m_shift;
+    m_moments.mean_minus(m_shift, m_offset);
     if (!m_sums_current) {
       m_sums = detail::strict_lower_sums(cov, m_offset);
       m_sums_current = true;
@@ -419,7 +419,7 @@ class RollingShrinkage {
       return false;
     const Scalar scale = Scalar(count - 1) / Scalar(count);
     m_target.compute_deviations(m_moments.covariance_lower(), scale);
-    m_cross_offset = m_moments.mean() - m_cross.shift();
+    m_moments.mean_minus(m_cross.shift(), m_cross_offset);
     m_cross_weights.head(n) = m_target.inv_sd();
     m_cross_weights.tail(n) = Scalar(-3) * m_target.inv_sd().cwiseProduct(m_cross_offset);
     return true;

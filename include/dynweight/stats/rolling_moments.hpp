@@ -180,6 +180,13 @@ class RollingMoments {
 
   /// Window mean per asset; NaN before the first observation.
   [[nodiscard]] const VectorType& mean() const { return m_mean; }
+  /// mean() − `reference` into `out`, from the mean's parts: (K − reference) + δ (m = K + δ, see
+  /// the class comment). With `reference` near the data, K − reference is exact and this rounds
+  /// at the scale of the difference, where mean() − reference keeps the rounding of the level
+  /// (1e4's ulp, 1.8e-12, is 1.8e-10 of a 0.01 move). No allocation.
+  void mean_minus(const VectorType& reference, VectorType& out) const {
+    out = (m_shift - reference) + m_offset;
+  }
   /// Sample variance (ddof = 1); NaN with fewer than two observations.
   [[nodiscard]] const VectorType& variance() const { return m_variance; }
   /// Sample standard deviation per period, √variance, computed on the first call after an update
@@ -305,7 +312,7 @@ class RollingMoments {
     m_offset += m_d / w;
     m_mean = m_shift + m_offset;
     if (sums != nullptr) {
-      m_weights = m_mean - *reference;
+      mean_minus(*reference, m_weights);
       *sums = detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1), m_weights);
     } else {
       detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1));
