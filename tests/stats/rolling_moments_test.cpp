@@ -158,6 +158,57 @@ TEST_CASE("RollingMoments equals a two-pass recompute at every bar", "[stats][ro
   }
 }
 
+TEST_CASE("RollingMoments: a bad print far outside the data leaves no rounding behind",
+          "[stats][rolling]") {
+  // A return of +100 on σ = 0.01, then its reversal (a ×101 price misprint): the rank-2
+  // downdate that removes it left ε·100² in S, 2.5–4e-10 of the largest variance for the 16 W
+  // bars until the next resync. The rounding check now re-accumulates the window at once.
+  const Index n = 5;
+  const Index window = GENERATE(20, 60);
+  const double spike = GENERATE(100.0, 1000.0);
+  const Index bars = 8 * window;
+  Eigen::MatrixXd data = dynweight::test::correlated_returns(bars, n, 7);
+  data(window + 3, 0) = spike;
+  data(window + 4, 0) = -spike / (1 + spike);
+  const Eigen::MatrixXd observations = data.transpose();  // columns: no copy into the Ref
+  RollingMoments<double> rolling(n, {.window = window});
+  for (Index t = 0; t < bars; ++t) {
+    {
+      dynweight::test::NoAllocationScope scope;  // the re-accumulation included
+      rolling.update(observations.col(t));
+      REQUIRE(scope.allocations() == 0);
+    }
+    if (t + 1 < window)
+      continue;
+    const Eigen::MatrixXd rows = data.middleRows(t + 1 - window, window);
+    const Eigen::MatrixXd expected = dynweight::test::two_pass_covariance(rows);
+    const Eigen::MatrixXd actual = rolling.covariance();
+    CAPTURE(window, spike, t);
+    // The check keeps the rounding bound under 1e5 ε (2.2e-11) of the largest variance; before
+    // it, 2.5–4e-10 once the print had left.
+    REQUIRE((actual - expected).cwiseAbs().maxCoeff() <= 2.2e-11 * expected.diagonal().maxCoeff());
+    REQUIRE(near(rolling.mean(), dynweight::test::two_pass_mean(rows), 1e-13));
+  }
+  // Once per print leaving the window (its reversal is small: it leaves no trace).
+  CHECK(rolling.forced_recomputes() >= 1);
+  CHECK(rolling.forced_recomputes() <= 2);
+}
+
+TEST_CASE("RollingMoments: the rounding check does not fire on ordinary data", "[stats][rolling]") {
+  const double level = GENERATE(0.0, 1e4);
+  const Index resync = GENERATE(-1, 0);
+  const Index n = 6;
+  const Index window = 50;
+  const Eigen::MatrixXd data = dynweight::test::correlated_returns(200'000 / n, n, 31);
+  RollingMoments<double> rolling(n, {.window = window, .resync_period = resync});
+  for (Index pass = 0; pass < n; ++pass) {
+    for (Index t = 0; t < data.rows(); ++t)
+      rolling.update((data.row(t).transpose().array() + level).matrix());
+  }
+  CAPTURE(level, resync);
+  CHECK(rolling.forced_recomputes() == 0);
+}
+
 TEST_CASE("RollingMoments<float> tracks a double two-pass recompute", "[stats][rolling][float]") {
   const Index assets = GENERATE(2, 10);
   const Index window = 33;
