@@ -552,7 +552,6 @@ class RollingShrinkage {
     const Scalar scale = Scalar(count - 1) / Scalar(count);
     m_target.compute_deviations(m_moments.covariance_lower(), scale);
     const VectorType& inv_sd = m_target.inv_sd();
-    const VectorType& mean = m_moments.mean();
     const MatrixType& ring = m_moments.window_observations();
     if (!m_cross_current) {
       // The covariance first and from its last column, which the update's pass left in the
@@ -560,7 +559,8 @@ class RollingShrinkage {
       m_reductions = {};
       for (Index j = n - 1; j >= 0; --j)
         reduce_covariance_column<false>(j, m_reductions);
-      m_window_sums = detail::window_moments(ring, count, mean, m_target.sd(), inv_sd);
+      m_window_sums = detail::window_moments(ring, count, m_moments.mean_reference(),
+                                             m_moments.mean_offset(), m_target.sd(), inv_sd);
       m_cross_current = true;
     }
     m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));
@@ -574,14 +574,15 @@ class RollingShrinkage {
     const auto t = static_cast<double>(count);
     const Scalar scale = Scalar(count - 1) / Scalar(count);
     const VectorType& inv_sd = m_target.inv_sd();
-    const VectorType& mean = m_moments.mean();
+    const VectorType& reference = m_moments.mean_reference();
+    const VectorType& offset = m_moments.mean_offset();
     const MatrixType& ring = m_moments.window_observations();
     double constant_fourth = 0;  // of the constant assets (rounding-level y), which ρ̂ leaves out
     for (Index i = 0; i < n; ++i) {
       if (inv_sd(i) != 0)
         continue;
       for (Index k = 0; k < count; ++k) {
-        const double y = double(ring(i, k)) - double(mean(i));
+        const double y = (double(ring(i, k)) - double(reference(i))) - double(offset(i));
         constant_fourth += y * y * y * y;
       }
     }
@@ -650,7 +651,8 @@ class RollingShrinkage {
           intensity_at(rho_hat - moments.rounding) - intensity_at(rho_hat + moments.rounding);
       if (!(spread <= 1e5 * double(std::numeric_limits<Scalar>::epsilon()))) {
         m_window_sums = detail::window_moments(m_moments.window_observations(), count,
-                                               m_moments.mean(), sd, m_target.inv_sd());
+                                               m_moments.mean_reference(), m_moments.mean_offset(),
+                                               sd, m_target.inv_sd());
         moments = window_sums_moments();
         rho_hat = rho_of(moments);
         ++m_window_fallbacks;

@@ -189,6 +189,10 @@ class RollingMoments {
 
   /// Window mean per asset; NaN before the first observation.
   [[nodiscard]] const VectorType& mean() const { return m_mean; }
+  /// The mean's parts, m = K + δ (see the class comment): K, a point near the data, and δ, small,
+  /// whose digits are those of the deviations. x − m is best taken as (x − K) − δ.
+  [[nodiscard]] const VectorType& mean_reference() const { return m_shift; }
+  [[nodiscard]] const VectorType& mean_offset() const { return m_offset; }
   /// mean() − `reference` into `out`, from the mean's parts: (K − reference) + δ (m = K + δ, see
   /// the class comment). With `reference` near the data, K − reference is exact and this rounds
   /// at the scale of the difference, where mean() − reference keeps the rounding of the level

@@ -19,26 +19,31 @@ struct WindowMoments {
 };
 
 /// `WindowMoments` of the first `count` columns of `ring` (observations; their order does not
-/// matter) about `mean`: one read of the N×count observations, O(N·count), 9 flops an entry, no
-/// allocation. Each observation's three dot products run in two packet accumulators apiece; the
-/// sums over observations are taken in double.
+/// matter) about the mean m = K + δ given as its parts `reference` (K, near the data) and `offset`
+/// (δ): y = (x − K) − δ, whose digits are those of the deviations even when the level is 10⁶
+/// times them (x − m̃ with m̃ rounded at the level lost ~1e-10 of ρ̂ there). One read of the N×count
+/// observations, O(N·count), 9 flops an entry, no allocation. Each observation's three dot products
+/// run in two packet accumulators apiece; the sums over observations are taken in double.
 template <class Scalar>
-WindowMoments window_moments(const Matrix<Scalar>& ring, Index count, const Vector<Scalar>& mean,
+WindowMoments window_moments(const Matrix<Scalar>& ring, Index count,
+                             const Vector<Scalar>& reference, const Vector<Scalar>& offset,
                              const Vector<Scalar>& s, const Vector<Scalar>& x) {
   using P = kernel::Packet<Scalar>;
   using namespace Eigen::internal;
   constexpr Index size = packet_traits<Scalar>::size;
-  const Index n = mean.size();
-  const Scalar* m = mean.data();
+  const Index n = reference.size();
+  const Scalar* k = reference.data();
+  const Scalar* d = offset.data();
   const Scalar* ps = s.data();
   const Scalar* px = x.data();
   // Three running dot products over packets of an observation (named, not in arrays: g++ -O2
   // keeps them in registers only then).
   struct Dots {
     P cube, linear, fourth;
-    void add(const Scalar* observation, const Scalar* centre, const Scalar* sw, const Scalar* xw,
-             Index at) {
-      const P y = psub(ploadu<P>(observation + at), ploadu<P>(centre + at));
+    void add(const Scalar* observation, const Scalar* centre, const Scalar* shift, const Scalar* sw,
+             const Scalar* xw, Index at) {
+      const P y =
+          psub(psub(ploadu<P>(observation + at), ploadu<P>(centre + at)), ploadu<P>(shift + at));
       const P y2 = pmul(y, y);
       cube = padd(cube, pmul(pmul(ploadu<P>(xw + at), y), y2));
       linear = padd(linear, pmul(ploadu<P>(sw + at), y));
@@ -53,14 +58,14 @@ WindowMoments window_moments(const Matrix<Scalar>& ring, Index count, const Vect
     Dots b{zero, zero, zero};
     Index i = 0;
     for (; i + 2 * size <= n; i += 2 * size) {
-      a.add(r, m, ps, px, i);
-      b.add(r, m, ps, px, i + size);
+      a.add(r, k, d, ps, px, i);
+      b.add(r, k, d, ps, px, i + size);
     }
     Scalar c = predux(padd(a.cube, b.cube));
     Scalar l = predux(padd(a.linear, b.linear));
     Scalar f = predux(padd(a.fourth, b.fourth));
     for (; i < n; ++i) {
-      const Scalar y = r[i] - m[i];
+      const Scalar y = (r[i] - k[i]) - d[i];
       const Scalar y2 = y * y;
       c += (px[i] * y) * y2;
       l += ps[i] * y;
