@@ -559,8 +559,9 @@ class RollingShrinkage {
       m_reductions = {};
       for (Index j = n - 1; j >= 0; --j)
         reduce_covariance_column<false>(j, m_reductions);
-      m_window_sums = detail::window_moments(ring, count, m_moments.mean_reference(),
-                                             m_moments.mean_offset(), m_target.sd(), inv_sd);
+      m_window_sums =
+          detail::window_moments(ring, count, m_moments.mean(), m_moments.mean_reference(),
+                                 m_moments.mean_offset(), m_target.sd(), inv_sd);
       m_cross_current = true;
     }
     m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));
@@ -651,8 +652,8 @@ class RollingShrinkage {
           intensity_at(rho_hat - moments.rounding) - intensity_at(rho_hat + moments.rounding);
       if (!(spread <= 1e5 * double(std::numeric_limits<Scalar>::epsilon()))) {
         m_window_sums = detail::window_moments(m_moments.window_observations(), count,
-                                               m_moments.mean_reference(), m_moments.mean_offset(),
-                                               sd, m_target.inv_sd());
+                                               m_moments.mean(), m_moments.mean_reference(),
+                                               m_moments.mean_offset(), sd, m_target.inv_sd());
         moments = window_sums_moments();
         rho_hat = rho_of(moments);
         ++m_window_fallbacks;
