@@ -401,8 +401,7 @@ class Rebalancer {
     check_parameter(value > 0 && std::isfinite(value), context,
                     "portfolio value (shares · prices + cash)", static_cast<double>(value),
                     "finite and > 0");
-    // Lots are counted in floating point: exactly only below 2⁵³, and not at all past the
-    // largest finite value (a price of 1e-300 made the ideal count infinite and the plan NaN).
+    // Every lot count must be exact (`kExactLots`).
     const Index uncountable = first_uncountable(targets, shares, value, prices);
     if (uncountable >= 0) {
       detail::fail_entry(
