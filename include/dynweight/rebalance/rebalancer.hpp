@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -121,6 +122,8 @@ struct TradePlan {
   Scalar tracking_error_before = 0;  ///< ‖w − w*‖₂ before trading
   Scalar tracking_error = 0;         ///< ‖weights_after − w*‖₂
   Index trades = 0;                  ///< assets traded
+  /// success or constrained (why, in detail); `iterations` counts the cash search's steps (heap
+  /// steps and level evaluations), 0 when cash needed none.
   Status status;
 };
 
@@ -227,6 +230,8 @@ class Rebalancer {
     m_sales.reserve(static_cast<std::size_t>(assets));
     m_thin.reserve(static_cast<std::size_t>(assets));
     m_used.assign(static_cast<std::size_t>(assets), 0);
+    m_runs.resize(kMaxRuns * static_cast<std::size_t>(assets));
+    m_run_counts.assign(static_cast<std::size_t>(assets), 0);
     m_result.shares_delta.setZero(assets);
     m_result.notional.setZero(assets);
     m_result.cost.setZero(assets);
@@ -362,17 +367,16 @@ class Rebalancer {
   /// The count that raises cash from asset i at least cost in lots: one lot less bought (a buy
   /// at its minimum order goes whole), or, for an asset not bought, one lot more sold (the
   /// minimum order first). NaN when no such step is allowed.
-  Scalar count_after_cut(Index i) const {
-    const Scalar n = m_count(i);
+  Scalar count_after_cut_from(Index i, Scalar n) const {
     if (n > 0)
       return n - 1 >= m_min_lots(i) ? n - 1 : Scalar(0);
     const Scalar next = n == 0 ? -m_min_lots(i) : n - 1;
     return next >= m_lowest(i) ? next : std::numeric_limits<Scalar>::quiet_NaN();
   }
+  Scalar count_after_cut(Index i) const { return count_after_cut_from(i, m_count(i)); }
 
   /// The count a purchase step moves asset i to (or kInfinity when none is allowed).
-  Scalar count_after_step_up(Index i) const {
-    const Scalar n = m_count(i);
+  Scalar count_after_step_up_from(Index i, Scalar n) const {
     Scalar next = n + 1;
     if (n == 0)
       next = m_min_lots(i);
@@ -380,6 +384,7 @@ class Rebalancer {
       next = 0;
     return next <= m_highest(i) ? next : kInfinity;
   }
+  Scalar count_after_step_up(Index i) const { return count_after_step_up_from(i, m_count(i)); }
 
   void validate(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices,
                 const Eigen::Ref<const VectorType>* adv) const {
@@ -416,6 +421,7 @@ class Rebalancer {
   Status plan_impl(ConstRef targets, ConstRef shares, Scalar cash, ConstRef prices,
                    const Eigen::Ref<const VectorType>* adv) {
     validate(targets, shares, cash, prices, adv);
+    m_steps = 0;
     const Index n = m_assets;
     const auto& o = m_options;
     TradePlan<Scalar>& r = m_result;
@@ -553,15 +559,19 @@ class Rebalancer {
     }
   };
 
-  /// Squared-TE increase per unit of cash freed by asset i's next cut; NaN when it has none.
-  Scalar cut_key(Index i, const Eigen::Ref<const VectorType>& prices) const {
-    const Scalar next = count_after_cut(i);
+  /// Squared-TE increase per unit of cash freed by asset i's next cut from `count` lots; NaN
+  /// when it has none.
+  Scalar cut_key_at(Index i, Scalar count, const Eigen::Ref<const VectorType>& prices) const {
+    const Scalar next = count_after_cut_from(i, count);
     if (std::isnan(next))
       return next;
-    const Scalar freed = cash_effect(i, next, prices) - cash_effect(i, m_count(i), prices);
+    const Scalar freed = cash_effect(i, next, prices) - cash_effect(i, count, prices);
     if (!(freed > 0))
       return std::numeric_limits<Scalar>::quiet_NaN();  // a sale that the fee would eat
-    return (squared_gap(i, next) - squared_gap(i, m_count(i))) / freed;
+    return (squared_gap(i, next) - squared_gap(i, count)) / freed;
+  }
+  Scalar cut_key(Index i, const Eigen::Ref<const VectorType>& prices) const {
+    return cut_key_at(i, m_count(i), prices);
   }
 
   /// Lots of asset i that one cut-by-one-lot run may take (0 for a single step: a buy at its
@@ -571,33 +581,87 @@ class Rebalancer {
     return n > 0 ? n - m_min_lots(i) : (n < 0 ? n - m_lowest(i) : Scalar(0));
   }
 
-  /// The greedy's end point in one go. Each member i of m_heap (those with m_per_lot(i) > 0)
-  /// offers up to max_lots(i) lots, each costing m_per_lot(i), ranked rank0(i) + k·m_step(i) for
-  /// the k-th (the greedy takes lots in rank order). Bisection finds a level λ whose lots cost less
-  /// than `budget` (or no more, unless `strict`), within one lot per member of the highest such
-  /// level, and hands each member's count of lots ranked <= λ to take(i, lots). At most 60
-  /// steps of O(members).
-  template <class Rank, class MaxLots, class Take>
-  void take_to_level(Scalar budget, bool strict, Rank rank0, MaxLots max_lots, Take take) {
+  /// A run of an asset's next steps in a level take: `units` steps (possibly infinitely many),
+  /// the k-th (from 0) ranked rank + k·step (all at `rank` when step is 0: a block), each moving
+  /// the count by `delta` and costing `cash` (> 0: the cash a cut frees, or a purchase needs).
+  struct Run {
+    Scalar rank, step, cash, units, delta;
+  };
+  /// An asset's steps in one phase are at most four runs (lots of a sale bought back, the rest
+  /// of it whole, a first purchase at its minimum order, then single lots), one of them split.
+  static constexpr std::size_t kMaxRuns = 5;
+
+  std::span<const Run> runs(Index i) const {
+    const auto k = static_cast<std::size_t>(i);
+    return {m_runs.data() + kMaxRuns * k, m_run_counts[k]};
+  }
+
+  /// Appends a run to asset i's. The greedy takes an asset's steps in order, so those ranked
+  /// below the last step before them come right after it: they become a block at its rank.
+  void add_run(Index i, Run run) {
+    const auto k = static_cast<std::size_t>(i);
+    std::size_t& count = m_run_counts[k];
+    if (count > 0) {
+      const Run& last = m_runs[kMaxRuns * k + count - 1];
+      const Scalar floor = last.rank + (last.units - 1) * last.step;
+      if (run.rank < floor) {
+        if (run.step > 0 && run.units > 1) {
+          const Scalar early = std::min(run.units, std::floor((floor - run.rank) / run.step) + 1);
+          m_runs[kMaxRuns * k + count++] = {floor, 0, run.cash, early, run.delta};
+          run.units -= early;
+          if (!(run.units > 0))
+            return;
+          run.rank += early * run.step;
+        }
+        run.rank = std::max(run.rank, floor);
+      }
+    }
+    m_runs[kMaxRuns * k + count++] = run;
+  }
+
+  /// The greedy's end point in one go. Each member i of m_heap offers its steps as runs
+  /// (`runs(i)`, in the order the greedy takes them, ranks non-decreasing). Bisection finds a
+  /// level λ whose steps cost less than `budget` (or no more, unless `strict`), within one lot
+  /// per member of the highest such level, and hands each member the count change of its steps
+  /// ranked <= λ: take(i, delta). Every step ranked <= λ is then taken and none above it, as the
+  /// one-step-at-a-time greedy would have by then, each affordable when it comes (the costs are
+  /// positive). At most 60 bisection steps of O(runs).
+  template <class Take>
+  void take_to_level(Scalar budget, bool strict, Take take) {
     Scalar low = kInfinity, high = -kInfinity, finest = kInfinity;
     for (const Index i : m_heap) {
-      if (m_per_lot(i) > 0) {
-        low = std::min(low, rank0(i));
-        high = std::max(high, rank0(i) + (max_lots(i) - 1) * m_step(i));
-        finest = std::min(finest, m_step(i));
+      for (const Run& run : runs(i)) {
+        low = std::min(low, run.rank);
+        // Past ceil(budget / cash) units a run alone is over budget: no level beyond counts.
+        const Scalar units = std::min(run.units, std::ceil(budget / run.cash) + 1);
+        high = std::max(high, run.rank + (units - 1) * run.step);
+        if (run.step > 0 && run.units > 1)
+          finest = std::min(finest, run.step);
       }
     }
     if (!(high >= low))
       return;
-    const auto lots_at = [&](Index i, Scalar level) {
-      if (!(m_per_lot(i) > 0) || level < rank0(i))
+    const auto units_at = [](const Run& run, Scalar level) {
+      if (level < run.rank)
         return Scalar(0);
-      return std::min(std::floor((level - rank0(i)) / m_step(i)) + 1, max_lots(i));
+      return run.step > 0 ? std::min(std::floor((level - run.rank) / run.step) + 1, run.units)
+                          : run.units;
+    };
+    // Calls visit(run, units) for every run with units <= λ, in order.
+    const auto walk = [&](Index i, Scalar level, auto visit) {
+      for (const Run& run : runs(i)) {
+        const Scalar units = units_at(run, level);
+        if (units > 0)
+          visit(run, units);
+        if (units < run.units)
+          break;
+      }
     };
     const auto fits = [&](Scalar level) {
+      ++m_steps;
       Scalar cost = 0;
       for (const Index i : m_heap)
-        cost += m_per_lot(i) * lots_at(i, level);
+        walk(i, level, [&](const Run& run, Scalar units) { cost += units * run.cash; });
       return strict ? cost < budget : cost <= budget;
     };
     low -= std::abs(low) + 1;  // takes nothing
@@ -605,7 +669,7 @@ class Rebalancer {
       low = high;
     } else {
       // Until the bracket is narrower than any member's rank step: then each member has at
-      // most one lot between low and high, which the heap that follows places.
+      // most one lot between low and high (or a whole step), which the heap that follows places.
       for (int step = 0; step < 60 && high - low > finest / 2; ++step) {
         const Scalar middle = low + (high - low) / 2;
         if (!(middle > low && middle < high))
@@ -614,41 +678,79 @@ class Rebalancer {
       }
     }
     for (const Index i : m_heap) {
-      const Scalar lots = lots_at(i, low);
-      if (lots > 0)
-        take(i, lots);
+      Scalar delta = 0;
+      walk(i, low, [&](const Run& run, Scalar units) { delta += units * run.delta; });
+      if (delta != 0)
+        take(i, delta);
     }
   }
 
-  /// When the shortfall needs many lots from the assets in m_heap (more than two each), cuts them
-  /// in one go to just short of the level the lot-by-lot greedy would reach (the k-th further cut
-  /// of asset i has key key_i + k·2a_i²/(cash per lot)); the heap then finishes.
-  Scalar cut_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices) {
-    Scalar one_each = 0;
+  /// Whether the heap would need more than about two pops per member of m_heap to spend
+  /// `budget`: a bound that counts, for each member, the steps it could take before its own
+  /// cost passes the budget (a block as one).
+  bool many_steps(Scalar budget) const {
+    const Scalar enough = 2 * static_cast<Scalar>(m_heap.size()) + 2;
+    Scalar pops = 0;
     for (const Index i : m_heap) {
-      m_per_lot(i) = 0;
-      if (single_lot_cuts(i) >= 1) {
-        m_per_lot(i) = cash_effect(i, m_count(i) - 1, prices) - cash_effect(i, m_count(i), prices);
-        m_step(i) = 2 * m_lot_weight(i) * m_lot_weight(i) / m_per_lot(i);
-        one_each += m_per_lot(i);
+      Scalar spent = 0;
+      for (const Run& run : runs(i)) {
+        const Scalar units = std::min(run.units, std::ceil((budget - spent) / run.cash));
+        if (!(units > 0))
+          break;
+        pops += run.step > 0 ? units : 1;
+        spent += units * run.cash;
       }
+      if (pops > enough)
+        return true;
     }
+    return false;
+  }
+
+  /// Asset i's steps of raising cash from its count (cuts of a buy down to 0 when `sales` is
+  /// false; sales from 0 on when true), as runs: single lots at a constant cash per lot (the
+  /// k-th further cut's key is key_i + k·2a_i²/(cash per lot)), a buy at its minimum order cut
+  /// whole, a first sale at the minimum order.
+  void cut_runs(Index i, const Eigen::Ref<const VectorType>& prices, bool sales) {
+    m_run_counts[static_cast<std::size_t>(i)] = 0;
+    Scalar n = m_count(i);
+    Scalar key = m_key(i);
+    for (int r = 0; r < 2 && !std::isnan(key); ++r) {
+      const Scalar next = count_after_cut_from(i, n);
+      const Scalar freed = cash_effect(i, next, prices) - cash_effect(i, n, prices);
+      // Single lots at a constant cash per lot: a buy above its minimum order, a sale under way.
+      Scalar units = 1;
+      if (next > 0)
+        units = n - m_min_lots(i);
+      else if (n < 0)
+        units = n - m_lowest(i);
+      const Scalar step = 2 * m_lot_weight(i) * m_lot_weight(i) / freed;
+      add_run(i, {key, step, freed, units, next - n});
+      if (!std::isfinite(units))
+        break;
+      n += units * (next - n);
+      if ((n > 0) == sales)
+        break;  // a buy cut whole: its sales are the next phase's
+      key = cut_key_at(i, n, prices);
+    }
+  }
+
+  /// When the shortfall needs many steps from the assets in m_heap (`many_steps`), takes them in
+  /// one go to just short of the level the step-by-step greedy would reach; the heap then finishes.
+  Scalar cut_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales) {
+    for (const Index i : m_heap)
+      cut_runs(i, prices, sales);
     const Scalar shortfall = m_result.cash_floor - cash_after;
-    if (!(shortfall > 2 * one_each))
+    if (!(shortfall > 0) || !many_steps(shortfall))
       return cash_after;
-    take_to_level(
-        shortfall, true, [&](Index i) { return m_key(i); },
-        [&](Index i) { return single_lot_cuts(i); },
-        [&](Index i, Scalar lots) {
-          cash_after +=
-              cash_effect(i, m_count(i) - lots, prices) - cash_effect(i, m_count(i), prices);
-          m_count(i) -= lots;
-          m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
-          m_key(i) = cut_key(i, prices);
-        });
+    take_to_level(shortfall, true, [&](Index i, Scalar delta) {
+      cash_after += cash_effect(i, m_count(i) + delta, prices) - cash_effect(i, m_count(i), prices);
+      m_count(i) += delta;
+      m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
+      m_key(i) = cut_key(i, prices);
+    });
     std::size_t kept = 0;
     for (const Index i : m_heap) {
-      if (!std::isnan(m_key(i)))
+      if (!std::isnan(m_key(i)) && (m_count(i) > 0) != sales)
         m_heap[kept++] = i;
     }
     m_heap.resize(kept);
@@ -664,31 +766,47 @@ class Rebalancer {
     return std::max(Scalar(0), std::min(std::ceil(m_ideal(i) - n - Scalar(0.5)), m_highest(i) - n));
   }
 
-  /// The residual-cash counterpart of cut_to_level: when two or more candidates are already
-  /// buying (so lots of near-equal keys would alternate in the heap), buys in one go up to the
-  /// level the greedy would reach; the heap then finishes.
-  Scalar buy_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices) {
-    Index members = 0;
-    for (const Index i : m_heap) {
-      m_per_lot(i) = 0;
-      if (single_lot_buys(i) >= 1) {
-        m_per_lot(i) = cash_effect(i, m_count(i), prices) - cash_effect(i, m_count(i) + 1, prices);
-        m_step(i) = 2 * m_lot_weight(i) * m_lot_weight(i) / m_per_lot(i);
-        ++members;
+  /// Asset i's purchase steps that lower the tracking error, from its count on, as runs ranked by
+  /// −key: lots of a sale bought back, the rest of it whole, a first purchase at its minimum order,
+  /// single lots (the k-th further lot's key is key_i − k·2a_i²/(cash per lot)). A step that frees
+  /// cash (a sale whose fee outweighs its proceeds, bought back) ends them: the heap places it.
+  void buy_runs(Index i, const Eigen::Ref<const VectorType>& prices) {
+    m_run_counts[static_cast<std::size_t>(i)] = 0;
+    Scalar n = m_count(i);
+    Scalar key = m_key(i);
+    for (int r = 0; r < 4 && key > 0; ++r) {
+      const Scalar next = count_after_step_up_from(i, n);
+      const Scalar needed = cash_effect(i, n, prices) - cash_effect(i, next, prices);
+      if (!(needed > 0) || !std::isfinite(key))
+        break;
+      // Single lots at a constant cash per lot (a purchase under way, a sale bought back down to
+      // its minimum): lot k gains while k < x − n − ½.
+      Scalar units = 1;
+      if (n != 0 && next == n + 1) {
+        const Scalar limit = n > 0 ? m_highest(i) - n : -m_min_lots(i) - n;
+        units = std::max(Scalar(1), std::min(std::ceil(m_ideal(i) - n - Scalar(0.5)), limit));
       }
+      const Scalar step = 2 * m_lot_weight(i) * m_lot_weight(i) / needed;
+      add_run(i, {-key, step, needed, units, next - n});
+      n += units * (next - n);
+      key = residual_key_at(i, n, prices);
     }
+  }
+
+  /// The residual-cash counterpart of cut_to_level: when the slack buys many steps (lots of
+  /// near-equal keys would alternate in the heap), buys in one go up to the level the greedy
+  /// would reach; the heap then finishes.
+  Scalar buy_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices) {
+    for (const Index i : m_heap)
+      buy_runs(i, prices);
     const Scalar slack = cash_after - m_result.cash_floor;
-    if (!(slack > 0) || members < 2)
+    if (!(slack > 0) || !many_steps(slack))
       return cash_after;
-    take_to_level(
-        slack, false, [&](Index i) { return -m_key(i); },
-        [&](Index i) { return single_lot_buys(i); },
-        [&](Index i, Scalar lots) {
-          cash_after +=
-              cash_effect(i, m_count(i) + lots, prices) - cash_effect(i, m_count(i), prices);
-          m_count(i) += lots;
-          m_key(i) = residual_key(i, prices);
-        });
+    take_to_level(slack, false, [&](Index i, Scalar delta) {
+      cash_after += cash_effect(i, m_count(i) + delta, prices) - cash_effect(i, m_count(i), prices);
+      m_count(i) += delta;
+      m_key(i) = residual_key(i, prices);
+    });
     std::size_t kept = 0;
     for (const Index i : m_heap) {
       if (m_key(i) > 0)
@@ -714,12 +832,13 @@ class Rebalancer {
         if (!std::isnan(m_key(i)))
           m_heap.push_back(i);
       }
-      cash_after = cut_to_level(cash_after, prices);
+      cash_after = cut_to_level(cash_after, prices, sales);
       std::make_heap(m_heap.begin(), m_heap.end(), order);
       while (cash_after < floor && !m_heap.empty()) {
         std::pop_heap(m_heap.begin(), m_heap.end(), order);
         const Index i = m_heap.back();
         m_heap.pop_back();
+        ++m_steps;
         const Scalar n = m_count(i);
         Scalar next = count_after_cut(i);
         // Further single lots of i while it stays the cheapest and cash is still short: each
@@ -767,18 +886,20 @@ class Rebalancer {
 
   /// Squared-TE decrease of asset i's next purchase step per unit of cash it needs (+inf when the
   /// step frees cash); 0 when there is no step or it does not lower the tracking error.
-  Scalar residual_key(Index i, const Eigen::Ref<const VectorType>& prices) const {
+  Scalar residual_key_at(Index i, Scalar n, const Eigen::Ref<const VectorType>& prices) const {
     if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band)
       return 0;
-    const Scalar n = m_count(i);
-    const Scalar next = count_after_step_up(i);
+    const Scalar next = count_after_step_up_from(i, n);
     // (x − n)² − (x − next)² = (next − n)(2x − n − next): a gain iff x is past the midpoint.
     if (next == kInfinity || !(2 * m_ideal(i) > n + next))
       return 0;
     const Scalar gain =
         (next - n) * (2 * m_ideal(i) - n - next) * m_lot_weight(i) * m_lot_weight(i);
-    const Scalar needed = cash_effect(i, m_count(i), prices) - cash_effect(i, next, prices);
+    const Scalar needed = cash_effect(i, n, prices) - cash_effect(i, next, prices);
     return needed > 0 ? gain / needed : kInfinity;
+  }
+  Scalar residual_key(Index i, const Eigen::Ref<const VectorType>& prices) const {
+    return residual_key_at(i, m_count(i), prices);
   }
 
   /// Returns true when the step cap stopped the search.
@@ -805,6 +926,7 @@ class Rebalancer {
       std::pop_heap(m_heap.begin(), m_heap.end(), order);
       const Index i = m_heap.back();
       m_heap.pop_back();
+      ++m_steps;
       const Scalar n = m_count(i);
       Scalar next = count_after_step_up(i);
       const Scalar change = cash_effect(i, next, prices) - cash_effect(i, n, prices);
@@ -1053,6 +1175,7 @@ class Rebalancer {
       constrained("the residual-cash search or its exchanges stopped at their step cap");
     if (r.status.ok())
       r.status.residual = static_cast<double>(r.tracking_error);
+    r.status.iterations = m_steps;
     return r.status;
   }
 
@@ -1074,6 +1197,9 @@ class Rebalancer {
   std::vector<TradeLimit> m_lowest_limit, m_highest_limit;
   std::vector<Index> m_heap, m_sales, m_thin;
   std::vector<unsigned char> m_used;  ///< assets already in an exchange of this pass
+  std::vector<Run> m_runs;            ///< kMaxRuns per asset: the level take's steps
+  std::vector<std::size_t> m_run_counts;
+  Index m_steps = 0;         ///< heap steps and level evaluations of the cash search (iterations)
   Index m_unaffordable = 0;  ///< purchase steps the last residual-cash pass could not afford
   TradePlan<Scalar> m_result;
 };
