@@ -665,8 +665,10 @@ namespace {
 /// Step 4 as the README states it, one step at a time from first principles: from each asset's
 /// nearest lot count, while cash after costs is below the buffer, take the cash-raising step of
 /// least squared-tracking-error increase per unit of cash it frees (ties to the lower index):
-/// cut a buy by a lot (its last lot whole), then, with every buy cut, sell further lots. For
-/// books without minimum orders, caps or a band, where the nearest count is round(x).
+/// cut a buy by a lot (its last lot whole), then, with every buy cut, sell further lots; the
+/// step that reaches the buffer only if finishing without its asset does not do better. For
+/// books without minimum orders, caps or a band, where the nearest count is round(x), and
+/// without step 5 (`invest_residual_cash` false).
 std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book) {
   const Index n = book.assets();
   const double value = book.value();
@@ -698,13 +700,23 @@ std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book)
     const auto k = std::size_t(i);
     return (x[k] - c) * (x[k] - c) * a[k] * a[k];
   };
-  for (const bool sales : {false, true}) {
-    while (cash < floor) {
+  const auto total_gap = [&](const std::vector<double>& counts) {
+    double total = 0;
+    for (Index i = 0; i < n; ++i)
+      total += gap(i, counts[std::size_t(i)]);
+    return total;
+  };
+  // One phase of the greedy, never cutting `excluded`; with `alternatives`, the step that reaches
+  // the buffer is compared with finishing without that asset (the same greedy over the others),
+  // which is kept if it reaches the buffer at a lower squared tracking error.
+  const auto greedy = [&](auto& self, std::vector<double>& counts, double& cash_now, bool sales,
+                          Index excluded, bool alternatives) -> void {
+    while (cash_now < floor) {
       Index best = -1;
       double best_key = kInf, best_freed = 0;
       for (Index i = 0; i < n; ++i) {
-        const double c = count[std::size_t(i)];
-        if ((c > 0) == sales)
+        const double c = counts[std::size_t(i)];
+        if (i == excluded || (c > 0) == sales)
           continue;
         const double freed = cash_of(i, c - 1) - cash_of(i, c);
         if (!(freed > 0))
@@ -717,11 +729,26 @@ std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book)
         }
       }
       if (best < 0)
-        break;
-      count[std::size_t(best)] -= 1;
-      cash += best_freed;
+        return;
+      if (alternatives && cash_now + best_freed >= floor) {
+        std::vector<double> without = counts;
+        double without_cash = cash_now;
+        self(self, without, without_cash, sales, best, false);
+        counts[std::size_t(best)] -= 1;
+        if (without_cash >= floor && total_gap(without) < total_gap(counts)) {
+          counts = without;
+          cash_now = without_cash;
+        } else {
+          cash_now += best_freed;
+        }
+        return;
+      }
+      counts[std::size_t(best)] -= 1;
+      cash_now += best_freed;
     }
-  }
+  };
+  for (const bool sales : {false, true})
+    greedy(greedy, count, cash, sales, -1, true);
   return count;
 }
 
@@ -761,6 +788,40 @@ TEST_CASE("Rebalancer: step 4 ends where the one-step-at-a-time greedy does", "[
   CHECK(compared == 40);
 }
 
+TEST_CASE("Rebalancer: the step that reaches the buffer does not overshoot it needlessly",
+          "[rebalance]") {
+  // $10,000 of cash, a $1,000 minimum order. A (price 100) has an ideal trade of 6 lots, so its
+  // nearest allowed count is the 10-lot minimum order; B (price 1) buys its ideal 2,000 shares.
+  // The buffer leaves $150 short. The greedy cuts 100 shares of B (the k-th at key (2k + 1) / V²),
+  // then A's whole order ((10 − 6)² → 6² lot weights², 100² / V² each, for $1,000: key 200 / V²),
+  // which reaches the buffer $950 over it at a squared tracking error of 3.7e-3. Finishing with
+  // B alone (150 shares) costs 1.825e-3: that is the plan, with or without step 5 (which cannot
+  // fund A's minimum order again from $950).
+  const bool invest = GENERATE(false, true);
+  Book book;
+  book.targets = (VectorXd(2) << 0.06, 0.2).finished();
+  book.shares = VectorXd::Zero(2);
+  book.prices = (VectorXd(2) << 100.0, 1.0).finished();
+  book.lots = VectorXd::Ones(2);
+  book.cash = 10000;
+  RebalanceOptions options;
+  options.min_notional = 1000;
+  options.cash_buffer = 7150;
+  options.invest_residual_cash = invest;
+  Rebalancer<double> rebalancer = make(book, options);
+  {
+    dynweight::test::NoAllocationScope scope;  // the alternatives' state is kept in buffers
+    plan(rebalancer, book);
+    CHECK(scope.allocations() == 0);
+  }
+  const auto& result = rebalancer.result();
+  check_invariants(options, book, result);
+  CHECK(result.shares_delta(0) == 10);
+  CHECK(result.shares_delta(1) == 1850);
+  CHECK(result.cash_after == 7150);
+  CHECK(result.tracking_error == Approx(std::sqrt(1.825e-3)).epsilon(1e-12));
+}
+
 TEST_CASE("Rebalancer: fine lots and a deep shortfall take few steps", "[rebalance]") {
   // Every asset under a levered target (Σ = 1.4), no cash, 0.001-share lots, a $200 minimum
   // order and shorts allowed: every buy is cut whole, then sales raise the buffer. Each first
@@ -791,7 +852,12 @@ TEST_CASE("Rebalancer: fine lots and a deep shortfall take few steps", "[rebalan
   options.cash_buffer_fraction = 0.05;
   options.invest_residual_cash = false;
   Rebalancer<double> rebalancer = make(book, options);
-  const dynweight::Status status = plan(rebalancer, book);
+  dynweight::Status status;
+  {
+    dynweight::test::NoAllocationScope scope;
+    status = plan(rebalancer, book);
+    CHECK(scope.allocations() == 0);
+  }
   check_invariants(options, book, rebalancer.result());
   REQUIRE(status.code == StatusCode::constrained);
   REQUIRE(rebalancer.result().buy_notional == 0);

@@ -222,11 +222,13 @@ class Rebalancer {
     lot_sizes_changed();
     for (VectorType* buffer :
          {&m_ideal, &m_lot_weight, &m_count, &m_nearest, &m_lowest, &m_highest, &m_min_lots, &m_key,
-          &m_per_lot, &m_step, &m_saved_count, &m_saved_highest, &m_drop_key})
+          &m_per_lot, &m_step, &m_saved_count, &m_saved_highest, &m_drop_key, &m_alt_count,
+          &m_alt_key, &m_without_count})
       buffer->setZero(assets);
     m_lowest_limit.assign(static_cast<std::size_t>(assets), TradeLimit::none);
     m_highest_limit = m_lowest_limit;
     m_heap.reserve(static_cast<std::size_t>(assets));
+    m_alt_heap.reserve(static_cast<std::size_t>(assets));
     m_sales.reserve(static_cast<std::size_t>(assets));
     m_thin.reserve(static_cast<std::size_t>(assets));
     m_used.assign(static_cast<std::size_t>(assets), 0);
@@ -238,6 +240,8 @@ class Rebalancer {
     m_result.shares_after.setZero(assets);
     m_result.weights_after.setZero(assets);
     m_result.limits.assign(static_cast<std::size_t>(assets), TradeLimit::none);
+    m_alt_limits = m_result.limits;
+    m_without_limits = m_result.limits;
   }
 
   /// Per-asset lot sizes (finite, > 0), replacing `options.lot_size`.
@@ -498,9 +502,9 @@ class Rebalancer {
     // error (steps 5–6 have nothing to do) unless cash forces cuts.
     const bool cuts = cash_after < r.cash_floor;
     if (cash_after < r.cash_floor)
-      cash_after = raise_cash(cash_after, prices, false);
+      cash_after = raise_cash(cash_after, prices, false, true);
     if (cash_after < r.cash_floor)
-      cash_after = raise_cash(cash_after, prices, true);
+      cash_after = raise_cash(cash_after, prices, true, true);
 
     // 5. Put leftover cash to work where it lowers the tracking error.
     bool capped = false;
@@ -520,7 +524,7 @@ class Rebalancer {
       // leaves it a hair under the buffer, one more cut settles it.
       cash_after = exact_cash_after(prices);
       if (cash_after < r.cash_floor)
-        raise_cash(cash_after, prices, false);
+        raise_cash(cash_after, prices, false, false);
     }
 
     return finish(targets, shares, prices, value, gap_before, capped);
@@ -819,8 +823,8 @@ class Rebalancer {
   /// Raises cash to the buffer: first by cutting buys (`sales` false), then, when no buy is left,
   /// by selling more (`sales` true). Each step is the one that raises the squared tracking error
   /// least per unit of cash; lots of one asset go in a batch while it stays the cheapest.
-  Scalar raise_cash(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales) {
-    const HeapOrder<false> order{&m_key};
+  Scalar raise_cash(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales,
+                    bool alternatives) {
     const Scalar floor = m_result.cash_floor;
     for (int pass = 0; pass < 3 && cash_after < floor; ++pass) {
       m_heap.clear();
@@ -832,41 +836,122 @@ class Rebalancer {
         if (!std::isnan(m_key(i)))
           m_heap.push_back(i);
       }
-      cash_after = cut_to_level(cash_after, prices, sales);
-      std::make_heap(m_heap.begin(), m_heap.end(), order);
-      while (cash_after < floor && !m_heap.empty()) {
-        std::pop_heap(m_heap.begin(), m_heap.end(), order);
-        const Index i = m_heap.back();
-        m_heap.pop_back();
-        ++m_steps;
-        const Scalar n = m_count(i);
-        Scalar next = count_after_cut(i);
-        // Further single lots of i while it stays the cheapest and cash is still short: each
-        // lot's key grows by 2 a_i² / (cash per lot).
-        const Scalar batch_limit = single_lot_cuts(i);
-        if (batch_limit > 1) {
-          const Scalar per_lot = cash_effect(i, next, prices) - cash_effect(i, n, prices);
-          const Scalar step = 2 * m_lot_weight(i) * m_lot_weight(i) / per_lot;
-          Scalar lots = std::ceil((floor - cash_after) / per_lot);
-          if (!m_heap.empty() && step > 0)
-            lots = std::min(lots, std::floor((m_key(m_heap.front()) - m_key(i)) / step) + 1);
-          next = n - std::clamp(lots, Scalar(1), batch_limit);
-        }
-        cash_after += cash_effect(i, next, prices) - cash_effect(i, n, prices);
-        m_count(i) = next;
-        m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
-        if ((next > 0) != sales) {
-          m_key(i) = cut_key(i, prices);
-          if (!std::isnan(m_key(i))) {
-            m_heap.push_back(i);
-            std::push_heap(m_heap.begin(), m_heap.end(), order);
-          }
-        }
-      }
+      cash_after = cut_greedily(cash_after, prices, sales, alternatives);
       // The running sum may differ from the exact one by rounding: recompute, cut again if short.
       cash_after = exact_cash_after(prices);
     }
     return cash_after;
+  }
+
+  /// The greedy of raise_cash over the assets in m_heap (keys in m_key): to the level, then
+  /// step by step from the heap. The step that reaches the buffer may overshoot it by much (a buy
+  /// at its minimum order cut whole, a large lot); with `alternatives`, finishing without that
+  /// asset (the same greedy over the others) is tried too, and kept if it leaves the lower
+  /// squared tracking error.
+  Scalar cut_greedily(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales,
+                      bool alternatives) {
+    const HeapOrder<false> order{&m_key};
+    const Scalar floor = m_result.cash_floor;
+    cash_after = cut_to_level(cash_after, prices, sales);
+    std::make_heap(m_heap.begin(), m_heap.end(), order);
+    const auto cut = [&](Index i, Scalar next) {
+      cash_after += cash_effect(i, next, prices) - cash_effect(i, m_count(i), prices);
+      m_count(i) = next;
+      m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
+    };
+    while (cash_after < floor && !m_heap.empty()) {
+      std::pop_heap(m_heap.begin(), m_heap.end(), order);
+      const Index i = m_heap.back();
+      m_heap.pop_back();
+      ++m_steps;
+      const Scalar n = m_count(i);
+      Scalar next = count_after_cut(i);
+      // Further single lots of i while it stays the cheapest and cash is still short: each
+      // lot's key grows by 2 a_i² / (cash per lot).
+      const Scalar batch_limit = single_lot_cuts(i);
+      if (batch_limit > 1) {
+        const Scalar per_lot = cash_effect(i, next, prices) - cash_effect(i, n, prices);
+        const Scalar step = 2 * m_lot_weight(i) * m_lot_weight(i) / per_lot;
+        Scalar lots = std::ceil((floor - cash_after) / per_lot);
+        if (!m_heap.empty() && step > 0)
+          lots = std::min(lots, std::floor((m_key(m_heap.front()) - m_key(i)) / step) + 1);
+        next = n - std::clamp(lots, Scalar(1), batch_limit);
+      }
+      if (alternatives && !m_heap.empty() &&
+          cash_after + (cash_effect(i, next, prices) - cash_effect(i, n, prices)) >= floor) {
+        // The step that finishes: a batch's lots before its last do not, so they go first.
+        if (batch_limit > 1 && next < n - 1)
+          cut(i, next + 1);
+        if (finish_without(i, next, cash_after, prices, sales))
+          return cash_after;
+      }
+      cut(i, next);
+      if ((next > 0) != sales) {
+        m_key(i) = cut_key(i, prices);
+        if (!std::isnan(m_key(i))) {
+          m_heap.push_back(i);
+          std::push_heap(m_heap.begin(), m_heap.end(), order);
+        }
+      }
+    }
+    return cash_after;
+  }
+
+  /// Finishes raise_cash's greedy without asset i (m_heap holds the others) and keeps that
+  /// when it reaches the buffer at a lower squared tracking error than cutting i to `next`
+  /// (returns true, `cash_after` updated); otherwise undoes every change. With
+  /// `invest_residual_cash` the two are compared after step 5 has reinvested what each leaves
+  /// above the buffer, since that recovers part of an overshoot. O(N) plus the greedy's own cost
+  /// and, with reinvestment, two runs of step 5.
+  bool finish_without(Index i, Scalar next, Scalar& cash_after,
+                      const Eigen::Ref<const VectorType>& prices, bool sales) {
+    const Scalar n = m_count(i);
+    const Scalar taking_cash =
+        cash_after + (cash_effect(i, next, prices) - cash_effect(i, n, prices));
+    Scalar taking = total_squared_gap() + (squared_gap(i, next) - squared_gap(i, n));
+    m_alt_count = m_count;
+    m_alt_key = m_key;
+    m_alt_limits = m_result.limits;
+    m_alt_heap = m_heap;
+    const auto restore = [&] {
+      m_count = m_alt_count;
+      m_key = m_alt_key;
+      m_result.limits = m_alt_limits;
+      m_heap = m_alt_heap;
+    };
+    const Scalar without_cash = cut_greedily(cash_after, prices, sales, false);
+    if (!(without_cash >= m_result.cash_floor)) {
+      restore();
+      return false;
+    }
+    Scalar without = total_squared_gap();
+    if (m_options.invest_residual_cash) {
+      m_without_count = m_count;
+      m_without_limits = m_result.limits;
+      Scalar reinvested = without_cash;
+      invest_residual(reinvested, prices);
+      without = total_squared_gap();
+      restore();
+      m_count(i) = next;
+      m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
+      reinvested = taking_cash;
+      invest_residual(reinvested, prices);
+      taking = total_squared_gap();
+      if (without < taking) {
+        m_count = m_without_count;
+        m_result.limits = m_without_limits;
+        cash_after = without_cash;
+        return true;
+      }
+      restore();
+      return false;
+    }
+    if (without < taking) {
+      cash_after = without_cash;
+      return true;
+    }
+    restore();
+    return false;
   }
 
   /// Cost of each notional in `notional` (an array expression): bps·|notional| + fee if traded.
@@ -1197,7 +1282,12 @@ class Rebalancer {
   std::vector<TradeLimit> m_lowest_limit, m_highest_limit;
   std::vector<Index> m_heap, m_sales, m_thin;
   std::vector<unsigned char> m_used;  ///< assets already in an exchange of this pass
-  std::vector<Run> m_runs;            ///< kMaxRuns per asset: the level take's steps
+  VectorType m_alt_count, m_alt_key;  ///< the state finish_without restores
+  std::vector<TradeLimit> m_alt_limits;
+  VectorType m_without_count;  ///< finish_without: the plan without the asset, before step 5
+  std::vector<TradeLimit> m_without_limits;
+  std::vector<Index> m_alt_heap;
+  std::vector<Run> m_runs;  ///< kMaxRuns per asset: the level take's steps
   std::vector<std::size_t> m_run_counts;
   Index m_steps = 0;         ///< heap steps and level evaluations of the cash search (iterations)
   Index m_unaffordable = 0;  ///< purchase steps the last residual-cash pass could not afford
