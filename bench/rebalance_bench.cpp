@@ -1,7 +1,9 @@
 // BM_Rebalance/N: one full plan of a drifted book of N assets (5 bps + a fee, minimum notional,
 // band, participation cap, cash buffer), beside BM_RoundToLotsFloor/N, the bare vectorised O(N)
 // pass (ideal trade, rounded to lots) that any planner must make. Each iteration plans a different
-// one of 16 bars, so branch predictors cannot learn one book.
+// one of 16 bars, so branch predictors cannot learn one book. BM_RebalanceCashBound/N: the same
+// with a buffer that makes cash bind; BM_RebalanceDeepShortfall/N: a levered book in fine lots
+// whose buffer is met by sales.
 
 #include <benchmark/benchmark.h>
 
@@ -65,7 +67,7 @@ void plan_books(benchmark::State& state, double buffer) {
   dynweight::Rebalancer<double> rebalancer(n, options);
   rebalancer.set_lot_sizes(pool[0].lots);
   Index t = 0;
-  double cut = 0, trades = 0;
+  double cut = 0, trades = 0, tracking_error = 0;
   for (auto _ : state) {
     const Book& book = pool[static_cast<std::size_t>(t++ % 16)];
     rebalancer.plan(book.targets, book.shares, book.cash, book.prices, book.adv);
@@ -73,11 +75,13 @@ void plan_books(benchmark::State& state, double buffer) {
     const auto& limits = rebalancer.result().limits;
     cut += double(std::count(limits.begin(), limits.end(), dynweight::TradeLimit::cash));
     trades += double(rebalancer.result().trades);
+    tracking_error += rebalancer.result().tracking_error;
   }
   state.SetItemsProcessed(state.iterations());
   state.counters["N"] = double(n);
   state.counters["trades"] = trades / double(state.iterations());
   state.counters["cash_cut"] = cut / double(state.iterations());
+  state.counters["te"] = tracking_error / double(state.iterations());
 }
 
 void BM_Rebalance(benchmark::State& state) {
@@ -85,6 +89,47 @@ void BM_Rebalance(benchmark::State& state) {
 }
 void BM_RebalanceCashBound(benchmark::State& state) {
   plan_books(state, 0.05);
+}
+
+/// A levered book in fine (crypto-style) lots: 0.001-unit lots, a $200 minimum order, shorts
+/// allowed, targets summing to 1.4 and no cash. Every buy is cut whole, then sales raise a 5%
+/// buffer: each asset's first sale is a whole minimum order, then single lots. The counter
+/// `steps` is status.iterations (heap steps and level evaluations).
+void BM_RebalanceDeepShortfall(benchmark::State& state) {
+  const auto n = static_cast<Index>(state.range(0));
+  std::mt19937_64 engine(20261127 + static_cast<std::uint64_t>(n));
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<Book> pool;
+  for (int b = 0; b < 16; ++b) {
+    Book book;
+    book.targets = Eigen::VectorXd::NullaryExpr(n, [&] { return 0.5 + unit(engine); });
+    book.targets *= 1.4 / book.targets.sum();
+    book.prices = Eigen::VectorXd::NullaryExpr(n, [&] { return 5 + 500 * unit(engine); });
+    book.lots = Eigen::VectorXd::Constant(n, 1e-3);
+    book.shares.resize(n);
+    for (Index i = 0; i < n; ++i) {
+      const double held = book.targets(i) / 1.4 * 1e6 * (0.6 + 0.3 * unit(engine));
+      book.shares(i) = std::round(held / book.prices(i) / 1e-3) * 1e-3;
+    }
+    pool.push_back(book);
+  }
+  dynweight::RebalanceOptions options;
+  options.cost_bps = 5;
+  options.min_notional = 200;
+  options.allow_short = true;
+  options.cash_buffer_fraction = 0.05;
+  dynweight::Rebalancer<double> rebalancer(n, options);
+  rebalancer.set_lot_sizes(pool[0].lots);
+  Index t = 0;
+  double steps = 0;
+  for (auto _ : state) {
+    const Book& book = pool[static_cast<std::size_t>(t++ % 16)];
+    steps += double(rebalancer.plan(book.targets, book.shares, book.cash, book.prices).iterations);
+    benchmark::DoNotOptimize(rebalancer.result().shares_delta.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["N"] = double(n);
+  state.counters["steps"] = steps / double(state.iterations());
 }
 
 void BM_RoundToLotsFloor(benchmark::State& state) {
@@ -111,6 +156,7 @@ void BM_RoundToLotsFloor(benchmark::State& state) {
 
 BENCHMARK(BM_Rebalance)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RebalanceCashBound)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_RebalanceDeepShortfall)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RoundToLotsFloor)->Apply(dynweight::bench::sizes);
 
 BENCHMARK_MAIN();

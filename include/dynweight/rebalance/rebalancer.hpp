@@ -229,6 +229,7 @@ class Rebalancer {
     m_highest_limit = m_lowest_limit;
     m_heap.reserve(static_cast<std::size_t>(assets));
     m_alt_heap.reserve(static_cast<std::size_t>(assets));
+    m_level_members.reserve(static_cast<std::size_t>(assets));
     m_sales.reserve(static_cast<std::size_t>(assets));
     m_thin.reserve(static_cast<std::size_t>(assets));
     m_used.assign(static_cast<std::size_t>(assets), 0);
@@ -590,6 +591,7 @@ class Rebalancer {
   /// the count by `delta` and costing `cash` (> 0: the cash a cut frees, or a purchase needs).
   struct Run {
     Scalar rank, step, cash, units, delta;
+    Scalar inverse_step = 0;  ///< 1 / step (set by add_run)
   };
   /// An asset's steps in one phase are at most four runs (lots of a sale bought back, the rest
   /// of it whole, a first purchase at its minimum order, then single lots), one of them split.
@@ -620,6 +622,7 @@ class Rebalancer {
         run.rank = std::max(run.rank, floor);
       }
     }
+    run.inverse_step = run.step > 0 ? 1 / run.step : Scalar(0);
     m_runs[kMaxRuns * k + count++] = run;
   }
 
@@ -632,24 +635,39 @@ class Rebalancer {
   /// positive). At most 60 bisection steps of O(runs).
   template <class Take>
   void take_to_level(Scalar budget, bool strict, Take take) {
-    Scalar low = kInfinity, high = -kInfinity, finest = kInfinity;
+    // low: the lowest rank; high: the highest, or lower, the first level at which one member's
+    // steps alone cost more than the budget (the total can only be more).
+    Scalar low = kInfinity, high = -kInfinity, finest = kInfinity, alone = kInfinity;
     for (const Index i : m_heap) {
+      Scalar spent = 0;
+      bool over = false;
       for (const Run& run : runs(i)) {
         low = std::min(low, run.rank);
-        // Past ceil(budget / cash) units a run alone is over budget: no level beyond counts.
-        const Scalar units = std::min(run.units, std::ceil(budget / run.cash) + 1);
-        high = std::max(high, run.rank + (units - 1) * run.step);
         if (run.step > 0 && run.units > 1)
           finest = std::min(finest, run.step);
+        if (over)
+          continue;
+        const Scalar needed =
+            run.step > 0 ? std::floor((budget - spent) / run.cash) + 1 : run.units;
+        if (needed <= run.units && spent + needed * run.cash > budget) {
+          alone = std::min(alone, run.rank + (needed - 1) * run.step);
+          over = true;
+        } else {
+          spent += run.units * run.cash;
+          high = std::max(high, run.rank + (run.units - 1) * run.step);
+        }
       }
     }
+    if (alone < kInfinity)
+      high = alone;
     if (!(high >= low))
       return;
     const auto units_at = [](const Run& run, Scalar level) {
       if (level < run.rank)
         return Scalar(0);
-      return run.step > 0 ? std::min(std::floor((level - run.rank) / run.step) + 1, run.units)
-                          : run.units;
+      return run.step > 0
+                 ? std::min(std::floor((level - run.rank) * run.inverse_step) + 1, run.units)
+                 : run.units;
     };
     // Calls visit(run, units) for every run with units <= λ, in order.
     const auto walk = [&](Index i, Scalar level, auto visit) {
@@ -661,24 +679,82 @@ class Rebalancer {
           break;
       }
     };
-    const auto fits = [&](Scalar level) {
-      ++m_steps;
-      Scalar cost = 0;
-      for (const Index i : m_heap)
-        walk(i, level, [&](const Run& run, Scalar units) { cost += units * run.cash; });
-      return strict ? cost < budget : cost <= budget;
+    // The cost of the steps ranked <= level, and how many heap steps they are (a block as one).
+    // Only members with steps inside the bracket (low, high] are walked: one whose first step is
+    // ranked above high adds nothing at any level tried from then on, and one whose last step is
+    // ranked at or below low adds all its steps (kept in `settled`).
+    struct Measure {
+      Scalar cost = 0, steps = 0;
     };
-    low -= std::abs(low) + 1;  // takes nothing
-    if (fits(high)) {
+    const auto add = [](Measure& m, const Run& run, Scalar units) {
+      m.cost += units * run.cash;
+      m.steps += run.step > 0 ? units : 1;
+    };
+    Measure settled;
+    m_level_members.clear();
+    for (const Index i : m_heap) {
+      if (!runs(i).empty())
+        m_level_members.push_back(i);
+    }
+    const auto measure = [&](Scalar level) {
+      ++m_steps;
+      std::size_t kept = 0;
+      Measure m;
+      for (const Index i : m_level_members) {
+        const std::span<const Run> steps = runs(i);
+        const Run& last = steps.back();
+        if (steps.front().rank > high)
+          continue;
+        if (last.rank + (last.units - 1) * last.step <= low) {
+          for (const Run& run : steps)
+            add(settled, run, run.units);
+          continue;
+        }
+        m_level_members[kept++] = i;
+        walk(i, level, [&](const Run& run, Scalar units) { add(m, run, units); });
+      }
+      m_level_members.resize(kept);
+      m.cost += settled.cost;
+      m.steps += settled.steps;
+      return m;
+    };
+    const auto fits = [&](const Measure& m) { return strict ? m.cost < budget : m.cost <= budget; };
+    low = std::nextafter(low, -kInfinity);  // below every rank: takes nothing
+    Measure at_low, at_high = measure(high);
+    if (fits(at_high)) {
       low = high;
     } else {
-      // Until the bracket is narrower than any member's rank step: then each member has at
-      // most one lot between low and high (or a whole step), which the heap that follows places.
-      for (int step = 0; step < 60 && high - low > finest / 2; ++step) {
-        const Scalar middle = low + (high - low) / 2;
+      // Until the heap can place what lies between low and high in about one step per member,
+      // or the bracket is narrower than any member's rank step. The cost grows about linearly
+      // between levels, so the next level is interpolated (the Illinois variant of false
+      // position: the weight of an end kept twice in a row is halved), or bisected when the
+      // interpolation falls outside the bracket.
+      const auto members = static_cast<Scalar>(m_heap.size());
+      Scalar below = at_low.cost - budget, above = at_high.cost - budget;  // < 0 and >= 0
+      int kept_side = 0;
+      for (int step = 0;
+           step < 60 && high - low > finest / 2 && at_high.steps - at_low.steps > members; ++step) {
+        Scalar middle = (low * above - high * below) / (above - below);
+        if (!(middle > low && middle < high))
+          middle = low + (high - low) / 2;
         if (!(middle > low && middle < high))
           break;
-        (fits(middle) ? low : high) = middle;
+        const Measure at_middle = measure(middle);
+        if (fits(at_middle)) {
+          low = middle;
+          at_low = at_middle;
+          below = at_middle.cost - budget;
+          if (kept_side == 1)
+            above /= 2;  // high kept twice
+          kept_side = 1;
+        } else {
+          high = middle;
+          at_high = at_middle;
+          above = at_middle.cost - budget;
+          if (kept_side == -1)
+            below /= 2;  // low kept twice
+          kept_side = -1;
+        }
       }
     }
     for (const Index i : m_heap) {
@@ -1287,7 +1363,9 @@ class Rebalancer {
   VectorType m_without_count;  ///< finish_without: the plan without the asset, before step 5
   std::vector<TradeLimit> m_without_limits;
   std::vector<Index> m_alt_heap;
-  std::vector<Run> m_runs;  ///< kMaxRuns per asset: the level take's steps
+  std::vector<Run> m_runs;
+  std::vector<Index> m_level_members;  ///< take_to_level: members with steps inside its bracket
+                                       ///< ///< kMaxRuns per asset: the level take's steps
   std::vector<std::size_t> m_run_counts;
   Index m_steps = 0;         ///< heap steps and level evaluations of the cash search (iterations)
   Index m_unaffordable = 0;  ///< purchase steps the last residual-cash pass could not afford
