@@ -145,12 +145,17 @@ struct TradePlan {
 ///  4. *Cash.* Sells are always made and fund the buys. While cash after costs is below the
 ///     buffer, buys are cut: the next cut is always the one that raises the squared tracking
 ///     error least per unit of cash it frees. For a lot that is the one whose mean deficit before
-///     and after the cut is smallest, so the largest deficits are kept (a buy at its minimum order
-///     goes whole). When the shortfall needs many lots, they are first cut in one go to the level
-///     the greedy would reach (a bisection over closed forms), and lots of one asset are cut in
-///     batches while it stays the cheapest, so the work does not grow with the number of lots. If
-///     cash is still short with every buy cut (it started below the buffer), further sales raise
-///     it, again least tracking-error damage per unit of cash first.
+///     and after the cut is smallest, so the largest deficits are kept (a buy at its minimum order,
+///     or its last lot with a fixed fee, goes whole). If cash is still short with every buy cut
+///     (it started below the buffer), further sales raise it, again least tracking-error damage
+///     per unit of cash first (a first sale at the minimum order is one whole step). Each asset's
+///     steps are runs of single lots at a constant cash per lot and whole steps; when the
+///     shortfall needs many, they are taken in one go to the level the greedy would reach (a
+///     root search over the runs' closed forms), and lots of one asset in batches while it stays
+///     the cheapest, so the work does not grow with the number of lots and the result is the
+///     one-step greedy's. The step that reaches the buffer is compared with finishing without
+///     its asset (after step 5 with `invest_residual_cash`), and the better kept: a whole cut can
+///     overshoot the buffer by much.
 ///  5. *Residual cash* (only when step 4 cut something: otherwise every count is already the
 ///     nearest allowed one and no purchase can lower the tracking error). Leftover cash above the
 ///     buffer buys further lots (or shrinks a sale), best tracking-error gain per unit of cash
@@ -184,8 +189,9 @@ struct TradePlan {
 /// unchanged.
 ///
 /// **Cost.** O(N) when cash does not bind (see BM_Rebalance in README); when it does, up to
-/// 60 bisection steps of O(N) for each level and O(log N) per heap step, plus the exchange passes
-/// and, with a fixed fee, step 7's trials.
+/// 60 root-search steps of O(N) for each level and O(log N) per heap step (`status.iterations`
+/// counts both), the last step's alternative (a second greedy, and two runs of step 5 when it
+/// reinvests), the exchange passes and, with a fixed fee, step 7's trials.
 /// Buffers are sized at construction: `plan` never allocates.
 ///
 /// \code
@@ -627,12 +633,13 @@ class Rebalancer {
   }
 
   /// The greedy's end point in one go. Each member i of m_heap offers its steps as runs
-  /// (`runs(i)`, in the order the greedy takes them, ranks non-decreasing). Bisection finds a
-  /// level λ whose steps cost less than `budget` (or no more, unless `strict`), within one lot
-  /// per member of the highest such level, and hands each member the count change of its steps
-  /// ranked <= λ: take(i, delta). Every step ranked <= λ is then taken and none above it, as the
-  /// one-step-at-a-time greedy would have by then, each affordable when it comes (the costs are
-  /// positive). At most 60 bisection steps of O(runs).
+  /// (`runs(i)`, in the order the greedy takes them, ranks non-decreasing). A root search finds
+  /// a level λ whose steps cost less than `budget` (or no more, unless `strict`), close enough
+  /// to the highest such level that about one step per member lies between, and hands each
+  /// member the count change of its steps ranked <= λ: take(i, delta). Every step ranked <= λ
+  /// is then taken and none above it, as the one-step-at-a-time greedy would have by then, each
+  /// affordable when it comes (the costs are positive); where the search stops changes only how
+  /// much the heap does after it. At most 60 search steps of O(runs).
   template <class Take>
   void take_to_level(Scalar budget, bool strict, Take take) {
     // low: the lowest rank; high: the highest, or lower, the first level at which one member's
