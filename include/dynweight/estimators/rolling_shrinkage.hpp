@@ -551,21 +551,24 @@ class RollingShrinkage {
     const Index count = m_moments.count();
     const Scalar scale = Scalar(count - 1) / Scalar(count);
     m_target.compute_deviations(m_moments.covariance_lower(), scale);
-    const VectorType& inv_sd = m_target.inv_sd();
-    const MatrixType& ring = m_moments.window_observations();
     if (!m_cross_current) {
       // The covariance first and from its last column, which the update's pass left in the
       // cache; then the window.
       m_reductions = {};
       for (Index j = n - 1; j >= 0; --j)
         reduce_covariance_column<false>(j, m_reductions);
-      m_window_sums =
-          detail::window_moments(ring, count, m_moments.mean(), m_moments.mean_reference(),
-                                 m_moments.mean_offset(), m_target.sd(), inv_sd);
+      window_pass();
       m_cross_current = true;
     }
     m_target.set_correlation_sum(static_cast<Scalar>(double(scale) * m_reductions.correlation_sum));
     return window_sums_moments();
+  }
+
+  // m_window_sums from one pass over the current window, with s and 1/s set.
+  void window_pass() {
+    m_window_sums = detail::window_moments(
+        m_moments.window_observations(), m_moments.count(), m_moments.mean(),
+        m_moments.mean_reference(), m_moments.mean_offset(), m_target.sd(), m_target.inv_sd());
   }
 
   // ρ̂'s sums from m_window_sums (of the current window) and m_reductions, with s and 1/s set.
@@ -651,9 +654,7 @@ class RollingShrinkage {
       const double spread =
           intensity_at(rho_hat - moments.rounding) - intensity_at(rho_hat + moments.rounding);
       if (!(spread <= 1e5 * double(std::numeric_limits<Scalar>::epsilon()))) {
-        m_window_sums = detail::window_moments(m_moments.window_observations(), count,
-                                               m_moments.mean(), m_moments.mean_reference(),
-                                               m_moments.mean_offset(), sd, m_target.inv_sd());
+        window_pass();
         moments = window_sums_moments();
         rho_hat = rho_of(moments);
         ++m_window_fallbacks;

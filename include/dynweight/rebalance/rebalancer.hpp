@@ -844,15 +844,6 @@ class Rebalancer {
     return cash_after;
   }
 
-  /// Lots asset i may still buy one at a time at a constant cash per lot that lower the tracking
-  /// error (lot k from now gains a²(2(x − n − k) − 1)); 0 unless it is already buying.
-  Scalar single_lot_buys(Index i) const {
-    const Scalar n = m_count(i);
-    if (!(n > 0))
-      return 0;
-    return std::max(Scalar(0), std::min(std::ceil(m_ideal(i) - n - Scalar(0.5)), m_highest(i) - n));
-  }
-
   /// Asset i's purchase steps that lower the tracking error, from its count on, as runs ranked by
   /// −key: lots of a sale bought back, the rest of it whole, a first purchase at its minimum order,
   /// single lots (the k-th further lot's key is key_i − k·2a_i²/(cash per lot)). A step that frees
@@ -1359,7 +1350,7 @@ class Rebalancer {
   VectorType m_nearest;     ///< the allowed count nearest x_i (before cash)
   VectorType m_lowest, m_highest, m_min_lots;
   VectorType m_key;              ///< heap keys
-  VectorType m_per_lot, m_step;  ///< cash one lot cut frees, and how much its key grows per lot
+  VectorType m_per_lot, m_step;  ///< step 6: cash a cash-raising step frees, and its loss
   VectorType m_saved_count, m_saved_highest;  ///< m_count, m_highest before step 7's trials
   VectorType m_drop_key;  ///< step 7: squared-TE cost per unit of cash of dropping a cut buy
   std::vector<TradeLimit> m_lowest_limit, m_highest_limit;
