@@ -153,9 +153,9 @@ struct TradePlan {
 ///     shortfall needs many, they are taken in one go to the level the greedy would reach (a
 ///     root search over the runs' closed forms), and lots of one asset in batches while it stays
 ///     the cheapest, so the work does not grow with the number of lots and the result is the
-///     one-step greedy's. The step that reaches the buffer is compared with finishing without
-///     its asset (after step 5 with `invest_residual_cash`), and the better kept: a whole cut can
-///     overshoot the buffer by much.
+///     one-step greedy's (up to keys that tie within rounding). The step that reaches the buffer is
+///     compared with finishing without its asset (after step 5 with `invest_residual_cash`), and
+///     the better kept: a whole cut can overshoot the buffer by much.
 ///  5. *Residual cash* (only when step 4 cut something: otherwise every count is already the
 ///     nearest allowed one and no purchase can lower the tracking error). Leftover cash above the
 ///     buffer buys further lots (or shrinks a sale), best tracking-error gain per unit of cash
@@ -639,7 +639,8 @@ class Rebalancer {
   /// member the count change of its steps ranked <= λ: take(i, delta). Every step ranked <= λ
   /// is then taken and none above it, as the one-step-at-a-time greedy would have by then, each
   /// affordable when it comes (the costs are positive); where the search stops changes only how
-  /// much the heap does after it. At most 60 search steps of O(runs).
+  /// much the heap does after it (and, through rounding, the order of steps whose keys tie). At
+  /// most 60 search steps of O(runs).
   template <class Take>
   void take_to_level(Scalar budget, bool strict, Take take) {
     // low: the lowest rank; high: the highest, or lower, the first level at which one member's
