@@ -192,6 +192,8 @@ TEST_CASE("RollingMoments: a bad print far outside the data leaves no rounding b
   // Once per print leaving the window (its reversal is small: it leaves no trace).
   CHECK(rolling.forced_recomputes() >= 1);
   CHECK(rolling.forced_recomputes() <= 2);
+  rolling.reset();  // counted since construction or reset(), like bars()
+  CHECK(rolling.forced_recomputes() == 0);
 }
 
 TEST_CASE("RollingMoments: the rounding check does not fire on ordinary data", "[stats][rolling]") {

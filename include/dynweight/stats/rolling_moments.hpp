@@ -137,6 +137,7 @@ class RollingMoments {
     m_head = 0;
     m_bars = 0;
     m_full_updates = 0;
+    m_forced_recomputes = 0;
     m_shadow_filled = -1;
     m_ring.setZero();
     m_mean.setConstant(nan());
@@ -180,7 +181,8 @@ class RollingMoments {
   [[nodiscard]] Index count() const { return m_count; }
   /// Updates accepted since construction or `reset()`.
   [[nodiscard]] Index bars() const { return m_bars; }
-  /// Bars on which the rounding check re-accumulated the window at once (see the class comment).
+  /// Bars since construction or `reset()` on which the rounding check re-accumulated the window
+  /// at once (see the class comment).
   [[nodiscard]] Index forced_recomputes() const { return m_forced_recomputes; }
   /// True once `count() >= min_periods` (the window is full when min_periods is its default).
   [[nodiscard]] bool ready() const { return m_count >= m_options.effective_min_periods(); }
