@@ -5,6 +5,7 @@
 /// rolling constant-correlation shrinkage keeps beside the covariance.
 
 #include <Eigen/Core>
+#include <array>
 #include <memory>
 
 #include "dynweight/core/types.hpp"
@@ -114,9 +115,17 @@ class CrossMomentSums {
     }
     m_history2 += m_power2.cwiseAbs2();
     m_history4 += m_power4.cwiseAbs2();
-    // Column j gains u_j [u³; u²] and loses u'_j [u'³; u'²].
+    // Column j gains u_j [u³; u²] and loses u'_j [u'³; u'²], two columns at a time.
     Scalar sum = 0;
-    for (Index j = 0; j < n; ++j) {
+    Index j = 0;
+    for (; j + 1 < n; j += 2) {
+      const auto dots = update_column_pair(j, weights);
+      sum += column_weights(j) * dots[0];
+      after_column(j);
+      sum += column_weights(j + 1) * dots[1];
+      after_column(j + 1);
+    }
+    if (j < n) {
       kernel::Reduction<Scalar, 1, false> dot({weights.data()});
       kernel::rank_two_segment(m_stacked.data() + j * m_stacked.outerStride(), m_entering.data(),
                                m_leaving.data(), m_linear_in(j), m_linear_out(j), 2 * n, dot);
@@ -175,6 +184,57 @@ class CrossMomentSums {
   using Blocking =
       Eigen::internal::gemm_blocking_space<Eigen::ColMajor, Scalar, Scalar, Eigen::Dynamic,
                                            Eigen::Dynamic, Eigen::Dynamic>;
+
+  // Columns j and j + 1 of [A; B] gain their rank-2 terms; returns the weights' dot product with
+  // each updated column. Each entry is the same expression, and each dot sums the same terms in
+  // the same order (two packet accumulators, then the tail), as `kernel::rank_two_segment` with a
+  // one-weight `Reduction` gives column by column, so the sums and the bilinear form are the same
+  // bit for bit; the pair shares the loads of the two terms and of the weights, which bound the
+  // one-column loop (four loads for each packet written).
+  std::array<Scalar, 2> update_column_pair(Index j, const VectorType& weights) {
+    using P = kernel::Packet<Scalar>;
+    using namespace Eigen::internal;
+    constexpr Index size = packet_traits<Scalar>::size;
+    const Index m = m_stacked.rows();
+    Scalar* first = m_stacked.data() + j * m_stacked.outerStride();
+    Scalar* second = first + m_stacked.outerStride();
+    const Scalar* in = m_entering.data();
+    const Scalar* out = m_leaving.data();
+    const Scalar* w = weights.data();
+    const Scalar a0 = m_linear_in(j), b0 = m_linear_out(j);
+    const Scalar a1 = m_linear_in(j + 1), b1 = m_linear_out(j + 1);
+    const P pa0 = pset1<P>(a0), pb0 = pset1<P>(b0), pa1 = pset1<P>(a1), pb1 = pset1<P>(b1);
+    const P zero = pset1<P>(Scalar(0));
+    P dot00 = zero, dot01 = zero, dot10 = zero, dot11 = zero;  // column, packet parity
+    Index i = 0;
+    for (; i + 2 * size <= m; i += 2 * size) {
+      const P u0 = ploadu<P>(in + i), u1 = ploadu<P>(in + i + size);
+      const P v0 = ploadu<P>(out + i), v1 = ploadu<P>(out + i + size);
+      const P w0 = ploadu<P>(w + i), w1 = ploadu<P>(w + i + size);
+      const P t00 = padd(ploadu<P>(first + i), padd(pmul(pa0, u0), pmul(pb0, v0)));
+      const P t01 = padd(ploadu<P>(first + i + size), padd(pmul(pa0, u1), pmul(pb0, v1)));
+      const P t10 = padd(ploadu<P>(second + i), padd(pmul(pa1, u0), pmul(pb1, v0)));
+      const P t11 = padd(ploadu<P>(second + i + size), padd(pmul(pa1, u1), pmul(pb1, v1)));
+      pstoreu(first + i, t00);
+      pstoreu(first + i + size, t01);
+      pstoreu(second + i, t10);
+      pstoreu(second + i + size, t11);
+      dot00 = padd(dot00, pmul(t00, w0));
+      dot01 = padd(dot01, pmul(t01, w1));
+      dot10 = padd(dot10, pmul(t10, w0));
+      dot11 = padd(dot11, pmul(t11, w1));
+    }
+    Scalar tail0 = 0, tail1 = 0;
+    for (; i < m; ++i) {
+      const Scalar t0 = first[i] + (a0 * in[i] + b0 * out[i]);
+      const Scalar t1 = second[i] + (a1 * in[i] + b1 * out[i]);
+      first[i] = t0;
+      second[i] = t1;
+      tail0 += t0 * w[i];
+      tail1 += t1 * w[i];
+    }
+    return {predux(padd(dot00, dot01)) + tail0, predux(padd(dot10, dot11)) + tail1};
+  }
 
   // [u³; u²] of u = x − K into `stacked` (2N), sign · u into `linear`, and sign · (u², u³, u⁴)
   // into the power sums.
