@@ -822,6 +822,40 @@ TEST_CASE("Rebalancer: the step that reaches the buffer does not overshoot it ne
   CHECK(result.tracking_error == Approx(std::sqrt(1.825e-3)).epsilon(1e-12));
 }
 
+TEST_CASE("Rebalancer: the last step's two finishes are compared after steps 5-7", "[rebalance]") {
+  // Book 2664 of session 16's sweep of 3000 random books: 5 assets, lots of 0.001, 100, 1, 1 and
+  // 100 shares, targets summing to 0.98 and a 9.8% buffer, $2,068 of cash. Compared after step
+  // 5 only, the last step of step 4 kept cutting asset 1's 100-share lots, and steps 6-7 then
+  // finished that at the plan `earlier` below (tracking error 0.0637); finished through step 6's
+  // exchanges, the other choice ends lower. `earlier` is a feasible plan (checked here from first
+  // principles), so the planner must now do better than it.
+  Book book;
+  book.targets = (VectorXd(5) << 0.22032503315333765, 0.17279729794672888, 0.26329037503988512,
+                  0.10100063696779478, 0.22258665689225349)
+                     .finished();
+  book.shares = (VectorXd(5) << 4975.0140000000001, 12900, 42214, 2431, 2900).finished();
+  book.prices = (VectorXd(5) << 12.160868614088765, 2.28702443223637, 2.1435385551158932,
+                 12.892142992131786, 21.223863174231749)
+                    .finished();
+  book.lots = (VectorXd(5) << 0.001, 100, 1, 1, 100).finished();
+  book.cash = 2068.0389119396395;
+  RebalanceOptions options;
+  options.cost_bps = 5;
+  options.cash_buffer_fraction = 0.098149035115854877;
+  Rebalancer<double> rebalancer = make(book, options);
+  {
+    dynweight::test::NoAllocationScope scope;
+    plan(rebalancer, book);
+    CHECK(scope.allocations() == 0);
+  }
+  const auto& result = rebalancer.result();
+  check_invariants(options, book, result);
+  const Outcome earlier = evaluate(options, book, {-48101, 3, -8742, -333, -1});
+  REQUIRE(earlier.cash_after >= options.cash_buffer_fraction * book.value());
+  CAPTURE(result.shares_delta.transpose(), earlier.tracking_error);
+  CHECK(result.tracking_error < 0.95 * earlier.tracking_error);
+}
+
 TEST_CASE("Rebalancer: fine lots and a deep shortfall take few steps", "[rebalance]") {
   // Every asset under a levered target (Σ = 1.4), no cash, 0.001-share lots, a $200 minimum
   // order and shorts allowed: every buy is cut whole, then sales raise the buffer. Each first

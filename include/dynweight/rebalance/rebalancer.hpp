@@ -154,7 +154,7 @@ struct TradePlan {
 ///     root search over the runs' closed forms), and lots of one asset in batches while it stays
 ///     the cheapest, so the work does not grow with the number of lots and the result is the
 ///     one-step greedy's (up to keys that tie within rounding). The step that reaches the buffer is
-///     compared with finishing without its asset (after step 5 with `invest_residual_cash`), and
+///     compared with finishing without its asset (after steps 5–7 with `invest_residual_cash`), and
 ///     the better kept: a whole cut can overshoot the buffer by much.
 ///  5. *Residual cash* (only when step 4 cut something: otherwise every count is already the
 ///     nearest allowed one and no purchase can lower the tracking error). Leftover cash above the
@@ -229,7 +229,7 @@ class Rebalancer {
     for (VectorType* buffer :
          {&m_ideal, &m_lot_weight, &m_count, &m_nearest, &m_lowest, &m_highest, &m_min_lots, &m_key,
           &m_per_lot, &m_step, &m_saved_count, &m_saved_highest, &m_drop_key, &m_alt_count,
-          &m_alt_key, &m_without_count})
+          &m_alt_key, &m_alt_highest, &m_without_count, &m_without_highest})
       buffer->setZero(assets);
     m_lowest_limit.assign(static_cast<std::size_t>(assets), TradeLimit::none);
     m_highest_limit = m_lowest_limit;
@@ -433,6 +433,7 @@ class Rebalancer {
                    const Eigen::Ref<const VectorType>* adv) {
     validate(targets, shares, cash, prices, adv);
     m_steps = 0;
+    m_finished = false;
     const Index n = m_assets;
     const auto& o = m_options;
     TradePlan<Scalar>& r = m_result;
@@ -510,24 +511,16 @@ class Rebalancer {
     const bool cuts = cash_after < r.cash_floor;
     if (cash_after < r.cash_floor)
       cash_after = raise_cash(cash_after, prices, false, true);
-    if (cash_after < r.cash_floor)
+    if (!m_finished && cash_after < r.cash_floor)
       cash_after = raise_cash(cash_after, prices, true, true);
 
-    // 5. Put leftover cash to work where it lowers the tracking error.
+    // 5. Put leftover cash to work where it lowers the tracking error (done already when step 4's
+    // last step was compared with finishing without it).
     bool capped = false;
     if (o.invest_residual_cash && cuts) {
-      capped = invest_residual(cash_after, prices);
-      // 6. Exchanges: sell (or cut) a lot to fund a purchase that lowers the tracking error more.
-      int passes = 0;
-      while (!capped && m_unaffordable > 0 && passes < kExchangePasses &&
-             cash_after >= r.cash_floor && exchange_pass(cash_after, prices)) {
-        ++passes;
-        capped = invest_residual(cash_after, prices);
-      }
-      // 7. Fixed fees: drop whole the cut buys that only spread the fee thin.
-      if (!capped && o.fee_per_trade > 0)
-        capped = drop_thin_buys(cash_after, prices);
-      // The steps above kept a running sum; the exact one may differ by rounding, and if that
+      capped = m_finished ? m_finished_capped : reinvest(cash_after, prices);
+      m_finished = false;  // (raise_cash stops while it is set)
+      // Steps 5–7 kept a running sum; the exact one may differ by rounding, and if that
       // leaves it a hair under the buffer, one more cut settles it.
       cash_after = exact_cash_after(prices);
       if (cash_after < r.cash_floor)
@@ -535,6 +528,23 @@ class Rebalancer {
     }
 
     return finish(targets, shares, prices, value, gap_before, capped);
+  }
+
+  /// Steps 5–7 on the plan as it stands: residual cash, exchanges, fixed fees. Returns true when
+  /// step 5's step cap stopped a search.
+  bool reinvest(Scalar& cash_after, const Eigen::Ref<const VectorType>& prices) {
+    bool capped = invest_residual(cash_after, prices);
+    // 6. Exchanges: sell (or cut) a lot to fund a purchase that lowers the tracking error more.
+    int passes = 0;
+    while (!capped && m_unaffordable > 0 && passes < kExchangePasses &&
+           cash_after >= m_result.cash_floor && exchange_pass(cash_after, prices)) {
+      ++passes;
+      capped = invest_residual(cash_after, prices);
+    }
+    // 7. Fixed fees: drop whole the cut buys that only spread the fee thin.
+    if (!capped && m_options.fee_per_trade > 0)
+      capped = drop_thin_buys(cash_after, prices);
+    return capped;
   }
 
   /// The allowed count nearest m_ideal(i); records the limit that moved it.
@@ -901,7 +911,7 @@ class Rebalancer {
   Scalar raise_cash(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales,
                     bool alternatives) {
     const Scalar floor = m_result.cash_floor;
-    for (int pass = 0; pass < 3 && cash_after < floor; ++pass) {
+    for (int pass = 0; pass < 3 && cash_after < floor && !m_finished; ++pass) {
       m_heap.clear();
       for (Index i = 0; i < m_assets; ++i) {
         if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band ||
@@ -974,10 +984,12 @@ class Rebalancer {
 
   /// Finishes raise_cash's greedy without asset i (m_heap holds the others) and keeps that
   /// when it reaches the buffer at a lower squared tracking error than cutting i to `next`
-  /// (returns true, `cash_after` updated); otherwise undoes every change. With
-  /// `invest_residual_cash` the two are compared after step 5 has reinvested what each leaves
-  /// above the buffer, since that recovers part of an overshoot. O(N) plus the greedy's own cost
-  /// and, with reinvestment, two runs of step 5.
+  /// (returns true, `cash_after` updated); otherwise undoes every change and returns false. With
+  /// `invest_residual_cash` the two are compared as steps 5–7 finish each (step 5 reinvests what
+  /// each leaves above the buffer, which recovers part of an overshoot, and steps 6–7 can turn
+  /// the choice around): the better is kept as it stands after step 7 (`m_finished`; returns
+  /// true either way). O(N) plus the greedy's own cost and, with reinvestment, two runs of
+  /// steps 5–7 where the plan would take one.
   bool finish_without(Index i, Scalar next, Scalar& cash_after,
                       const Eigen::Ref<const VectorType>& prices, bool sales) {
     const Scalar n = m_count(i);
@@ -988,11 +1000,13 @@ class Rebalancer {
     m_alt_key = m_key;
     m_alt_limits = m_result.limits;
     m_alt_heap = m_heap;
+    m_alt_highest = m_highest;  // step 7 sets a dropped buy's to 0
     const auto restore = [&] {
       m_count = m_alt_count;
       m_key = m_alt_key;
       m_result.limits = m_alt_limits;
       m_heap = m_alt_heap;
+      m_highest = m_alt_highest;
     };
     const Scalar without_cash = cut_greedily(cash_after, prices, sales, false);
     if (!(without_cash >= m_result.cash_floor)) {
@@ -1001,25 +1015,30 @@ class Rebalancer {
     }
     Scalar without = total_squared_gap();
     if (m_options.invest_residual_cash) {
+      Scalar without_final = without_cash;
+      const bool without_capped = reinvest(without_final, prices);
+      without = total_squared_gap();
       m_without_count = m_count;
       m_without_limits = m_result.limits;
-      Scalar reinvested = without_cash;
-      invest_residual(reinvested, prices);
-      without = total_squared_gap();
+      m_without_highest = m_highest;
       restore();
       m_count(i) = next;
       m_result.limits[static_cast<std::size_t>(i)] = TradeLimit::cash;
-      reinvested = taking_cash;
-      invest_residual(reinvested, prices);
+      Scalar taking_final = taking_cash;
+      const bool taking_capped = reinvest(taking_final, prices);
       taking = total_squared_gap();
+      m_finished = true;
       if (without < taking) {
         m_count = m_without_count;
         m_result.limits = m_without_limits;
-        cash_after = without_cash;
-        return true;
+        m_highest = m_without_highest;
+        cash_after = without_final;
+        m_finished_capped = without_capped;
+      } else {
+        cash_after = taking_final;
+        m_finished_capped = taking_capped;
       }
-      restore();
-      return false;
+      return true;
     }
     if (without < taking) {
       cash_after = without_cash;
@@ -1356,18 +1375,19 @@ class Rebalancer {
   VectorType m_drop_key;  ///< step 7: squared-TE cost per unit of cash of dropping a cut buy
   std::vector<TradeLimit> m_lowest_limit, m_highest_limit;
   std::vector<Index> m_heap, m_sales, m_thin;
-  std::vector<unsigned char> m_used;  ///< assets already in an exchange of this pass
-  VectorType m_alt_count, m_alt_key;  ///< the state finish_without restores
+  std::vector<unsigned char> m_used;                 ///< assets already in an exchange of this pass
+  VectorType m_alt_count, m_alt_key, m_alt_highest;  ///< the state finish_without restores
   std::vector<TradeLimit> m_alt_limits;
-  VectorType m_without_count;  ///< finish_without: the plan without the asset, before step 5
+  VectorType m_without_count, m_without_highest;  ///< finish_without: the plan without the asset
   std::vector<TradeLimit> m_without_limits;
   std::vector<Index> m_alt_heap;
-  std::vector<Run> m_runs;
-  std::vector<Index> m_level_members;  ///< take_to_level: members with steps inside its bracket
-                                       ///< ///< kMaxRuns per asset: the level take's steps
-  std::vector<std::size_t> m_run_counts;
-  Index m_steps = 0;         ///< heap steps and level evaluations of the cash search (iterations)
-  Index m_unaffordable = 0;  ///< purchase steps the last residual-cash pass could not afford
+  std::vector<Run> m_runs;                ///< kMaxRuns per asset: the level take's steps
+  std::vector<Index> m_level_members;     ///< take_to_level: members with steps inside its bracket
+  std::vector<std::size_t> m_run_counts;  ///< runs in use per asset
+  Index m_steps = 0;        ///< heap steps and level evaluations of the cash search (iterations)
+  bool m_finished = false;  ///< finish_without left the plan after step 7
+  bool m_finished_capped = false;  ///< and step 5's cap stopped a search there
+  Index m_unaffordable = 0;        ///< purchase steps the last residual-cash pass could not afford
   TradePlan<Scalar> m_result;
 };
 
