@@ -151,4 +151,12 @@ TEST_CASE("rank_two_update matches Eigen's rankUpdate and reduces the result, at
   const auto read = dynweight::detail::strict_lower_sums(fused, w);
   CHECK(std::abs(read.squares - squares) <= order * squares_scale);
   CHECK(std::abs(read.weighted - weighted) <= order * weighted_scale + 1e-300);
+
+  // The squares-only form: the same matrix bit for bit, the same squares (the same order of terms
+  // as the weighted form), no weighted sum.
+  Eigen::MatrixXd squared = start;
+  const auto squares_only = dynweight::detail::rank_two_update_squares(squared, u, v, alpha);
+  CHECK(squared == fused);
+  CHECK(squares_only.squares == sums.squares);
+  CHECK(squares_only.weighted == 0);
 }

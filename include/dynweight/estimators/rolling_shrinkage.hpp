@@ -230,8 +230,10 @@ class RollingShrinkage {
     // Validates first; if it throws, only the scratch copies of the leaving observation above
     // have changed, which nothing reads before the next update sets them again. The sums of the
     // new covariance come out of the update's own pass over the lower triangle.
+    // (OAS needs ‖S‖²_F only, not the fourth-power sums' cᵀSc.)
     detail::StrictLowerSums<Scalar> sums;
-    const bool summed = m_moments.update(x, m_shift, sums);
+    const bool oas = m_method == RollingShrinkageMethod::oas;
+    const bool summed = oas ? m_moments.update(x, sums) : m_moments.update(x, m_shift, sums);
     if (first)
       m_shift = x;  // a reference point near the data (K); the sums below see u = x − K
     m_entering = x - m_shift;
@@ -254,7 +256,7 @@ class RollingShrinkage {
       }
     }
     m_sums = sums;
-    m_sums_current = summed && !shifted;
+    m_sums_current = summed && (oas || !shifted);
     if (uses_running_sums())
       update_cross_moments(x, full);
     if (m_window_pass)
@@ -281,7 +283,14 @@ class RollingShrinkage {
     const auto t = static_cast<double>(m_moments.count());
     const double scale = (t - 1) / t;
     const MatrixType& cov = m_moments.covariance_lower();
-    const double q = fourth_power_sum();  // first: it brings m_sums up to date
+    const bool oas = m_method == RollingShrinkageMethod::oas;
+    // First: each brings m_sums up to date (OAS reads its squares only).
+    const double q = oas ? 0.0 : fourth_power_sum();
+    if (oas && !m_sums_current) {
+      m_moments.mean_minus(m_shift, m_offset);
+      m_sums = detail::strict_lower_sums(cov, m_offset);
+      m_sums_current = true;
+    }
     const double cov_mu = double(cov.diagonal().sum()) / double(n);
     double diagonal_squares = 0, deviations = 0;
     for (Index j = 0; j < n; ++j) {
@@ -296,9 +305,8 @@ class RollingShrinkage {
     const auto ledoit_wolf = [&](double sum) {
       return detail::ledoit_wolf_intensity(sum, moments, t, double(n));
     };
-    const double intensity = m_method == RollingShrinkageMethod::ledoit_wolf
-                                 ? ledoit_wolf(checked_fourth_power_sum(q, ledoit_wolf))
-                                 : detail::oas_intensity(moments, t, double(n));
+    const double intensity = oas ? detail::oas_intensity(moments, t, double(n))
+                                 : ledoit_wolf(checked_fourth_power_sum(q, ledoit_wolf));
     detail::shrink_to_scaled_identity<Scalar>(cov, static_cast<Scalar>(intensity),
                                               static_cast<Scalar>(moments.mu), shrunk,
                                               static_cast<Scalar>(scale), storage);
@@ -742,6 +750,7 @@ class RollingShrinkage {
   VectorType m_leaving;                // u of the leaving observation (scratch)
   VectorType m_offset;                 // c = m − K (scratch of compute)
   // Σ_{i>j} cov_ij² and Σ_{i>j} c_i c_j cov_ij of the current covariance when m_sums_current
+  // (for OAS the first only, the second 0 or stale)
   detail::StrictLowerSums<Scalar> m_sums;
   bool m_sums_current = false;
   Index m_since_resync = 0;

@@ -167,6 +167,10 @@ class RollingMoments {
               detail::StrictLowerSums<Scalar>& sums) {
     return update_with(x, &reference, &sums);
   }
+  /// The same with Σ_{i>j} C_ij² only (`sums.weighted` 0): a quarter fewer multiplies in the pass.
+  bool update(const Eigen::Ref<const VectorType>& x, detail::StrictLowerSums<Scalar>& sums) {
+    return update_with(x, nullptr, &sums);
+  }
 
   [[nodiscard]] Index assets() const { return m_mean.size(); }
   [[nodiscard]] Index window() const { return m_options.window; }
@@ -333,9 +337,11 @@ class RollingMoments {
     m_u = Scalar(0.5) * ((x - m_shift) + (oldest - m_shift)) - m_offset - (Scalar(0.5) / w) * m_d;
     m_offset += m_d / w;
     m_mean = m_shift + m_offset;
-    if (sums != nullptr) {
+    if (sums != nullptr && reference != nullptr) {
       mean_minus(*reference, m_weights);
       *sums = detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1), m_weights);
+    } else if (sums != nullptr) {
+      *sums = detail::rank_two_update_squares(m_covariance, m_u, m_d, Scalar(1) / (w - 1));
     } else {
       detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1));
     }

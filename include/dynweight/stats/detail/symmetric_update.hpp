@@ -203,16 +203,17 @@ void rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u, const Vecto
 }
 
 /// `rank_two_update`, returning the `StrictLowerSums` of the updated S with weights `w`, gathered
-/// in the same pass. Two columns at a time: their segments below the pair's 2×2 diagonal block
-/// share the loads of u, v and w, and the per-column work (the reductions' horizontal sums) is
-/// halved. Each entry is the same expression as in `rank_two_update`, so the updated matrix is the
-/// same bit for bit (without FMA contraction); only the order of the sums' terms differs. A
-/// Ledoit–Wolf bar of `RollingShrinkage` at N = 500 went from 2.17× to 2.11× the bare rank-2
-/// update (medians of 200 alternating rounds against the one-column kernel).
-template <class Scalar>
-StrictLowerSums<Scalar> rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u,
-                                        const Vector<Scalar>& v, Scalar alpha,
-                                        const Vector<Scalar>& w) {
+/// in the same pass; without `Weighted` (w null), Σ_{i>j} S_ij² only, and `weighted` 0 (two of
+/// the eight multiplies an entry fewer). Two columns at a time: their segments below the pair's
+/// 2×2 diagonal block share the loads of u, v and w, and the per-column work (the reductions'
+/// horizontal sums) is halved. Each entry is the same expression as in `rank_two_update`, so the
+/// updated matrix is the same bit for bit (without FMA contraction); only the order of the sums'
+/// terms differs. A Ledoit–Wolf bar of `RollingShrinkage` at N = 500 went from 2.17× to 2.11×
+/// the bare rank-2 update (medians of 200 alternating rounds against the one-column kernel).
+template <bool Weighted, class Scalar>
+StrictLowerSums<Scalar> rank_two_update_summed(Matrix<Scalar>& lower, const Vector<Scalar>& u,
+                                               const Vector<Scalar>& v, Scalar alpha,
+                                               const Scalar* w) {
   using P = kernel::Packet<Scalar>;
   using namespace Eigen::internal;
   constexpr Index size = packet_traits<Scalar>::size;
@@ -230,13 +231,15 @@ StrictLowerSums<Scalar> rank_two_update(Matrix<Scalar>& lower, const Vector<Scal
     const Scalar corner = first[j + 1] + (a0 * u(j + 1) + b0 * v(j + 1));  // entry (j + 1, j)
     first[j + 1] = corner;
     Scalar squares = corner * corner;
-    Scalar dot0 = w(j + 1) * corner;  // Σ_i w_i S_ij below the diagonal, column j
-    Scalar dot1 = 0;                  // and column j + 1
+    Scalar dot0 = 0;  // Σ_i w_i S_ij below the diagonal, column j
+    Scalar dot1 = 0;  // and column j + 1
+    if constexpr (Weighted)
+      dot0 = w[j + 1] * corner;
     const Index begin = j + 2;
     const Index m = n - begin;
     const Scalar* us = u.data() + begin;
     const Scalar* vs = v.data() + begin;
-    const Scalar* ws = w.data() + begin;
+    [[maybe_unused]] const Scalar* ws = Weighted ? w + begin : nullptr;
     Scalar* s0 = first + begin;
     Scalar* s1 = second + begin;
     const P pa0 = pset1<P>(a0), pb0 = pset1<P>(b0), pa1 = pset1<P>(a1), pb1 = pset1<P>(b1);
@@ -245,36 +248,58 @@ StrictLowerSums<Scalar> rank_two_update(Matrix<Scalar>& lower, const Vector<Scal
     for (; i + size <= m; i += size) {
       const P pu = ploadu<P>(us + i);
       const P pv = ploadu<P>(vs + i);
-      const P pw = ploadu<P>(ws + i);
       const P t0 = padd(ploadu<P>(s0 + i), padd(pmul(pa0, pu), pmul(pb0, pv)));
       const P t1 = padd(ploadu<P>(s1 + i), padd(pmul(pa1, pu), pmul(pb1, pv)));
       pstoreu(s0 + i, t0);
       pstoreu(s1 + i, t1);
       q0 = padd(q0, pmul(t0, t0));
       q1 = padd(q1, pmul(t1, t1));
-      e0 = padd(e0, pmul(t0, pw));
-      e1 = padd(e1, pmul(t1, pw));
+      if constexpr (Weighted) {
+        const P pw = ploadu<P>(ws + i);
+        e0 = padd(e0, pmul(t0, pw));
+        e1 = padd(e1, pmul(t1, pw));
+      }
     }
     squares += predux(padd(q0, q1));
-    dot0 += predux(e0);
-    dot1 += predux(e1);
+    if constexpr (Weighted) {
+      dot0 += predux(e0);
+      dot1 += predux(e1);
+    }
     for (; i < m; ++i) {
       const Scalar t0 = s0[i] + (a0 * us[i] + b0 * vs[i]);
       const Scalar t1 = s1[i] + (a1 * us[i] + b1 * vs[i]);
       s0[i] = t0;
       s1[i] = t1;
       squares += t0 * t0 + t1 * t1;
-      dot0 += ws[i] * t0;
-      dot1 += ws[i] * t1;
+      if constexpr (Weighted) {
+        dot0 += ws[i] * t0;
+        dot1 += ws[i] * t1;
+      }
     }
     sums.squares += squares;
-    sums.weighted += w(j) * dot0 + w(j + 1) * dot1;
+    if constexpr (Weighted)
+      sums.weighted += w[j] * dot0 + w[j + 1] * dot1;
   }
   if (j < n) {  // odd n: the last diagonal entry
     const Scalar a = alpha * v(j), b = alpha * u(j);
     lower(j, j) += a * u(j) + b * v(j);
   }
   return sums;
+}
+
+/// `rank_two_update` with both `StrictLowerSums` of the updated S (weights `w`).
+template <class Scalar>
+StrictLowerSums<Scalar> rank_two_update(Matrix<Scalar>& lower, const Vector<Scalar>& u,
+                                        const Vector<Scalar>& v, Scalar alpha,
+                                        const Vector<Scalar>& w) {
+  return rank_two_update_summed<true>(lower, u, v, alpha, w.data());
+}
+
+/// `rank_two_update` with Σ_{i>j} S_ij² of the updated S (`weighted` 0).
+template <class Scalar>
+StrictLowerSums<Scalar> rank_two_update_squares(Matrix<Scalar>& lower, const Vector<Scalar>& u,
+                                                const Vector<Scalar>& v, Scalar alpha) {
+  return rank_two_update_summed<false>(lower, u, v, alpha, static_cast<const Scalar*>(nullptr));
 }
 
 /// The `StrictLowerSums` of the symmetric matrix stored in the lower triangle of `lower`.
