@@ -190,8 +190,9 @@ struct TradePlan {
 ///
 /// **Cost.** O(N) when cash does not bind (see BM_Rebalance in README); when it does, up to
 /// 60 root-search steps of O(N) for each level and O(log N) per heap step (`status.iterations`
-/// counts both), the last step's alternative (a second greedy, and two runs of step 5 when it
-/// reinvests), the exchange passes and, with a fixed fee, step 7's trials.
+/// counts both), the last step's alternative (a second greedy and, when it reinvests, steps 5–7
+/// run for both finishes: twice where the plan would run them once), the exchange passes and,
+/// with a fixed fee, step 7's trials.
 /// Buffers are sized at construction: `plan` never allocates.
 ///
 /// \code
