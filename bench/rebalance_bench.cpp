@@ -92,9 +92,9 @@ void BM_RebalanceCashBound(benchmark::State& state) {
 }
 
 /// A levered book in fine (crypto-style) lots: 0.001-unit lots, a $200 minimum order, shorts
-/// allowed, targets summing to 1.4 and no cash. Every buy is cut whole, then sales raise a 5%
-/// buffer: each asset's first sale is a whole minimum order, then single lots. The counter
-/// `steps` is status.iterations (heap steps and level evaluations).
+/// allowed, targets summing to 1.4 and no cash. Buys are cut and sales raise a 5% buffer, the
+/// deficits levelled across the book: each asset's first sale is a whole minimum order, then
+/// single lots. The counter `steps` is status.iterations (heap steps and level evaluations).
 void BM_RebalanceDeepShortfall(benchmark::State& state) {
   const auto n = static_cast<Index>(state.range(0));
   std::mt19937_64 engine(20261127 + static_cast<std::uint64_t>(n));

@@ -362,11 +362,11 @@ TEST_CASE("Rebalancer: the best plan found by exhaustive search, or within a lot
     ++trials;
     equal += result.tracking_error <= best.tracking_error * (1 + 1e-9) + 1e-15;
   }
-  // And in practice optimal: 567 of the 569 feasible cases of these seeds (149/150, 149/150,
-  // 149/149, 120/120; the two others need two sales to fund one purchase, which the single
-  // exchanges of step 6 do not search).
+  // And in practice optimal: all 569 feasible cases of these seeds (150, 150, 149, 120). Until
+  // session 18, when step 4 cut buys only and sold more only once every buy was cut, 567: the two
+  // others needed two sales to fund one purchase, which step 6's single exchanges do not search.
   INFO("scenario " << scenario << ": optimal in " << equal << " of " << trials << " cases");
-  CHECK(equal >= trials - 2);
+  CHECK(equal == trials);
 }
 
 TEST_CASE("Rebalancer: fractional lots (crypto), huge lots, all inside the band", "[rebalance]") {
@@ -606,16 +606,16 @@ TEST_CASE("Rebalancer: float instantiation keeps the invariants", "[rebalance]")
   CHECK(rebalancer.result().cash_after >= 0);
 }
 
-TEST_CASE("Rebalancer: with fine lots, cash-cut buys reach the water-filling optimum",
-          "[rebalance]") {
+TEST_CASE("Rebalancer: with fine lots, step 4 reaches the water-filling optimum", "[rebalance]") {
   // Every asset under target and cash for only 60% of the purchases. With lots of 1e-4 shares the
-  // integer problem is the continuous one: minimise Σ (d_i − u_i)² over bought weights u_i >= 0
-  // with Σ u_i = budget, whose solution is u_i = max(0, d_i − λ) (water-filling on the deficits
-  // d_i). Cutting the smallest mean deficit first (steps 1–4) must end at that level, each asset
-  // within a lot weight a (~2e-8 here), so the TE within 2·√N·max a of the optimum. Exchanges (step
-  // 6) may then sell a little of an asset with a small deficit to buy one with a larger deficit,
-  // which only lowers the TE further, never below the optimum that allows such sales (every
-  // remaining deficit equal).
+  // integer problem is the continuous one: minimise Σ (d_i − u_i)² over traded weights u_i with
+  // Σ u_i = budget, a sale never more than the weight h_i held (long-only), whose solution is
+  // u_i = max(d_i − λ, −h_i) (water-filling on the deficits d_i: each final deficit is
+  // min(λ, d_i + h_i) = min(λ, target_i)). Taking the step of smallest mean deficit first, a cut
+  // of a buy or a further sale alike (steps 1–4), must end at that level, each asset within a lot
+  // weight a (~2e-8 here), so the TE within 2·√N·max a of the optimum. Until session 18 step 4
+  // cut buys only (sales came once every buy was cut) and ended at the optimum over u_i >= 0,
+  // 0.9–3.1% higher on these books: the REQUIRE below keeps the test able to tell them apart.
   const int seed = GENERATE(1, 2, 3, 4, 5);
   std::mt19937_64 engine(static_cast<std::uint64_t>(seed));
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -635,21 +635,28 @@ TEST_CASE("Rebalancer: with fine lots, cash-cut buys reach the water-filling opt
   RebalanceOptions options;
   options.cash_buffer = 0.4 * book.cash;
   const double budget = (book.cash - options.cash_buffer) / capital;
-  double low = 0, high = deficit.maxCoeff();
-  for (int step = 0; step < 200; ++step) {
-    const double level = 0.5 * (low + high);
-    ((deficit.array() - level).max(0.0).sum() > budget ? low : high) = level;
-  }
-  const double cuts_only = deficit.array().min(high).matrix().norm();
-  const double with_sales = std::sqrt(double(n)) * (deficit.sum() - budget) / double(n);
+  const VectorXd held = book.targets - deficit;
+  // The level λ of the remaining deficits, with sales (u_i down to −h_i) or without (u_i >= 0).
+  const auto level_of = [&](const VectorXd& lowest) {
+    double low = 0, high = book.targets.maxCoeff();
+    for (int step = 0; step < 200; ++step) {
+      const double level = 0.5 * (low + high);
+      ((deficit.array() - level).max(lowest.array()).sum() > budget ? low : high) = level;
+    }
+    return high;
+  };
+  const double optimum = book.targets.array().min(level_of(-held)).matrix().norm();
+  const double cuts_only = deficit.array().min(level_of(VectorXd::Zero(n))).matrix().norm();
+  CAPTURE(optimum, cuts_only);
+  REQUIRE(optimum < 0.995 * cuts_only);
 
   options.invest_residual_cash = false;
   Rebalancer<double> cutting = make(book, options);
   REQUIRE(plan(cutting, book).code == StatusCode::constrained);
   check_invariants(options, book, cutting.result());
   const double lot_weight = book.lots.cwiseProduct(book.prices).maxCoeff() / capital;
-  CHECK(cutting.result().tracking_error ==
-        Approx(cuts_only).epsilon(0).margin(2 * std::sqrt(double(n)) * lot_weight));
+  const double margin = 2 * std::sqrt(double(n)) * lot_weight;
+  CHECK(cutting.result().tracking_error == Approx(optimum).epsilon(0).margin(margin));
   CHECK(cutting.result().cash_after - options.cash_buffer < 0.05);  // a few lots left over
 
   options.invest_residual_cash = true;
@@ -657,16 +664,17 @@ TEST_CASE("Rebalancer: with fine lots, cash-cut buys reach the water-filling opt
   plan(full, book);
   check_invariants(options, book, full.result());
   CHECK(full.result().tracking_error <= cutting.result().tracking_error);
-  CHECK(full.result().tracking_error >= with_sales);
+  CHECK(full.result().tracking_error >= optimum - margin);
 }
 
 namespace {
 
 /// Step 4 as the README states it, one step at a time from first principles: from each asset's
 /// nearest lot count, while cash after costs is below the buffer, take the cash-raising step of
-/// least squared-tracking-error increase per unit of cash it frees (ties to the lower index):
-/// cut a buy by a lot (its last lot whole), then, with every buy cut, sell further lots; the
-/// step that reaches the buffer only if finishing without its asset does not do better. For
+/// least squared-tracking-error increase per unit of cash it frees (ties to the lower index),
+/// one lot down from any asset's count: a buy cut or a sale made larger (with a fee, a buy's last
+/// lot and a first sale free or cost it too); the step that reaches the buffer only if finishing
+/// without its asset does not do better. For
 /// books without minimum orders, caps or a band, where the nearest count is round(x), and
 /// without step 5 (`invest_residual_cash` false).
 std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book) {
@@ -706,17 +714,17 @@ std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book)
       total += gap(i, counts[std::size_t(i)]);
     return total;
   };
-  // One phase of the greedy, never cutting `excluded`; with `alternatives`, the step that reaches
-  // the buffer is compared with finishing without that asset (the same greedy over the others),
-  // which is kept if it reaches the buffer at a lower squared tracking error.
-  const auto greedy = [&](auto& self, std::vector<double>& counts, double& cash_now, bool sales,
-                          Index excluded, bool alternatives) -> void {
+  // The greedy, never stepping `excluded`; with `alternatives`, the step that reaches the buffer
+  // is compared with finishing without that asset (the same greedy over the others), which is
+  // kept if it reaches the buffer at a lower squared tracking error.
+  const auto greedy = [&](auto& self, std::vector<double>& counts, double& cash_now, Index excluded,
+                          bool alternatives) -> void {
     while (cash_now < floor) {
       Index best = -1;
       double best_key = kInf, best_freed = 0;
       for (Index i = 0; i < n; ++i) {
         const double c = counts[std::size_t(i)];
-        if (i == excluded || (c > 0) == sales)
+        if (i == excluded)
           continue;
         const double freed = cash_of(i, c - 1) - cash_of(i, c);
         if (!(freed > 0))
@@ -733,7 +741,7 @@ std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book)
       if (alternatives && cash_now + best_freed >= floor) {
         std::vector<double> without = counts;
         double without_cash = cash_now;
-        self(self, without, without_cash, sales, best, false);
+        self(self, without, without_cash, best, false);
         counts[std::size_t(best)] -= 1;
         if (without_cash >= floor && total_gap(without) < total_gap(counts)) {
           counts = without;
@@ -747,8 +755,7 @@ std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book)
       cash_now += best_freed;
     }
   };
-  for (const bool sales : {false, true})
-    greedy(greedy, count, cash, sales, -1, true);
+  greedy(greedy, count, cash, -1, true);
   return count;
 }
 
@@ -858,8 +865,8 @@ TEST_CASE("Rebalancer: the last step's two finishes are compared after steps 5-7
 
 TEST_CASE("Rebalancer: fine lots and a deep shortfall take few steps", "[rebalance]") {
   // Every asset under a levered target (Σ = 1.4), no cash, 0.001-share lots, a $200 minimum
-  // order and shorts allowed: every buy is cut whole, then sales raise the buffer. Each first
-  // sale is a whole step (the minimum order), and the level take used to rank only lots of
+  // order and shorts allowed: buys are cut and sales raise the buffer. Each first sale is a
+  // whole step (the minimum order), and the level take used to rank only lots of
   // sales already under way, so it had none: the heap then alternated between assets a few
   // lots per step (session 16 found 85 million steps, 10 s, in such a book). Each asset's steps
   // are now runs the level take ranks, first sales included: the steps (status.iterations)
@@ -894,7 +901,6 @@ TEST_CASE("Rebalancer: fine lots and a deep shortfall take few steps", "[rebalan
   }
   check_invariants(options, book, rebalancer.result());
   REQUIRE(status.code == StatusCode::constrained);
-  REQUIRE(rebalancer.result().buy_notional == 0);
   REQUIRE(rebalancer.result().sell_notional > 0.04 * book.value());
   INFO("steps " << status.iterations);
   CHECK(status.iterations > 0);

@@ -143,12 +143,13 @@ struct TradePlan {
 ///     long-only, not selling more than is held. Each bound is a count found by a bounded search
 ///     that checks the rule itself on the floats (no off-by-one from a division).
 ///  4. *Cash.* Sells are always made and fund the buys. While cash after costs is below the
-///     buffer, buys are cut: the next cut is always the one that raises the squared tracking
-///     error least per unit of cash it frees. For a lot that is the one whose mean deficit before
-///     and after the cut is smallest, so the largest deficits are kept (a buy at its minimum order,
-///     or its last lot with a fixed fee, goes whole). If cash is still short with every buy cut
-///     (it started below the buffer), further sales raise it, again least tracking-error damage
-///     per unit of cash first (a first sale at the minimum order is one whole step). Each asset's
+///     buffer, the step taken is always the one that raises the squared tracking error least per
+///     unit of cash it frees, of whichever asset and kind: a lot cut from a buy, or a lot sold
+///     beyond a sale's ideal or from an asset that does not trade or whose buy is already cut
+///     (a buy at its minimum order, or its last lot with a fixed fee, goes whole; so does a first
+///     sale at the minimum order). For a lot that is the one whose mean deficit before and after
+///     the step is smallest, so the deficits are levelled across the book: an asset far under its
+///     target keeps part of its buy while others, nearer theirs, are sold below it. Each asset's
 ///     steps are runs of single lots at a constant cash per lot and whole steps; when the
 ///     shortfall needs many, they are taken in one go to the level the greedy would reach (a
 ///     root search over the runs' closed forms), and lots of one asset in batches while it stays
@@ -511,9 +512,7 @@ class Rebalancer {
     // error (steps 5–6 have nothing to do) unless cash forces cuts.
     const bool cuts = cash_after < r.cash_floor;
     if (cash_after < r.cash_floor)
-      cash_after = raise_cash(cash_after, prices, false, true);
-    if (!m_finished && cash_after < r.cash_floor)
-      cash_after = raise_cash(cash_after, prices, true, true);
+      cash_after = raise_cash(cash_after, prices, true);
 
     // 5. Put leftover cash to work where it lowers the tracking error (done already when step 4's
     // last step was compared with finishing without it).
@@ -525,7 +524,7 @@ class Rebalancer {
       // leaves it a hair under the buffer, one more cut settles it.
       cash_after = exact_cash_after(prices);
       if (cash_after < r.cash_floor)
-        raise_cash(cash_after, prices, false, false);
+        raise_cash(cash_after, prices, false);
     }
 
     return finish(targets, shares, prices, value, gap_before, capped);
@@ -610,9 +609,11 @@ class Rebalancer {
     Scalar rank, step, cash, units, delta;
     Scalar inverse_step = 0;  ///< 1 / step (set by add_run)
   };
-  /// An asset's steps in one phase are at most four runs (lots of a sale bought back, the rest
-  /// of it whole, a first purchase at its minimum order, then single lots), one of them split.
-  static constexpr std::size_t kMaxRuns = 5;
+  /// An asset's steps are at most four runs: when raising cash, a buy's lots, its minimum order
+  /// (or last lot) whole, a first sale, further lots of sale; when buying, lots of a sale bought
+  /// back, the rest of it whole, a first purchase at its minimum order, then single lots. Each
+  /// run after the first may be split in two (`add_run`).
+  static constexpr std::size_t kMaxRuns = 7;
 
   std::span<const Run> runs(Index i) const {
     const auto k = static_cast<std::size_t>(i);
@@ -805,15 +806,15 @@ class Rebalancer {
     return false;
   }
 
-  /// Asset i's steps of raising cash from its count (cuts of a buy down to 0 when `sales` is
-  /// false; sales from 0 on when true), as runs: single lots at a constant cash per lot (the
-  /// k-th further cut's key is key_i + k·2a_i²/(cash per lot)), a buy at its minimum order cut
-  /// whole, a first sale at the minimum order.
-  void cut_runs(Index i, const Eigen::Ref<const VectorType>& prices, bool sales) {
+  /// Asset i's steps of raising cash from its count, as runs: single lots at a constant cash per
+  /// lot (the k-th further cut's key is key_i + k·2a_i²/(cash per lot)): the lots of a buy down to
+  /// its minimum order, then that order (or, with a fee, the last lot) cut whole, a first sale (at
+  /// the minimum order) and further single lots of sale.
+  void cut_runs(Index i, const Eigen::Ref<const VectorType>& prices) {
     m_run_counts[static_cast<std::size_t>(i)] = 0;
     Scalar n = m_count(i);
     Scalar key = m_key(i);
-    for (int r = 0; r < 2 && !std::isnan(key); ++r) {
+    for (int r = 0; r < 4 && !std::isnan(key); ++r) {
       const Scalar next = count_after_cut_from(i, n);
       const Scalar freed = cash_effect(i, next, prices) - cash_effect(i, n, prices);
       // Single lots at a constant cash per lot: a buy above its minimum order, a sale under way.
@@ -827,17 +828,15 @@ class Rebalancer {
       if (!std::isfinite(units))
         break;
       n += units * (next - n);
-      if ((n > 0) == sales)
-        break;  // a buy cut whole: its sales are the next phase's
       key = cut_key_at(i, n, prices);
     }
   }
 
   /// When the shortfall needs many steps from the assets in m_heap (`many_steps`), takes them in
   /// one go to just short of the level the step-by-step greedy would reach; the heap then finishes.
-  Scalar cut_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales) {
+  Scalar cut_to_level(Scalar cash_after, const Eigen::Ref<const VectorType>& prices) {
     for (const Index i : m_heap)
-      cut_runs(i, prices, sales);
+      cut_runs(i, prices);
     const Scalar shortfall = m_result.cash_floor - cash_after;
     if (!(shortfall > 0) || !many_steps(shortfall))
       return cash_after;
@@ -849,7 +848,7 @@ class Rebalancer {
     });
     std::size_t kept = 0;
     for (const Index i : m_heap) {
-      if (!std::isnan(m_key(i)) && (m_count(i) > 0) != sales)
+      if (!std::isnan(m_key(i)))
         m_heap[kept++] = i;
     }
     m_heap.resize(kept);
@@ -906,23 +905,22 @@ class Rebalancer {
     return cash_after;
   }
 
-  /// Raises cash to the buffer: first by cutting buys (`sales` false), then, when no buy is left,
-  /// by selling more (`sales` true). Each step is the one that raises the squared tracking error
-  /// least per unit of cash; lots of one asset go in a batch while it stays the cheapest.
-  Scalar raise_cash(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales,
+  /// Raises cash to the buffer by cutting buys and selling more, each step the one that raises
+  /// the squared tracking error least per unit of cash, whichever asset and kind it is; lots of
+  /// one asset go in a batch while it stays the cheapest.
+  Scalar raise_cash(Scalar cash_after, const Eigen::Ref<const VectorType>& prices,
                     bool alternatives) {
     const Scalar floor = m_result.cash_floor;
     for (int pass = 0; pass < 3 && cash_after < floor && !m_finished; ++pass) {
       m_heap.clear();
       for (Index i = 0; i < m_assets; ++i) {
-        if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band ||
-            (m_count(i) > 0) == sales)
+        if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band)
           continue;
         m_key(i) = cut_key(i, prices);
         if (!std::isnan(m_key(i)))
           m_heap.push_back(i);
       }
-      cash_after = cut_greedily(cash_after, prices, sales, alternatives);
+      cash_after = cut_greedily(cash_after, prices, alternatives);
       // The running sum may differ from the exact one by rounding: recompute, cut again if short.
       cash_after = exact_cash_after(prices);
     }
@@ -934,11 +932,11 @@ class Rebalancer {
   /// at its minimum order cut whole, a large lot); with `alternatives`, finishing without that
   /// asset (the same greedy over the others) is tried too, and kept if it leaves the lower
   /// squared tracking error.
-  Scalar cut_greedily(Scalar cash_after, const Eigen::Ref<const VectorType>& prices, bool sales,
+  Scalar cut_greedily(Scalar cash_after, const Eigen::Ref<const VectorType>& prices,
                       bool alternatives) {
     const HeapOrder<false> order{&m_key};
     const Scalar floor = m_result.cash_floor;
-    cash_after = cut_to_level(cash_after, prices, sales);
+    cash_after = cut_to_level(cash_after, prices);
     std::make_heap(m_heap.begin(), m_heap.end(), order);
     const auto cut = [&](Index i, Scalar next) {
       cash_after += cash_effect(i, next, prices) - cash_effect(i, m_count(i), prices);
@@ -968,16 +966,14 @@ class Rebalancer {
         // The step that finishes: a batch's lots before its last do not, so they go first.
         if (batch_limit > 1 && next < n - 1)
           cut(i, next + 1);
-        if (finish_without(i, next, cash_after, prices, sales))
+        if (finish_without(i, next, cash_after, prices))
           return cash_after;
       }
       cut(i, next);
-      if ((next > 0) != sales) {
-        m_key(i) = cut_key(i, prices);
-        if (!std::isnan(m_key(i))) {
-          m_heap.push_back(i);
-          std::push_heap(m_heap.begin(), m_heap.end(), order);
-        }
+      m_key(i) = cut_key(i, prices);
+      if (!std::isnan(m_key(i))) {
+        m_heap.push_back(i);
+        std::push_heap(m_heap.begin(), m_heap.end(), order);
       }
     }
     return cash_after;
@@ -992,7 +988,7 @@ class Rebalancer {
   /// true either way). O(N) plus the greedy's own cost and, with reinvestment, two runs of
   /// steps 5–7 where the plan would take one.
   bool finish_without(Index i, Scalar next, Scalar& cash_after,
-                      const Eigen::Ref<const VectorType>& prices, bool sales) {
+                      const Eigen::Ref<const VectorType>& prices) {
     const Scalar n = m_count(i);
     const Scalar taking_cash =
         cash_after + (cash_effect(i, next, prices) - cash_effect(i, n, prices));
@@ -1009,7 +1005,7 @@ class Rebalancer {
       m_heap = m_alt_heap;
       m_highest = m_alt_highest;
     };
-    const Scalar without_cash = cut_greedily(cash_after, prices, sales, false);
+    const Scalar without_cash = cut_greedily(cash_after, prices, false);
     if (!(without_cash >= m_result.cash_floor)) {
       restore();
       return false;
