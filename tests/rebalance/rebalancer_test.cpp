@@ -606,6 +606,36 @@ TEST_CASE("Rebalancer: float instantiation keeps the invariants", "[rebalance]")
   CHECK(rebalancer.result().cash_after >= 0);
 }
 
+TEST_CASE("Rebalancer: cash short, the deficits are levelled by buys and sales alike",
+          "[rebalance]") {
+  // Targets 0.5 and 0.5 on a $1M book holding A at 0.2 and B at 0.45, with $350,000 of cash of
+  // which $250,000 must stay: the ideal buys (0.3 and 0.05) need 0.35 of the book, the cash funds
+  // 0.1. Least squared tracking error: both deficits at λ with 0.35 − 2λ = 0.1, λ = 0.125: A buys
+  // 0.175 and B sells 0.075 below its target, TE = √2 · 0.125. Cutting the buys alone (the rule
+  // until session 18) stopped at deficits 0.2 and 0.05 (TE 0.206), and step 6's single-lot
+  // exchanges moved 8 shares of that. Lots of one $1 share: the plan is exact.
+  Book book;
+  book.targets = (VectorXd(2) << 0.5, 0.5).finished();
+  book.shares = (VectorXd(2) << 200000, 450000).finished();
+  book.prices = VectorXd::Ones(2);
+  book.lots = VectorXd::Ones(2);
+  book.cash = 350000;
+  RebalanceOptions options;
+  options.cash_buffer = 250000;
+  const bool invest = GENERATE(false, true);
+  options.invest_residual_cash = invest;
+  Rebalancer<double> rebalancer = make(book, options);
+  CHECK(plan(rebalancer, book).code == StatusCode::constrained);
+  const auto& result = rebalancer.result();
+  check_invariants(options, book, result);
+  CHECK(result.shares_delta(0) == 175000);
+  CHECK(result.shares_delta(1) == -75000);
+  CHECK(result.cash_after == 250000);
+  CHECK(result.tracking_error == Approx(std::sqrt(2.0) * 0.125).epsilon(1e-12));
+  CHECK(result.limits[0] == TradeLimit::cash);
+  CHECK(result.limits[1] == TradeLimit::cash);
+}
+
 TEST_CASE("Rebalancer: with fine lots, step 4 reaches the water-filling optimum", "[rebalance]") {
   // Every asset under target and cash for only 60% of the purchases. With lots of 1e-4 shares the
   // integer problem is the continuous one: minimise Σ (d_i − u_i)² over traded weights u_i with
