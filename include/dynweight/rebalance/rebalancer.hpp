@@ -34,7 +34,7 @@ enum class TradeLimit : std::uint8_t {
               ///< or a sale whose proceeds would not cover its costs: not made
   participation,  ///< cut to the participation cap q × ADV
   no_short,       ///< a sale cut at the shares held (long-only)
-  cash,           ///< a purchase cut (or not made) for want of cash
+  cash,           ///< for want of cash: a purchase cut (or not made), or a sale made larger
 };
 
 constexpr std::string_view to_string(TradeLimit limit) noexcept {
@@ -1341,7 +1341,7 @@ class Rebalancer {
           "allowed sale made");
     for (const TradeLimit limit : r.limits) {
       if (limit == TradeLimit::cash)
-        constrained("a purchase was cut for want of cash (see result().limits)");
+        constrained("cash was short: a purchase cut or a sale made larger (see result().limits)");
       else if (limit == TradeLimit::participation)
         constrained("a trade was cut to its participation cap (see result().limits)");
       else if (limit == TradeLimit::no_short)
