@@ -506,7 +506,8 @@ class Rebalancer {
       }
     }
 
-    // 4. Cut buys until cash after costs is at the buffer.
+    // 4. Cut buys and sell more, least tracking-error damage first, until cash after costs is at
+    // the buffer.
     Scalar cash_after = exact_cash_after(prices);
     // Every count is the allowed one nearest its ideal, so no purchase step can lower the tracking
     // error (steps 5–6 have nothing to do) unless cash forces cuts.
