@@ -704,9 +704,8 @@ namespace {
 /// least squared-tracking-error increase per unit of cash it frees (ties to the lower index),
 /// one lot down from any asset's count: a buy cut or a sale made larger (with a fee, a buy's last
 /// lot and a first sale free or cost it too); the step that reaches the buffer only if finishing
-/// without its asset does not do better. For
-/// books without minimum orders, caps or a band, where the nearest count is round(x), and
-/// without step 5 (`invest_residual_cash` false).
+/// without its asset does not do better. For books without minimum orders, caps or a band, where
+/// the nearest count is round(x), and without step 5 (`invest_residual_cash` false).
 std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book) {
   const Index n = book.assets();
   const double value = book.value();
