@@ -222,41 +222,43 @@ class RollingShrinkage {
     const VectorType& x = m_input;
     const bool full = m_moments.count() == m_moments.window();
     const bool first = m_moments.count() == 0;
+    // OAS needs ‖S‖²_F only: not the fourth-power sums of Q nor their cᵀSc.
+    const bool oas = m_method == RollingShrinkageMethod::oas;
     if (full) {
-      m_leaving = m_moments.oldest() - m_shift;
+      if (!oas)
+        m_leaving = m_moments.oldest() - m_shift;
       if (uses_running_sums())
         m_oldest = m_moments.oldest();
     }
     // Validates first; if it throws, only the scratch copies of the leaving observation above
     // have changed, which nothing reads before the next update sets them again. The sums of the
     // new covariance come out of the update's own pass over the lower triangle.
-    // (OAS needs ‖S‖²_F only, not the fourth-power sums' cᵀSc.)
     detail::StrictLowerSums<Scalar> sums;
-    const bool oas = m_method == RollingShrinkageMethod::oas;
     const bool summed = oas ? m_moments.update(x, sums) : m_moments.update(x, m_shift, sums);
     if (first)
       m_shift = x;  // a reference point near the data (K); the sums below see u = x − K
-    m_entering = x - m_shift;
-
-    const Scalar a_in = m_entering.squaredNorm();
-    m_sum_a += a_in;
-    m_sum_a2 += a_in * a_in;
-    m_weighted_sum += a_in * m_entering;
-    add_history(a_in, m_entering);
     bool shifted = false;
-    if (full) {
-      const Scalar a_out = m_leaving.squaredNorm();
-      m_sum_a -= a_out;
-      m_sum_a2 -= a_out * a_out;
-      m_weighted_sum -= a_out * m_leaving;
-      add_history(a_out, m_leaving);
-      if (++m_since_resync >= m_moments.window()) {
-        resync();
-        shifted = true;  // c changed: the visited cross sum is about the old K
+    if (!oas) {  // Q's sums, which OAS does not read
+      m_entering = x - m_shift;
+      const Scalar a_in = m_entering.squaredNorm();
+      m_sum_a += a_in;
+      m_sum_a2 += a_in * a_in;
+      m_weighted_sum += a_in * m_entering;
+      add_history(a_in, m_entering);
+      if (full) {
+        const Scalar a_out = m_leaving.squaredNorm();
+        m_sum_a -= a_out;
+        m_sum_a2 -= a_out * a_out;
+        m_weighted_sum -= a_out * m_leaving;
+        add_history(a_out, m_leaving);
+        if (++m_since_resync >= m_moments.window()) {
+          resync();
+          shifted = true;  // c changed: the visited cross sum is about the old K
+        }
       }
     }
     m_sums = sums;
-    m_sums_current = summed && (oas || !shifted);
+    m_sums_current = summed && !shifted;
     if (uses_running_sums())
       update_cross_moments(x, full);
     if (m_window_pass)
