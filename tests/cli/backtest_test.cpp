@@ -179,6 +179,14 @@ TEST_CASE("backtest: outputs equal DynamicWeighter driven bar by bar", "[cli][ba
     expected = drive(prices_csv(), dynweight::RiskParity<double>(), options);
     arguments.insert(arguments.end(), {"--policy", "risk-parity", "--every", "10"});
   }
+  SECTION("risk parity, a cash buffer that binds, buys cut first") {
+    options.every = 10;
+    options.rebalance.cash_buffer_fraction = 0.05;
+    options.rebalance.shortfall = dynweight::CashShortfall::cut_buys_first;
+    expected = drive(prices_csv(), dynweight::RiskParity<double>(), options);
+    arguments.insert(arguments.end(), {"--policy", "risk-parity", "--every", "10", "--cash-buffer",
+                                       "5%", "--shortfall", "cut-buys"});
+  }
   SECTION("inverse volatility, capped and vol-targeted, drift trigger and lots") {
     options.every = 30;
     options.drift_band = 0.01;

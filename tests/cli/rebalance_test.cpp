@@ -342,6 +342,22 @@ TEST_CASE("rebalance: the output is the library's plan, number for number", "[cl
          "--max-participation", "0.02", "--no-residual"},
         true, 1.0);
   }
+  SECTION("cash short, buys cut first (--shortfall cut-buys)") {
+    options.cost_bps = 3;
+    options.cash_buffer_fraction = 0.25;
+    options.shortfall = dynweight::CashShortfall::cut_buys_first;
+    const auto plan = check_same_as_library(
+        b, options, {"--cost-bps", "3", "--cash-buffer", "25%", "--shortfall", "cut-buys"}, false,
+        1.0);
+    CHECK(any_limit(plan, dynweight::TradeLimit::cash));
+    // The flag is seen: the default rule plans this book otherwise.
+    options.shortfall = dynweight::CashShortfall::level;
+    dynweight::Rebalancer<double> levelling(static_cast<Eigen::Index>(b.names.size()), options);
+    levelling.set_lot_sizes(
+        b.lots.unaryExpr([](double lot) { return std::isnan(lot) ? 1.0 : lot; }));
+    levelling.plan(b.targets, b.shares, b.cash, b.prices);
+    CHECK(levelling.result().shares_delta != plan.shares_delta);
+  }
   SECTION("short positions allowed") {
     TestBook shorting = b;
     shorting.targets(3) = -0.05;
@@ -721,6 +737,7 @@ TEST_CASE("rebalance: bad input exits with status 2, file:line:column and nothin
        "",
        "--lot-size: 0 must be finite and > 0"},
       {"unknown --band-mode", kBook, kTargets, {"--band-mode", "percent"}, "", "--band-mode"},
+      {"unknown --shortfall", kBook, kTargets, {"--shortfall", "sell"}, "", "--shortfall"},
       {"missing --targets", kBook, kTargets, {"--no-targets"}, "", "--targets"},
   };
   for (const BadInput& c : cases) {

@@ -165,6 +165,8 @@ void TradingOptions::apply(RebalanceOptions& options) const {
   (cash_buffer_amount.percent ? options.cash_buffer_fraction : options.cash_buffer) =
       cash_buffer_amount.value;
   options.band = band_value;
+  options.shortfall =
+      shortfall == "cut-buys" ? CashShortfall::cut_buys_first : CashShortfall::level;
 }
 
 void add_trading_options(CLI::App& app, TradingOptions& options, const std::string& lot_size_help,
@@ -188,6 +190,11 @@ void add_trading_options(CLI::App& app, TradingOptions& options, const std::stri
                  "Cash after trades and costs stays >= this amount, or X% of the portfolio value")
       ->capture_default_str()
       ->type_name("X|X%");
+  app.add_option("--shortfall", options.shortfall,
+                 "When cash is short: level (least tracking error: buy cuts and sales below "
+                 "target ranked together) or cut-buys (fewer trades: buys cut first)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"level", "cut-buys"}));
 }
 
 }  // namespace dynweight::cli

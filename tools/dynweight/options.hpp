@@ -74,8 +74,8 @@ Amount parse_amount(std::string_view option, std::string_view text);
 /// Throws `InputError` "OPTION: VALUE must be REQUIREMENT" unless `ok`.
 void check_option(bool ok, std::string_view option, double value, std::string_view requirement);
 
-/// `--lot-size`, `--min-trade`, `--band`, `--cost-bps`, `--fee`, `--cash-buffer`: how a book
-/// trades (rebalance and backtest).
+/// `--lot-size`, `--min-trade`, `--band`, `--cost-bps`, `--fee`, `--cash-buffer`, `--shortfall`:
+/// how a book trades (rebalance and backtest).
 struct TradingOptions {
   double lot_size = 1.0;
   std::string min_trade = "0";
@@ -83,6 +83,7 @@ struct TradingOptions {
   double cost_bps = 0.0;
   double fee = 0.0;
   std::string cash_buffer = "0";
+  std::string shortfall = "level";  ///< `level` or `cut-buys` (`CashShortfall`)
 
   /// Checks each value (an `InputError` naming the option) and sets it in `options`.
   void apply(RebalanceOptions& options) const;

@@ -26,6 +26,17 @@ enum class BandMode {
   relative,  ///< asset i is not traded while |w_i − w*_i| <= band · |w*_i|
 };
 
+/// How step 4 of `Rebalancer::plan` raises the cash that the purchases lack.
+enum class CashShortfall {
+  /// Least tracking error: a lot cut from a buy and a lot sold beyond an asset's ideal are ranked
+  /// together, so the deficits are levelled across the book (some assets are sold below their
+  /// targets to fund others' buys).
+  level,
+  /// Fewer trades: buys are cut first, least tracking-error damage first; assets are sold beyond
+  /// their ideals only when every buy is cut and cash is still short.
+  cut_buys_first,
+};
+
 /// Why an asset's trade differs from the whole-lot trade nearest its target.
 enum class TradeLimit : std::uint8_t {
   none,       ///< traded to the lot count nearest its target (or already there)
@@ -72,6 +83,7 @@ struct RebalanceOptions {
   double cash_buffer_fraction = 0.0;  ///< ... and >= this fraction of portfolio value
   bool allow_short = false;           ///< long-only unless true: no short is ever created
   bool invest_residual_cash = true;   ///< buy further lots with leftover cash where TE falls
+  CashShortfall shortfall = CashShortfall::level;  ///< how step 4 raises cash (see the enum)
 
   /// Throws `dynweight::Error` unless every amount is finite and >= 0, lot_size > 0, the fractions
   /// are < 1 and max_participation > 0 (infinity allowed).
@@ -95,6 +107,9 @@ struct RebalanceOptions {
     check_parameter(cost_bps < 1e4, context, "cost_bps", cost_bps, "< 10000 (100%)");
     check_parameter(max_participation > 0, context, "max_participation", max_participation,
                     "> 0 (infinity: no cap)");
+    check_parameter(shortfall == CashShortfall::level || shortfall == CashShortfall::cut_buys_first,
+                    context, "shortfall", static_cast<int>(shortfall),
+                    "CashShortfall::level or CashShortfall::cut_buys_first");
   }
 };
 
@@ -156,7 +171,11 @@ struct TradePlan {
 ///     the cheapest, so the work does not grow with the number of lots and the result is the
 ///     one-step greedy's (up to keys that tie within rounding). The step that reaches the buffer is
 ///     compared with finishing without its asset (after steps 5–7 with `invest_residual_cash`), and
-///     the better kept: a whole cut can overshoot the buffer by much.
+///     the better kept: a whole cut can overshoot the buffer by much. That is
+///     `CashShortfall::level` (the default `shortfall`). With `CashShortfall::cut_buys_first` the
+///     same greedy runs over the buys' cuts alone, and over every step only if cash is still short
+///     with every buy cut: fewer trades for a higher tracking error (the rule until session 18;
+///     README compares the two in backtests with costs).
 ///  5. *Residual cash* (only when step 4 cut something: otherwise every count is already the
 ///     nearest allowed one and no purchase can lower the tracking error). Leftover cash above the
 ///     buffer buys further lots (or shrinks a sale), best tracking-error gain per unit of cash
@@ -387,6 +406,8 @@ class Rebalancer {
     return next >= m_lowest(i) ? next : std::numeric_limits<Scalar>::quiet_NaN();
   }
   Scalar count_after_cut(Index i) const { return count_after_cut_from(i, m_count(i)); }
+  /// Whether step 4's greedy may take a step of asset i now (a buy's, in the buys-only greedy).
+  bool may_raise_cash(Index i) const { return !m_buys_only || m_count(i) > 0; }
 
   /// The count a purchase step moves asset i to (or kInfinity when none is allowed).
   Scalar count_after_step_up_from(Index i, Scalar n) const {
@@ -513,7 +534,7 @@ class Rebalancer {
     // error (steps 5–6 have nothing to do) unless cash forces cuts.
     const bool cuts = cash_after < r.cash_floor;
     if (cash_after < r.cash_floor)
-      cash_after = raise_cash(cash_after, prices, true);
+      cash_after = cover_shortfall(cash_after, prices, true);
 
     // 5. Put leftover cash to work where it lowers the tracking error (done already when step 4's
     // last step was compared with finishing without it).
@@ -525,7 +546,7 @@ class Rebalancer {
       // leaves it a hair under the buffer, one more cut settles it.
       cash_after = exact_cash_after(prices);
       if (cash_after < r.cash_floor)
-        raise_cash(cash_after, prices, false);
+        cover_shortfall(cash_after, prices, false);
     }
 
     return finish(targets, shares, prices, value, gap_before, capped);
@@ -829,6 +850,8 @@ class Rebalancer {
       if (!std::isfinite(units))
         break;
       n += units * (next - n);
+      if (m_buys_only && !(n > 0))
+        break;  // a buy cut whole: its sales wait for the greedy over all
       key = cut_key_at(i, n, prices);
     }
   }
@@ -849,7 +872,7 @@ class Rebalancer {
     });
     std::size_t kept = 0;
     for (const Index i : m_heap) {
-      if (!std::isnan(m_key(i)))
+      if (!std::isnan(m_key(i)) && may_raise_cash(i))
         m_heap[kept++] = i;
     }
     m_heap.resize(kept);
@@ -906,16 +929,30 @@ class Rebalancer {
     return cash_after;
   }
 
-  /// Raises cash to the buffer by cutting buys and selling more, each step the one that raises
-  /// the squared tracking error least per unit of cash, whichever asset and kind it is; lots of
-  /// one asset go in a batch while it stays the cheapest.
+  /// Step 4 by `RebalanceOptions::shortfall`: with `cut_buys_first`, a greedy over the buys'
+  /// cuts alone, then (if every buy is cut and cash is still short) the greedy over all.
+  Scalar cover_shortfall(Scalar cash_after, const Eigen::Ref<const VectorType>& prices,
+                         bool alternatives) {
+    if (m_options.shortfall == CashShortfall::cut_buys_first) {
+      m_buys_only = true;
+      cash_after = raise_cash(cash_after, prices, alternatives);
+      m_buys_only = false;
+      if (m_finished || !(cash_after < m_result.cash_floor))
+        return cash_after;
+    }
+    return raise_cash(cash_after, prices, alternatives);
+  }
+
+  /// Raises cash to the buffer by cutting buys and selling more (buys only while `m_buys_only`),
+  /// each step the one that raises the squared tracking error least per unit of cash, whichever
+  /// asset and kind it is; lots of one asset go in a batch while it stays the cheapest.
   Scalar raise_cash(Scalar cash_after, const Eigen::Ref<const VectorType>& prices,
                     bool alternatives) {
     const Scalar floor = m_result.cash_floor;
     for (int pass = 0; pass < 3 && cash_after < floor && !m_finished; ++pass) {
       m_heap.clear();
       for (Index i = 0; i < m_assets; ++i) {
-        if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band)
+        if (m_result.limits[static_cast<std::size_t>(i)] == TradeLimit::band || !may_raise_cash(i))
           continue;
         m_key(i) = cut_key(i, prices);
         if (!std::isnan(m_key(i)))
@@ -971,6 +1008,8 @@ class Rebalancer {
           return cash_after;
       }
       cut(i, next);
+      if (!may_raise_cash(i))
+        continue;
       m_key(i) = cut_key(i, prices);
       if (!std::isnan(m_key(i))) {
         m_heap.push_back(i);
@@ -1382,8 +1421,9 @@ class Rebalancer {
   std::vector<Run> m_runs;                ///< kMaxRuns per asset: the level take's steps
   std::vector<Index> m_level_members;     ///< take_to_level: members with steps inside its bracket
   std::vector<std::size_t> m_run_counts;  ///< runs in use per asset
-  Index m_steps = 0;        ///< heap steps and level evaluations of the cash search (iterations)
-  bool m_finished = false;  ///< finish_without left the plan after step 7
+  Index m_steps = 0;         ///< heap steps and level evaluations of the cash search (iterations)
+  bool m_buys_only = false;  ///< step 4 with `CashShortfall::cut_buys_first`, its first greedy
+  bool m_finished = false;   ///< finish_without left the plan after step 7
   bool m_finished_capped = false;  ///< and step 5's cap stopped a search there
   Index m_unaffordable = 0;        ///< purchase steps the last residual-cash pass could not afford
   TradePlan<Scalar> m_result;
