@@ -2,8 +2,9 @@
 // band, participation cap, cash buffer), beside BM_RoundToLotsFloor/N, the bare vectorised O(N)
 // pass (ideal trade, rounded to lots) that any planner must make. Each iteration plans a different
 // one of 16 bars, so branch predictors cannot learn one book. BM_RebalanceCashBound/N: the same
-// with a buffer that makes cash bind; BM_RebalanceDeepShortfall/N: a levered book in fine lots
-// whose buffer is met by sales.
+// with a buffer that makes cash bind (BM_RebalanceCashBoundCutBuys/N: with
+// CashShortfall::cut_buys_first); BM_RebalanceDeepShortfall/N: a levered book in fine lots whose
+// buffer is met by sales.
 
 #include <benchmark/benchmark.h>
 
@@ -54,7 +55,8 @@ std::vector<Book> books(Index n, int count) {
 /// `buffer`: the cash buffer as a fraction of value. 1% is about what the book holds; 5% makes
 /// the planner cut buys worth about 4% of the book (the cash-bound path: level cut, heap,
 /// exchanges).
-void plan_books(benchmark::State& state, double buffer) {
+void plan_books(benchmark::State& state, double buffer,
+                dynweight::CashShortfall shortfall = dynweight::CashShortfall::level) {
   const auto n = static_cast<Index>(state.range(0));
   const std::vector<Book> pool = books(n, 16);
   dynweight::RebalanceOptions options;
@@ -64,6 +66,7 @@ void plan_books(benchmark::State& state, double buffer) {
   options.band = 0.05 / double(n);  // 5% of an average weight
   options.max_participation = 0.1;
   options.cash_buffer_fraction = buffer;
+  options.shortfall = shortfall;
   dynweight::Rebalancer<double> rebalancer(n, options);
   rebalancer.set_lot_sizes(pool[0].lots);
   Index t = 0;
@@ -89,6 +92,9 @@ void BM_Rebalance(benchmark::State& state) {
 }
 void BM_RebalanceCashBound(benchmark::State& state) {
   plan_books(state, 0.05);
+}
+void BM_RebalanceCashBoundCutBuys(benchmark::State& state) {
+  plan_books(state, 0.05, dynweight::CashShortfall::cut_buys_first);
 }
 
 /// A levered book in fine (crypto-style) lots: 0.001-unit lots, a $200 minimum order, shorts
@@ -156,6 +162,7 @@ void BM_RoundToLotsFloor(benchmark::State& state) {
 
 BENCHMARK(BM_Rebalance)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RebalanceCashBound)->Apply(dynweight::bench::sizes);
+BENCHMARK(BM_RebalanceCashBoundCutBuys)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RebalanceDeepShortfall)->Apply(dynweight::bench::sizes);
 BENCHMARK(BM_RoundToLotsFloor)->Apply(dynweight::bench::sizes);
 
