@@ -32,8 +32,9 @@ enum class CashShortfall {
   /// together, so the deficits are levelled across the book (some assets are sold below their
   /// targets to fund others' buys).
   level,
-  /// Fewer trades: buys are cut first, least tracking-error damage first; assets are sold beyond
-  /// their ideals only when every buy is cut and cash is still short.
+  /// Fewer trades as a rule: buys are cut first, least tracking-error damage first; assets are
+  /// sold beyond their ideals only when every buy is cut and cash is still short (step 6's
+  /// exchanges may still sell a lot to fund a purchase).
   cut_buys_first,
 };
 
