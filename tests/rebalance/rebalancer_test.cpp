@@ -716,6 +716,14 @@ TEST_CASE("Rebalancer: with fine lots, step 4 reaches the water-filling optimum"
   CHECK(cutting.result().tracking_error == Approx(optimum).epsilon(0).margin(margin));
   CHECK(cutting.result().cash_after - options.cash_buffer < 0.05);  // a few lots left over
 
+  // Cutting buys first ends at the optimum over u_i >= 0 instead.
+  options.shortfall = CashShortfall::cut_buys_first;
+  Rebalancer<double> buys_first = make(book, options);
+  REQUIRE(plan(buys_first, book).code == StatusCode::constrained);
+  check_invariants(options, book, buys_first.result());
+  CHECK(buys_first.result().tracking_error == Approx(cuts_only).epsilon(0).margin(margin));
+  options.shortfall = CashShortfall::level;
+
   options.invest_residual_cash = true;
   Rebalancer<double> full = make(book, options);
   plan(full, book);
@@ -934,7 +942,9 @@ TEST_CASE("Rebalancer: fine lots and a deep shortfall take few steps", "[rebalan
   // sales already under way, so it had none: the heap then alternated between assets a few
   // lots per step (session 16 found 85 million steps, 10 s, in such a book). Each asset's steps
   // are now runs the level take ranks, first sales included: the steps (status.iterations)
-  // stay O(N), and the plan is the greedy's (the test above).
+  // stay O(N), and the plan is the greedy's (the test above). Under either rule; cutting buys
+  // first, every buy is cut whole before the sales.
+  const CashShortfall rule = GENERATE(CashShortfall::level, CashShortfall::cut_buys_first);
   std::mt19937_64 engine(3);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const Index n = 60;
@@ -956,6 +966,7 @@ TEST_CASE("Rebalancer: fine lots and a deep shortfall take few steps", "[rebalan
   options.allow_short = true;
   options.cash_buffer_fraction = 0.05;
   options.invest_residual_cash = false;
+  options.shortfall = rule;
   Rebalancer<double> rebalancer = make(book, options);
   dynweight::Status status;
   {
@@ -966,6 +977,8 @@ TEST_CASE("Rebalancer: fine lots and a deep shortfall take few steps", "[rebalan
   check_invariants(options, book, rebalancer.result());
   REQUIRE(status.code == StatusCode::constrained);
   REQUIRE(rebalancer.result().sell_notional > 0.04 * book.value());
+  if (rule == CashShortfall::cut_buys_first)
+    REQUIRE(rebalancer.result().buy_notional == 0);
   INFO("steps " << status.iterations);
   CHECK(status.iterations > 0);
   CHECK(status.iterations <= 8 * n + 256);
