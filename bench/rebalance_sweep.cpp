@@ -4,7 +4,7 @@
 // `CashShortfall` rules. Prints how the plans differ (tracking error, trades, costs) and what
 // planning them took; with --lines FILE, one line per book and rule for a diff against another
 // build (the file's columns: book, assets, rule, tracking error, trades, total cost, cash after,
-// a checksum of the trades; every number to 17 digits).
+// a checksum of the trades, the cash floor; every number to 17 digits).
 //
 // README's sweep figures come from this program:
 //   cmake --build --preset release --target dynweight_rebalance_sweep
@@ -94,8 +94,10 @@ bool set_rule(Options& options, bool cut_buys_first) {
 }
 
 struct Outcome {
-  double tracking_error = 0, cost = 0, cash_after = 0, checksum = 0, milliseconds = 0;
+  double tracking_error = 0, cost = 0, cash_after = 0, cash_floor = 0, checksum = 0,
+         milliseconds = 0;
   Index trades = 0;
+  [[nodiscard]] bool below_buffer() const { return cash_after < cash_floor; }
 };
 
 Outcome plan(const Book& book, const dynweight::RebalanceOptions& options) {
@@ -113,6 +115,7 @@ Outcome plan(const Book& book, const dynweight::RebalanceOptions& options) {
   outcome.trades = result.trades;
   outcome.cost = result.total_cost;
   outcome.cash_after = result.cash_after;
+  outcome.cash_floor = result.cash_floor;
   for (Index i = 0; i < result.shares_delta.size(); ++i)
     outcome.checksum += result.shares_delta(i) * (1 + 0.618 * double(i));
   return outcome;
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
   const bool both = set_rule(probe, true);
   std::vector<double> level_ms, cut_ms, better, worse;
   long differ = 0, fewer = 0, more = 0, same = 0, cheaper = 0, dearer = 0;
+  long level_below = 0, cut_below = 0;  // plans ending with cash below the buffer
   for (long b = 0; b < books; ++b) {
     const Book book = random_book(engine);
     dynweight::RebalanceOptions options = book.options;
@@ -175,16 +179,19 @@ int main(int argc, char** argv) {
     level_ms.push_back(level.milliseconds);
     const auto write = [&](const char* rule, const Outcome& o) {
       if (out != nullptr)
-        std::fprintf(out, "%ld %ld %s %.17g %ld %.17g %.17g %.17g\n", b, long(book.targets.size()),
-                     rule, o.tracking_error, long(o.trades), o.cost, o.cash_after, o.checksum);
+        std::fprintf(out, "%ld %ld %s %.17g %ld %.17g %.17g %.17g %.17g\n", b,
+                     long(book.targets.size()), rule, o.tracking_error, long(o.trades), o.cost,
+                     o.cash_after, o.checksum, o.cash_floor);
     };
     write("level", level);
+    level_below += level.below_buffer() ? 1 : 0;
     if (!both)
       continue;
     set_rule(options, true);
     const Outcome cut = plan(book, options);
     cut_ms.push_back(cut.milliseconds);
     write("cut-buys", cut);
+    cut_below += cut.below_buffer() ? 1 : 0;
     if (cut.checksum == level.checksum && cut.tracking_error == level.tracking_error)
       continue;
     ++differ;
@@ -207,9 +214,12 @@ int main(int argc, char** argv) {
   print_times("level", level_ms);
   if (!both) {
     std::printf("(these headers have one rule for step 4)\n");
+    std::printf("plans ending with cash below the buffer: %ld\n", level_below);
     return 0;
   }
   print_times("cut_buys_first", cut_ms);
+  std::printf("plans ending with cash below the buffer: level %ld, cut_buys_first %ld\n",
+              level_below, cut_below);
   std::printf("plans that differ: %ld\n", differ);
   std::printf(
       "  level's tracking error lower in %ld (median by %.3g, 90th percentile %.3g, most "

@@ -738,10 +738,11 @@ namespace {
 /// nearest lot count, while cash after costs is below the buffer, take the cash-raising step of
 /// least squared-tracking-error increase per unit of cash it frees (ties to the lower index),
 /// one lot down from any asset's count: a buy cut or a sale made larger (with a fee, a buy's last
-/// lot and a first sale free or cost it too); the step that reaches the buffer only if finishing
-/// without its asset does not do better. For books without minimum orders, caps or a band, where
-/// the nearest count is round(x), and without step 5 (`invest_residual_cash` false). With
-/// `CashShortfall::cut_buys_first`, the greedy first steps buys only (an asset whose count is
+/// lot frees it too), or from an asset that does not trade, a first sale of the fewest lots whose
+/// proceeds exceed their costs (found by counting up); the step that reaches the buffer only if
+/// finishing without its asset does not do better. For books without minimum orders, caps or a
+/// band, where the nearest count is round(x), and without step 5 (`invest_residual_cash` false).
+/// With `CashShortfall::cut_buys_first`, the greedy first steps buys only (an asset whose count is
 /// > 0), down to 0 at most, and only when every buy is cut and cash is still short, all.
 std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book) {
   const Index n = book.assets();
@@ -784,23 +785,33 @@ std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book)
   // with `alternatives`, the step that reaches the buffer is compared with finishing without that
   // asset (the same greedy over the others), which is kept if it reaches the buffer at a lower
   // squared tracking error.
+  const auto next_count = [&](Index i, double c) {
+    if (c != 0)
+      return c - 1;
+    double sale = 1;
+    while (!(cash_of(i, -sale) > 0) && sale < 1e7)
+      sale += 1;
+    return -sale;
+  };
   const auto greedy = [&](auto& self, std::vector<double>& counts, double& cash_now, Index excluded,
                           bool alternatives, bool buys_only) -> void {
     while (cash_now < floor) {
       Index best = -1;
-      double best_key = kInf, best_freed = 0;
+      double best_key = kInf, best_freed = 0, best_next = 0;
       for (Index i = 0; i < n; ++i) {
         const double c = counts[std::size_t(i)];
         if (i == excluded || (buys_only && !(c > 0)))
           continue;
-        const double freed = cash_of(i, c - 1) - cash_of(i, c);
+        const double next = next_count(i, c);
+        const double freed = cash_of(i, next) - cash_of(i, c);
         if (!(freed > 0))
           continue;
-        const double key = (gap(i, c - 1) - gap(i, c)) / freed;
+        const double key = (gap(i, next) - gap(i, c)) / freed;
         if (key < best_key) {
           best = i;
           best_key = key;
           best_freed = freed;
+          best_next = next;
         }
       }
       if (best < 0)
@@ -809,7 +820,7 @@ std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book)
         std::vector<double> without = counts;
         double without_cash = cash_now;
         self(self, without, without_cash, best, false, buys_only);
-        counts[std::size_t(best)] -= 1;
+        counts[std::size_t(best)] = best_next;
         if (without_cash >= floor && total_gap(without) < total_gap(counts)) {
           counts = without;
           cash_now = without_cash;
@@ -818,7 +829,7 @@ std::vector<double> one_step_greedy(const RebalanceOptions& o, const Book& book)
         }
         return;
       }
-      counts[std::size_t(best)] -= 1;
+      counts[std::size_t(best)] = best_next;
       cash_now += best_freed;
     }
   };
@@ -835,14 +846,17 @@ TEST_CASE("Rebalancer: step 4 ends where the one-step-at-a-time greedy does", "[
   // first sale are whole steps of their own) and shorts allowed (sales go on as long as needed):
   // the level take and the heap must together end exactly where the README's greedy ends one
   // step at a time (about 750 single-lot steps per book here; the planner takes at most 18), under
-  // either rule for the shortfall.
-  const int scenario = GENERATE(0, 1, 2);
+  // either rule for the shortfall. Scenario 3's fee ($2,000–5,000) is above the proceeds of one
+  // lot (~$230–2,600) of most assets, so that first sales take several lots.
+  const int scenario = GENERATE(0, 1, 2, 3);
   std::mt19937_64 engine(static_cast<std::uint64_t>(17 + scenario));
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   RebalanceOptions options;
   options.shortfall = GENERATE(CashShortfall::level, CashShortfall::cut_buys_first);
   options.cost_bps = scenario == 1 ? 0.0 : 8.0;
-  options.fee_per_trade = scenario == 2 ? 0.0 : 1 + 5 * unit(engine);
+  options.fee_per_trade = scenario == 2   ? 0.0
+                          : scenario == 3 ? 2000 + 3000 * unit(engine)
+                                          : 1 + 5 * unit(engine);
   options.allow_short = true;
   options.invest_residual_cash = false;
   int compared = 0;
@@ -865,6 +879,58 @@ TEST_CASE("Rebalancer: step 4 ends where the one-step-at-a-time greedy does", "[
     ++compared;
   }
   CHECK(compared == 40);
+}
+
+TEST_CASE("Rebalancer: a fee above a lot's proceeds does not stop the sales that lift cash",
+          "[rebalance]") {
+  // A first sale is a whole step of the fewest lots whose proceeds exceed their costs: with a fee
+  // above one lot's proceeds, one lot would lower the cash, yet a larger sale raises it, and the
+  // buffer must be met (both books used to end below it, selling nothing).
+  RebalanceOptions options;
+  options.shortfall = GENERATE(CashShortfall::level, CashShortfall::cut_buys_first);
+  INFO("cut_buys_first " << (options.shortfall == CashShortfall::cut_buys_first));
+  SECTION("one asset, lots of $0.10 against a $1 fee") {
+    // V = 10,000, all in the asset, no cash; 10% buffer: sell $1,001 (10,010 lots) to net $1,000.
+    Book book;
+    book.targets = VectorXd::Ones(1);
+    book.shares = VectorXd::Constant(1, 1000);
+    book.prices = VectorXd::Constant(1, 10);
+    book.lots = VectorXd::Constant(1, 0.01);
+    book.cash = 0;
+    options.fee_per_trade = 1;
+    options.cash_buffer_fraction = 0.1;
+    Rebalancer<double> rebalancer = make(book, options);
+    plan(rebalancer, book);
+    const auto& result = rebalancer.result();
+    check_invariants(options, book, result);
+    CHECK(result.cash_after >= 1000);
+    const double count = std::round(result.shares_delta(0) / 0.01);
+    // The fewest lots that reach the buffer: one lot fewer nets less than $1,000.
+    CHECK(count <= -10010);
+    CHECK(-(count + 1) * 0.01 * 10 - 1 < 1000);
+    CHECK(result.status.code == StatusCode::constrained);
+  }
+  SECTION("three assets under levered targets, lots of $0.0001 against a $2 fee") {
+    // Each asset holds 3,300 shares at 100 against a target of 0.45 (levered 1.35): every asset
+    // would buy. Cash 9,000 is below the 1% buffer (9,990), so the buys are cut whole and sales
+    // must raise the remaining ~$990 plus their fees.
+    Book book;
+    book.targets = VectorXd::Constant(3, 0.45);
+    book.shares = VectorXd::Constant(3, 3300);
+    book.prices = VectorXd::Constant(3, 100);
+    book.lots = VectorXd::Constant(3, 1e-6);
+    book.cash = 9000;
+    options.fee_per_trade = 2;
+    options.cash_buffer_fraction = 0.01;
+    Rebalancer<double> rebalancer = make(book, options);
+    plan(rebalancer, book);
+    const auto& result = rebalancer.result();
+    check_invariants(options, book, result);
+    CHECK(result.cash_after >= 9990);
+    CHECK(result.cash_after < 9990 + 3 * 1e-4);  // not more than a lot over, for each asset
+    CHECK(result.shares_delta.maxCoeff() <= 0);
+    CHECK(result.shares_delta.minCoeff() < 0);
+  }
 }
 
 TEST_CASE("Rebalancer: the step that reaches the buffer does not overshoot it needlessly",

@@ -249,9 +249,9 @@ class Rebalancer {
     m_min_quantity_lots.resize(assets);
     lot_sizes_changed();
     for (VectorType* buffer :
-         {&m_ideal, &m_lot_weight, &m_count, &m_nearest, &m_lowest, &m_highest, &m_min_lots, &m_key,
-          &m_per_lot, &m_step, &m_saved_count, &m_saved_highest, &m_drop_key, &m_alt_count,
-          &m_alt_key, &m_alt_highest, &m_without_count, &m_without_highest})
+         {&m_ideal, &m_lot_weight, &m_count, &m_nearest, &m_lowest, &m_highest, &m_min_lots,
+          &m_sale_lots, &m_key, &m_per_lot, &m_step, &m_saved_count, &m_saved_highest, &m_drop_key,
+          &m_alt_count, &m_alt_key, &m_alt_highest, &m_without_count, &m_without_highest})
       buffer->setZero(assets);
     m_lowest_limit.assign(static_cast<std::size_t>(assets), TradeLimit::none);
     m_highest_limit = m_lowest_limit;
@@ -398,13 +398,30 @@ class Rebalancer {
   }
 
   /// The count that raises cash from asset i at least cost in lots: one lot less bought (a buy
-  /// at its minimum order goes whole), or, for an asset not bought, one lot more sold (the
-  /// minimum order first). NaN when no such step is allowed.
+  /// at its minimum order goes whole), or, for an asset not bought, one lot more sold (a first
+  /// sale of `m_sale_lots(i)`). NaN when no such step is allowed.
   Scalar count_after_cut_from(Index i, Scalar n) const {
     if (n > 0)
       return n - 1 >= m_min_lots(i) ? n - 1 : Scalar(0);
-    const Scalar next = n == 0 ? -m_min_lots(i) : n - 1;
+    const Scalar next = n == 0 ? -m_sale_lots(i) : n - 1;
     return next >= m_lowest(i) ? next : std::numeric_limits<Scalar>::quiet_NaN();
+  }
+
+  /// The fewest lots of asset i whose sale raises cash: its minimum order, or more when a fixed
+  /// fee exceeds the proceeds of that many lots after the proportional cost (a fee of $2 on lots
+  /// of $0.01: 201 lots). kInfinity when no count does, which no sale can reach.
+  Scalar smallest_sale(Index i, const Eigen::Ref<const VectorType>& prices) const {
+    Scalar count = m_min_lots(i);
+    if (cash_effect(i, -count, prices) > 0)
+      return count;
+    const Scalar net_per_lot =
+        m_lot_sizes(i) * prices(i) * (1 - static_cast<Scalar>(m_options.cost_bps * 1e-4));
+    count = std::max(count, std::floor(static_cast<Scalar>(m_options.fee_per_trade) / net_per_lot));
+    // The quotient is within a few ulps of the threshold: a step or two settle it on the floats.
+    for (int step = 0; step < 4; ++step, count += 1)
+      if (cash_effect(i, -count, prices) > 0)
+        return count;
+    return kInfinity;
   }
   Scalar count_after_cut(Index i) const { return count_after_cut_from(i, m_count(i)); }
   /// Whether step 4's greedy may take a step of asset i now (a buy's, in the buys-only greedy).
@@ -415,7 +432,7 @@ class Rebalancer {
     Scalar next = n + 1;
     if (n == 0)
       next = m_min_lots(i);
-    else if (n < 0 && -next < m_min_lots(i))
+    else if (n < 0 && -next < m_sale_lots(i))
       next = 0;
     return next <= m_highest(i) ? next : kInfinity;
   }
@@ -518,6 +535,7 @@ class Rebalancer {
                                      smallest_count_reaching(min_notional, lot, prices(i),
                                                              inverse_lot * inverse_price))
                           : m_min_quantity_lots(i);
+      m_sale_lots(i) = smallest_sale(i, prices);
       m_count(i) = m_nearest(i) = nearest_allowed(i);
       // A sale whose proceeds do not cover its costs (a fixed fee above a small position's value)
       // would lower the cash and the book's value for nothing: not made. (The cash steps below
@@ -831,8 +849,9 @@ class Rebalancer {
 
   /// Asset i's steps of raising cash from its count, as runs: single lots at a constant cash per
   /// lot (the k-th further cut's key is key_i + k·2a_i²/(cash per lot)): the lots of a buy down to
-  /// its minimum order, then that order (or, with a fee, the last lot) cut whole, a first sale (at
-  /// the minimum order) and further single lots of sale.
+  /// its minimum order, then that order (or, with a fee, the last lot) cut whole, a first sale (the
+  /// fewest lots that raise cash: the minimum order, or more against a fee) and further single
+  /// lots of sale.
   void cut_runs(Index i, const Eigen::Ref<const VectorType>& prices) {
     m_run_counts[static_cast<std::size_t>(i)] = 0;
     Scalar n = m_count(i);
@@ -897,7 +916,7 @@ class Rebalancer {
       // its minimum): lot k gains while k < x − n − ½.
       Scalar units = 1;
       if (n != 0 && next == n + 1) {
-        const Scalar limit = n > 0 ? m_highest(i) - n : -m_min_lots(i) - n;
+        const Scalar limit = n > 0 ? m_highest(i) - n : -m_sale_lots(i) - n;
         units = std::max(Scalar(1), std::min(std::ceil(m_ideal(i) - n - Scalar(0.5)), limit));
       }
       const Scalar step = 2 * m_lot_weight(i) * m_lot_weight(i) / needed;
@@ -1407,6 +1426,7 @@ class Rebalancer {
   VectorType m_count;       ///< the planned trade
   VectorType m_nearest;     ///< the allowed count nearest x_i (before cash)
   VectorType m_lowest, m_highest, m_min_lots;
+  VectorType m_sale_lots;        ///< the fewest lots whose sale raises cash (`smallest_sale`)
   VectorType m_key;              ///< heap keys
   VectorType m_per_lot, m_step;  ///< step 6: cash a cash-raising step frees, and its loss
   VectorType m_saved_count, m_saved_highest;  ///< m_count, m_highest before step 7's trials
