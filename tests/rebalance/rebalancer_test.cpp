@@ -498,10 +498,15 @@ TEST_CASE("Rebalancer: bad input names what and where and changes nothing", "[re
   };
   Book bad = book;
   bad.prices(2) = -1;
-  rejects(bad, "prices[2] (asset 2 ('CCC')) is -1; must be finite and > 0");
+  rejects(bad, "prices[2] (asset 2 ('CCC')) is -1; must be finite and >= the smallest normal");
   bad = book;
   bad.prices(1) = 0;
   rejects(bad, "asset 1 ('BBB')");
+  bad = book;  // neither held nor targeted, yet 1 / price is infinite (was "lots ... is nan")
+  bad.targets(0) = 0;
+  bad.shares(0) = 0;
+  bad.prices(0) = 5e-324;
+  rejects(bad, "prices[0] (asset 0 ('AAA')) is 5e-324; must be finite and >= the smallest normal");
   bad = book;
   bad.targets(3) = std::numeric_limits<double>::quiet_NaN();
   rejects(bad, "targets[3] (asset 3 ('DDD')) is nan");

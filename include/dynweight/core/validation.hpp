@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -186,6 +187,20 @@ void check_positive(const CheckContext& context, std::string_view argument,
   detail::check_entries(
       context, argument, values, [](auto v) { return std::isfinite(v) && v > 0; },
       "finite and > 0");
+}
+
+/// Throws unless every entry is finite and at least the smallest normal number (prices whose
+/// reciprocal must be finite: 1 / 5e-324 is infinite).
+template <class Derived>
+void check_positive_normal(const CheckContext& context, std::string_view argument,
+                           const Eigen::DenseBase<Derived>& values) {
+  using Scalar = typename Derived::Scalar;
+  constexpr Scalar smallest = std::numeric_limits<Scalar>::min();
+  if (detail::all_finite(values) && (values.size() == 0 || values.minCoeff() >= smallest))
+    return;  // vectorised fast path; the loop below finds and names the culprit
+  detail::check_entries(
+      context, argument, values, [](auto v) { return std::isfinite(v) && v >= smallest; },
+      "finite and >= the smallest normal number (its reciprocal must be finite)");
 }
 
 /// Throws unless every entry is finite and >= 0 (volumes).

@@ -448,7 +448,7 @@ class Rebalancer {
     if (!m_options.allow_short)
       check_nonnegative(context, "targets (long-only; set allow_short to short)", targets);
     check_finite(context, "shares", shares);
-    check_positive(context, "prices", prices);
+    check_positive_normal(context, "prices", prices);
     check_parameter(std::isfinite(cash), context, "cash", static_cast<double>(cash), "finite");
     if (adv != nullptr) {
       check_size(context, "adv_shares", adv->size(), m_assets);
