@@ -316,19 +316,28 @@ class ConstantCorrelationTarget {
     set_correlation_sum(scale * sum);
   }
 
-  /// Computes s and 1/s only (O(N)); `compute` does this and then r̄.
+  /// Variances at most this fraction of the largest count as zero: a volatility below 1e-8 of
+  /// the largest, as `RiskParity`'s floor. Below it a variance is not resolved by a covariance
+  /// accurate to ~ε‖S‖ (a rolling one, after livelier returns have left its window), and the
+  /// asset's correlations are rounding noise that would move r̄ (by 0.05 in δ on real data).
+  static constexpr Scalar kRelativeVarianceFloor = Scalar(1e-16);
+
+  /// Computes s and 1/s only (O(N)); `compute` does this and then r̄. An asset whose variance is
+  /// at most `kRelativeVarianceFloor` of the largest (zero included) has s = 0 and 1/s = 0.
   void compute_deviations(const Matrix<Scalar>& lower, Scalar scale = Scalar(1)) {
     const Index n = lower.rows();
     resize(n);
     m_live = 0;
+    // A rolling covariance's diagonal can round below 0 for an asset whose variance is below the
+    // rounding its past left (S_ii ~ −1e-20 after a volatile stretch): zero variance, not NaN.
+    const Scalar largest = n > 0 ? std::max(scale * lower.diagonal().maxCoeff(), Scalar(0)) : 0;
+    const Scalar floor = kRelativeVarianceFloor * largest;
     for (Index i = 0; i < n; ++i) {
-      // A rolling covariance's diagonal can round below 0 for an asset whose variance is below
-      // the rounding its past left (S_ii ~ −1e-20 after a volatile stretch): that is zero
-      // variance, not a NaN deviation.
       const Scalar variance = std::max(scale * lower(i, i), Scalar(0));
-      m_sd(i) = std::sqrt(variance);
-      m_inv_sd(i) = variance > 0 ? Scalar(1) / m_sd(i) : Scalar(0);
-      m_live += variance > 0 ? 1 : 0;
+      const bool live = variance > floor;
+      m_sd(i) = live ? std::sqrt(variance) : Scalar(0);
+      m_inv_sd(i) = live ? Scalar(1) / m_sd(i) : Scalar(0);
+      m_live += live ? 1 : 0;
     }
   }
 

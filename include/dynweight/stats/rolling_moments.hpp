@@ -285,7 +285,8 @@ class RollingMoments {
     }
     m_previous_id = m_id;
     m_id = next_covariance_id();
-    m_stepped = stepped && !cleared;
+    const bool clamped = clear_negative_variances();
+    m_stepped = stepped && !cleared && !clamped;
     refresh_variance();
     m_derived.invalidate();
     return summed;
@@ -459,10 +460,24 @@ class RollingMoments {
     return cleared;
   }
 
+  // The covariance's diagonal is what policies and estimators read as variances. A variance below
+  // the rounding the window's past left can come out of a downdate just below 0 (−9.5e-30 for an
+  // asset whose returns were constant to 1e-16 after livelier ones had left the window), which a
+  // caller would rightly reject as a covariance: set such entries to 0 (the strict lower
+  // triangle, and so its sums, are untouched; the step no longer describes the change exactly).
+  // Returns true when an entry was set.
+  bool clear_negative_variances() {
+    if (m_count < 2 || !(m_covariance.diagonal().minCoeff() < Scalar(0)))
+      return false;
+    for (Index i = 0; i < assets(); ++i)
+      m_covariance(i, i) = std::max(m_covariance(i, i), Scalar(0));
+    return true;
+  }
+
   void refresh_variance() {
     if (m_count < 2)
       return;
-    m_variance = m_covariance.diagonal().cwiseMax(Scalar(0));
+    m_variance = m_covariance.diagonal();
   }
 
   RollingOptions m_options;
