@@ -15,7 +15,7 @@ namespace dynweight {
 
 /// How a `ReturnCalculator` turns two consecutive prices into a return.
 enum class ReturnKind {
-  simple,  ///< r = p_t / p_{t−1} − 1 (pandas `pct_change()`)
+  simple,  ///< r = p_t / p_{t−1} − 1 (pandas `pct_change()`, correctly rounded: see below)
   log,     ///< r = ln(p_t / p_{t−1}) (pandas `np.log(prices).diff()`)
 };
 
