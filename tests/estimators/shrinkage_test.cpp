@@ -324,6 +324,67 @@ TEST_CASE("Shrinkage estimators: properties over sizes and seeds", "[estimators]
   CHECK(std::abs(result_c.intensity - result.intensity) <= 1e-12);
 }
 
+TEST_CASE("Shrinkage estimators: the intensity holds at any magnitude of the data",
+          "[estimators][shrinkage]") {
+  // Σ_t ‖y_t‖⁴ and ‖S‖²_F overflow or underflow long before S does: at 1e80 Ledoit–Wolf gave
+  // δ = 0 and OAS and constant correlation NaN, at 1e-120 δ = 0, 1 and 0, all with status
+  // `success`. The workspace scales extreme panels by a power of two, so δ is the same as at
+  // scale 1: exactly for a power of two (and the output exactly c² times), to rounding otherwise.
+  const auto kind = GENERATE(Kind::ledoit_wolf, Kind::oas, Kind::constant_correlation,
+                             Kind::fixed_identity, Kind::fixed_cc);
+  const Eigen::MatrixXd x = dynweight::test::correlated_returns(20, 5, 11, 0.0, 0.01);
+  Eigen::MatrixXd out;
+  const ShrinkageResult base = run(kind, x, out);
+  REQUIRE(base.status.ok());
+  for (const int power : {-400, -200, 200, 400}) {
+    const double c = std::ldexp(1.0, power);
+    CAPTURE(name_of(kind), power);
+    Eigen::MatrixXd out_c;
+    const ShrinkageResult scaled = run(kind, Eigen::MatrixXd(c * x), out_c);
+    CHECK(scaled.intensity == base.intensity);
+    CHECK(scaled.status.code == base.status.code);
+    CHECK(out_c == (c * c) * out);
+  }
+  for (const double c : {1e-140, 1e-120, 1e-80, 1e80, 1e120, 1e150}) {
+    CAPTURE(name_of(kind), c);
+    Eigen::MatrixXd out_c;
+    const ShrinkageResult scaled = run(kind, Eigen::MatrixXd(c * x), out_c);
+    CHECK(std::abs(scaled.intensity - base.intensity) <= 1e-12);
+    CHECK(scaled.status.code == base.status.code);
+    CHECK(near(Eigen::MatrixXd(out_c / (c * c)), out, 1e-13));
+  }
+  // Beyond the limit (S would overflow): rejected, naming the entry, before `out` is touched.
+  Eigen::MatrixXd big = x;
+  big(3, 2) = 1e160;
+  Eigen::MatrixXd untouched = out;
+  REQUIRE_THROWS_WITH(run(kind, big, untouched),
+                      Contains("observations(3, 2) (row 3, asset 2) is 1e+160") &&
+                          Contains("larger values would overflow the sample covariance"));
+  CHECK(untouched == out);
+}
+
+TEST_CASE("Shrinkage estimators in float: the intensity at a P&L's magnitude",
+          "[estimators][shrinkage][float]") {
+  // Daily P&L in dollars (~1e9 here) overflowed float's fourth moments: Ledoit–Wolf gave δ = 1
+  // and constant correlation NaN. The float estimators must give the double ones' δ on the same
+  // data, to float's rounding, from 1e-9 to 1e9.
+  const Eigen::MatrixXd x = dynweight::test::correlated_returns(40, 6, 3, 0.0, 1.0);
+  Eigen::MatrixXd out(6, 6);
+  const double lw = LedoitWolf<double>().compute(x, out).intensity;
+  const double oas = Oas<double>().compute(x, out).intensity;
+  const double cc = ConstantCorrelation<double>().compute(x, out).intensity;
+  for (const float c : {1e-9f, 1.0f, 1e9f}) {
+    CAPTURE(c);
+    const Eigen::MatrixXf xf = (x.cast<float>() * c).eval();
+    Eigen::MatrixXf outf(6, 6);
+    CHECK(LedoitWolf<float>().compute(xf, outf).intensity == Approx(lw).margin(1e-4));
+    CHECK(outf.allFinite());
+    CHECK(Oas<float>().compute(xf, outf).intensity == Approx(oas).margin(1e-4));
+    CHECK(ConstantCorrelation<float>().compute(xf, outf).intensity == Approx(cc).margin(1e-4));
+    CHECK(outf.allFinite());
+  }
+}
+
 TEST_CASE("FixedShrinkage: intensity 0 gives S and 1 the target", "[estimators][shrinkage]") {
   const auto target =
       GENERATE(ShrinkageTarget::scaled_identity, ShrinkageTarget::constant_correlation);

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <utility>
 
@@ -62,7 +63,8 @@ struct ConstantCorrelationTerms {
 /// input).
 ///
 /// **Errors.** `compute` throws `dynweight::Error` when T < 2, N < 1, an observation is not finite
-/// (naming row and asset), or `shrunk` is not N×N; the estimator and `shrunk` are then unchanged.
+/// or beyond `SampleCovarianceWorkspace::input_limit()` (naming row and asset), or `shrunk` is not
+/// N×N; the estimator and `shrunk` are then unchanged.
 ///
 /// \code
 /// Eigen::MatrixXd returns = Eigen::MatrixXd::Random(250, 10) * 0.01;  // T × N, one bar a row
@@ -103,7 +105,9 @@ class ConstantCorrelation : public detail::BatchShrinkageEstimator<Scalar_> {
         this->sample_covariance_of("ConstantCorrelation::compute", observations, shrunk);
     m_target.compute(lower);
     const Scalar delta = intensity(lower);
-    m_target.shrink(lower, delta, shrunk);
+    const Scalar scale = m_workspace.scale();  // 1 but for extreme data (see the workspace)
+    m_target.shrink(lower, delta, shrunk, scale, OutputStorage::full, scale);
+    m_workspace.unscale();
 
     m_result.status = m_target.status();
     m_result.intensity = static_cast<double>(delta);
@@ -163,8 +167,11 @@ class ConstantCorrelation : public detail::BatchShrinkageEstimator<Scalar_> {
     const Scalar rbar = m_target.mean_correlation();
     const Scalar rho_hat = pi_diagonal + rbar * theta_sum;
     const Scalar gamma_hat = m_target.squared_distance(lower);
-    m_terms = {static_cast<double>(pi_hat), static_cast<double>(rho_hat),
-               static_cast<double>(gamma_hat)};
+    // In the data's units (they scale as S², by 2^(4e)): inf where that is beyond double.
+    const int exponent = 4 * m_workspace.exponent();
+    m_terms = {std::ldexp(static_cast<double>(pi_hat), exponent),
+               std::ldexp(static_cast<double>(rho_hat), exponent),
+               std::ldexp(static_cast<double>(gamma_hat), exponent)};
 
     return detail::constant_correlation_intensity(pi_hat, rho_hat, gamma_hat,
                                                   Scalar(lower.diagonal().sum()), Scalar(t));

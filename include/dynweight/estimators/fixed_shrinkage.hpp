@@ -32,7 +32,8 @@ namespace dynweight {
 /// free (for a contiguous column-major input).
 ///
 /// **Errors.** The constructor throws `dynweight::Error` unless δ is in [0, 1]; `compute` throws
-/// when T < 2, N < 1, an observation is not finite (naming row and asset), or `shrunk` is not
+/// when T < 2, N < 1, an observation is not finite or beyond
+/// `SampleCovarianceWorkspace::input_limit()` (naming row and asset), or `shrunk` is not
 /// N×N, and the estimator and `shrunk` are then unchanged.
 ///
 /// \code
@@ -72,17 +73,19 @@ class FixedShrinkage : public detail::BatchShrinkageEstimator<Scalar_> {
                           Eigen::Ref<MatrixType> shrunk) {
     const MatrixType& lower =
         this->sample_covariance_of("FixedShrinkage::compute", observations, shrunk);
+    const Scalar scale = m_workspace.scale();  // 1 but for extreme data (see the workspace)
     if (m_target_kind == ShrinkageTarget::scaled_identity) {
-      const Scalar mu = lower.diagonal().sum() / Scalar(lower.rows());
-      detail::shrink_to_scaled_identity<Scalar>(lower, m_intensity, mu, shrunk);
+      const Scalar mu = lower.diagonal().sum() / Scalar(lower.rows()) * scale;
+      detail::shrink_to_scaled_identity<Scalar>(lower, m_intensity, mu, shrunk, scale);
       m_result =
           detail::scaled_identity_result(static_cast<double>(m_intensity), static_cast<double>(mu));
     } else {
       m_target.compute(lower);
-      m_target.shrink(lower, m_intensity, shrunk);
+      m_target.shrink(lower, m_intensity, shrunk, scale, OutputStorage::full, scale);
       m_result = {m_target.status(), static_cast<double>(m_intensity),
                   m_target.reported_mean_correlation()};
     }
+    m_workspace.unscale();
     return m_result;
   }
 

@@ -45,7 +45,8 @@ namespace dynweight {
 /// the caller's allocation).
 ///
 /// **Errors.** `compute` throws `dynweight::Error` when T < 2, N < 1, an observation is not finite
-/// (naming row and asset), or `shrunk` is not N×N; the estimator and `shrunk` are then unchanged.
+/// or beyond `SampleCovarianceWorkspace::input_limit()` (naming row and asset), or `shrunk` is not
+/// N×N; the estimator and `shrunk` are then unchanged.
 ///
 /// \code
 /// Eigen::MatrixXd returns = Eigen::MatrixXd::Random(250, 10) * 0.01;  // T × N, one bar a row
@@ -83,9 +84,11 @@ class LedoitWolf : public detail::BatchShrinkageEstimator<Scalar_> {
     const auto moments = detail::scaled_identity_moments(lower);
     const Scalar delta = detail::ledoit_wolf_intensity(
         row_fourth_moment(), moments, Scalar(observations.rows()), Scalar(observations.cols()));
-    detail::shrink_to_scaled_identity<Scalar>(lower, delta, moments.mu, shrunk);
-    m_result =
-        detail::scaled_identity_result(static_cast<double>(delta), static_cast<double>(moments.mu));
+    const Scalar scale = m_workspace.scale();  // 1 but for extreme data (see the workspace)
+    const Scalar mu = moments.mu * scale;
+    detail::shrink_to_scaled_identity<Scalar>(lower, delta, mu, shrunk, scale);
+    m_workspace.unscale();
+    m_result = detail::scaled_identity_result(static_cast<double>(delta), static_cast<double>(mu));
     return m_result;
   }
 

@@ -131,8 +131,16 @@ class SampleCovarianceWorkspace {
   SampleCovarianceWorkspace() = default;
   SampleCovarianceWorkspace(Index observations, Index assets) { resize(observations, assets); }
 
-  /// Throws `dynweight::Error` unless T >= 2, N >= 1, every observation is finite, `names` is
-  /// empty or has N entries, and `shrunk` is N×N. Reads only; changes nothing.
+  /// The largest |observation| accepted: 2^(max_exponent/2 − 3) (1.7e153 in double, 2.3e18 in
+  /// float), so that a centred value is at most 2^(max_exponent/2 − 2) and S, its mean square,
+  /// stays finite.
+  static Scalar input_limit() {
+    return std::ldexp(Scalar(1), std::numeric_limits<Scalar>::max_exponent / 2 - 3);
+  }
+
+  /// Throws `dynweight::Error` unless T >= 2, N >= 1, every observation is finite and within
+  /// ±`input_limit()`, `names` is empty or has N entries, and `shrunk` is N×N. Reads only; changes
+  /// nothing.
   static void check(const CheckContext& context, const Eigen::Ref<const MatrixType>& observations,
                     Index shrunk_rows, Index shrunk_cols) {
     check_parameter(observations.rows() >= 2, context, "observations.rows() (T)",
@@ -140,7 +148,8 @@ class SampleCovarianceWorkspace {
     const Index n = observations.cols();
     check_parameter(n >= 1, context, "observations.cols() (N)", static_cast<double>(n), ">= 1");
     check_names(context, context.names, n);
-    check_finite(context, "observations", observations);
+    check_magnitude(context, "observations", observations, static_cast<double>(input_limit()),
+                    "larger values would overflow the sample covariance");
     if (shrunk_rows != n || shrunk_cols != n) {
       fail(context, concat({"shrunk is ", std::to_string(shrunk_rows), "x",
                             std::to_string(shrunk_cols), ", expected ", std::to_string(n), "x",
@@ -160,12 +169,20 @@ class SampleCovarianceWorkspace {
     m_covariance.setConstant(assets, assets, std::numeric_limits<Scalar>::quiet_NaN());
   }
 
-  /// Centres `observations` (checked) into Y and forms the lower triangle of S = YᵀY/T.
+  /// Centres `observations` (checked) into Y and forms the lower triangle of S = YᵀY/T, both
+  /// scaled by powers of two when the data's magnitude is extreme (see `scale()`).
   ///
   /// Each column's mean is taken about its first value, m_j = x_0j + mean_t(x_tj − x_0j), so an
   /// asset whose observations are all equal has exactly Y = 0 and zero variance and covariances
   /// (a plain mean can miss the constant by an ulp and leave ~1e-33 of rounding residue), and a
   /// large common level costs no digits.
+  ///
+  /// The estimators' fourth moments (Σ_t ‖y_t‖⁴, ‖S‖²_F) overflow or underflow long before S does:
+  /// at returns of 1e80 (or 1e9 in float) δ came out 0 or NaN, at 1e-120 0 or 1. Their intensities
+  /// do not change when the data are scaled, and S and μ scale by its square, so a panel whose
+  /// largest centred |y| lies outside [2^(min_exponent/6), 2^(max_exponent/6)] (6.7e-52 to 1.5e51
+  /// in double) is scaled by the power of two that brings it into [1/2, 1): exactly, so nothing but
+  /// the range changes. Inside that range nothing is scaled (`scale()` is 1).
   void compute(const Eigen::Ref<const MatrixType>& observations) {
     resize(observations.rows(), observations.cols());
     const Index t = observations.rows();
@@ -175,10 +192,38 @@ class SampleCovarianceWorkspace {
       column = observations.col(j).array() - observations(0, j);
       column -= column.sum() * inv_t;
     }
+    m_exponent = 0;
+    const Scalar largest = m_centred.cwiseAbs().maxCoeff();
+    constexpr int low = std::numeric_limits<Scalar>::min_exponent / 6;
+    constexpr int high = std::numeric_limits<Scalar>::max_exponent / 6;
+    if (largest > 0 &&
+        (largest < std::ldexp(Scalar(1), low) || largest > std::ldexp(Scalar(1), high))) {
+      std::frexp(largest, &m_exponent);
+      m_centred *= std::ldexp(Scalar(1), -m_exponent);
+    }
     const Index n = assets();
     for (Index j = 0; j < n; ++j)
       m_covariance.col(j).tail(n - j).setZero();
     m_kernel.run(m_centred, m_covariance, inv_t);
+  }
+
+  /// The factor by which `covariance_lower()` (and Y, squared) must be multiplied to give S:
+  /// 2^(2e) after a `compute` that scaled Y by 2^−e, else 1. (For data below ~1e-154 in double
+  /// it underflows to 0 with S itself.)
+  [[nodiscard]] Scalar scale() const { return std::ldexp(Scalar(1), 2 * m_exponent); }
+  /// e of `scale()` = 2^(2e).
+  [[nodiscard]] int exponent() const { return m_exponent; }
+
+  /// Multiplies S back to the data's units (exact; a no-op when nothing was scaled), once the
+  /// estimator has read what it needs.
+  void unscale() {
+    if (m_exponent == 0)
+      return;
+    const Scalar factor = scale();
+    const Index n = assets();
+    for (Index j = 0; j < n; ++j)
+      m_covariance.col(j).tail(n - j) *= factor;
+    m_exponent = 0;
   }
 
   [[nodiscard]] Index observations() const { return m_centred.rows(); }
@@ -193,6 +238,7 @@ class SampleCovarianceWorkspace {
   MatrixType m_centred;
   MatrixType m_covariance;
   GramKernel<Scalar> m_kernel;
+  int m_exponent = 0;  ///< Y and S hold the data scaled by 2^−e and 2^−2e
 };
 
 /// Sums over the lower triangle of S that the scaled-identity estimators need.
@@ -392,16 +438,18 @@ class ConstantCorrelationTarget {
   }
 
   /// out = (1 − δ) S + δ F with S = scale · `lower`, full symmetric or its lower triangle; the
-  /// diagonal is S_ii exactly.
+  /// diagonal is S_ii exactly. F is formed from the deviations `compute` found, times
+  /// `target_scale` (1 when they are S's; `scale` when they are `lower`'s).
   void shrink(const Matrix<Scalar>& lower, Scalar delta, Eigen::Ref<Matrix<Scalar>> out,
-              Scalar scale = Scalar(1), OutputStorage storage = OutputStorage::full) const {
+              Scalar scale = Scalar(1), OutputStorage storage = OutputStorage::full,
+              Scalar target_scale = Scalar(1)) const {
     const Index n = lower.rows();
     const Scalar keep = (Scalar(1) - delta) * scale;
     for (Index j = n - 1; j >= 0; --j) {  // last columns first: see shrink_to_scaled_identity
       const Index m = n - j - 1;
       out(j, j) = scale * lower(j, j);
-      out.col(j).tail(m) =
-          (delta * m_mean_correlation * m_sd(j)) * m_sd.tail(m) + keep * lower.col(j).tail(m);
+      out.col(j).tail(m) = (delta * m_mean_correlation * m_sd(j) * target_scale) * m_sd.tail(m) +
+                           keep * lower.col(j).tail(m);
     }
     if (storage == OutputStorage::full)
       mirror_lower_to_upper(out);
