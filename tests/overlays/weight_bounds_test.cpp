@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "allocation_counter.hpp"
@@ -187,6 +189,60 @@ void check_projection(const BoundsCase<Scalar>& data, BoundsProjection projectio
   CHECK(near(again, w, double(8 * epsilon<Scalar> * g), dynweight::test::Tolerance::absolute));
 }
 
+// Proportional bounds on weights spread over the whole range of `Scalar`: every property against
+// `proportional_by_rounds` in long double (whose wider exponent holds c and u_i G / v_i where
+// `Scalar` cannot). Checks: status and projection, every bound exactly, Σw = G to N·ε·G, the
+// weights to 8 ε·G absolute (as `check_projection`: free weights far below G may be subnormal, so
+// their ratios, the KKT check there, are not taken), and the same assets at their caps.
+template <class Scalar>
+void check_wide_range(const Vector<Scalar>& v, const Vector<Scalar>& caps) {
+  const Index n = v.size();
+  WeightBounds<Scalar> bounds(Vector<Scalar>::Zero(n), caps);
+  Vector<Scalar> w = v;
+  const auto status = bounds.apply({}, w);
+  REQUIRE(status.ok());
+  REQUIRE(bounds.projection_used() == BoundsProjection::proportional);
+  const Scalar invested = bounds.invested();
+  Index violations = 0;
+  for (Index i = 0; i < n; ++i)
+    violations += w(i) < 0 || w(i) > caps(i) * invested;
+  CHECK(violations == 0);
+  CHECK(std::abs(dynweight::test::sum_ld(w) - static_cast<long double>(invested)) <=
+        n * epsilon<Scalar> * invested);
+
+  const long double g = dynweight::test::sum_ld(v);
+  const LongVector upper = caps.template cast<long double>() * g;
+  const LongVector reference =
+      proportional_by_rounds(v.template cast<long double>(), LongVector::Zero(n), upper, g);
+  CHECK(near(w.template cast<double>(), reference.template cast<double>(),
+             double(8 * epsilon<Scalar> * g), dynweight::test::Tolerance::absolute));
+  Index mismatched_caps = 0;
+  Index reference_caps = 0;
+  for (Index i = 0; i < n; ++i) {
+    const bool capped = reference(i) == upper(i);
+    reference_caps += capped;
+    mismatched_caps += capped != (w(i) == caps(i) * invested);
+  }
+  CHECK(mismatched_caps == 0);
+  CHECK(bounds.at_cap() == reference_caps);
+}
+
+// n weights 10^x, x uniform in [lowest, highest] (a mantissa in [1, 10) each), and caps uniform
+// in [1.05, 2.5] / n (summing to more than 1).
+template <class Scalar>
+std::pair<Vector<Scalar>, Vector<Scalar>> wide_range_case(Index n, std::uint64_t seed,
+                                                          double lowest, double highest) {
+  std::mt19937_64 generator(seed);
+  std::uniform_real_distribution<double> exponent(lowest, highest);
+  std::uniform_real_distribution<double> cap(1.05, 2.5);
+  Vector<Scalar> v(n);
+  Vector<Scalar> caps(n);
+  for (Index i = 0; i < n; ++i) {
+    v(i) = static_cast<Scalar>(std::pow(10.0, exponent(generator)));
+    caps(i) = static_cast<Scalar>(cap(generator) / double(n));
+  }
+  return {v, caps};
+}
 }  // namespace
 
 TEST_CASE("WeightBounds: projections over sizes, seeds and invested sums",
@@ -313,6 +369,76 @@ TEST_CASE("WeightBounds: caps summing to 1 only to rounding hold every weight at
   CHECK(bounds.at_cap() == 2);
   CHECK(bounds.projection_used() == projection);
   CHECK(std::abs(w.sum() - 1.0) <= 2 * epsilon<double>);
+}
+
+TEST_CASE("WeightBounds: proportional with weights down to the least subnormal",
+          "[overlays][weight_bounds]") {
+  SECTION("a subnormal weight beside two capped ones takes what they leave") {
+    // u G / v = 0.45 / 1e-315 overflows double: the breakpoint was infinite, c = 0.1 / 1e-315
+    // overflowed, and the asset went to its cap (Σw = 1.35, status success).
+    WeightBounds<double> bounds(3, 0.0, 0.45);
+    Eigen::VectorXd w = (Eigen::VectorXd(3) << 0.6, 0.4, 1e-315).finished();
+    REQUIRE(bounds.apply({}, w).ok());
+    const Eigen::VectorXd expected = (Eigen::VectorXd(3) << 0.45, 0.45, 0.1).finished();
+    CHECK(near(w, expected, 1e-16, dynweight::test::Tolerance::absolute));
+    CHECK(std::abs(dynweight::test::sum_ld(w) - 1) <= 3 * epsilon<double>);
+    CHECK(bounds.at_cap() == 2);
+  }
+  SECTION("a weight 1e-300 of the others is not lost to a running sum of slopes") {
+    // Its breakpoint (4.5e299) is finite; a slope summed along the walk (0.6 + 0.4 + 1e-300,
+    // then minus 0.6 and 0.4) is 0 and put the asset at its cap.
+    WeightBounds<double> bounds(3, 0.0, 0.45);
+    Eigen::VectorXd w = (Eigen::VectorXd(3) << 0.6, 0.4, 1e-300).finished();
+    REQUIRE(bounds.apply({}, w).ok());
+    const Eigen::VectorXd expected = (Eigen::VectorXd(3) << 0.45, 0.45, 0.1).finished();
+    CHECK(near(w, expected, 1e-16, dynweight::test::Tolerance::absolute));
+  }
+  SECTION("two breakpoints past the largest double are still ordered") {
+    // G = 0.9. 0.2 G / 2e-320 = 9e318 and 0.45 G / 1e-320 = 4.05e319 both overflow double, and
+    // c = 0.3 G / 1e-320 = 2.7e319 lies between them: asset 2 is capped at 0.2 G and asset 1
+    // takes the remaining 0.3 G (sharing 0.5 G in the ratio 1 : 2 would put asset 2 above its cap).
+    const Eigen::VectorXd caps = (Eigen::VectorXd(3) << 0.5, 0.45, 0.2).finished();
+    WeightBounds<double> bounds(Eigen::VectorXd::Zero(3), caps);
+    Eigen::VectorXd w = (Eigen::VectorXd(3) << 0.9, 1e-320, 2e-320).finished();
+    REQUIRE(bounds.apply({}, w).ok());
+    const Eigen::VectorXd expected = 0.9 * (Eigen::VectorXd(3) << 0.5, 0.3, 0.2).finished();
+    CHECK(near(w, expected, 1e-16, dynweight::test::Tolerance::absolute));
+    CHECK(bounds.at_cap() == 2);
+  }
+  SECTION("float: a subnormal weight") {
+    WeightBounds<float> bounds(3, 0.0, 0.45);
+    Eigen::VectorXf w = (Eigen::VectorXf(3) << 0.6f, 0.4f, 1e-44f).finished();
+    REQUIRE(bounds.apply({}, w).ok());
+    const Eigen::VectorXf expected = (Eigen::VectorXf(3) << 0.45f, 0.45f, 0.1f).finished();
+    CHECK(near(w, expected, 1e-7, dynweight::test::Tolerance::absolute));
+  }
+}
+
+TEST_CASE("WeightBounds: proportional over the whole exponent range, against long double",
+          "[overlays][weight_bounds]") {
+  // The reference needs long double's wider exponent (x87's 15 bits): with only double's, its c
+  // overflows as the overlay's did.
+  if (std::numeric_limits<long double>::max_exponent <= std::numeric_limits<double>::max_exponent)
+    return;
+  const Index n = GENERATE(3, 8, 40, 200);
+  const std::uint64_t seed = GENERATE(1u, 2u, 3u, 4u, 5u);
+  CAPTURE(n, seed);
+  SECTION("double, subnormal to 1") {
+    const auto [v, caps] = wide_range_case<double>(n, seed, -323.0, 0.0);
+    check_wide_range(v, caps);
+  }
+  SECTION("double, 1e-30 to 1e300 (ratios past the largest double, no subnormal)") {
+    const auto [v, caps] = wide_range_case<double>(n, seed, -30.0, 300.0);
+    check_wide_range(v, caps);
+  }
+  SECTION("float, subnormal to 1") {
+    const auto [v, caps] = wide_range_case<float>(n, seed, -44.5, 0.0);
+    check_wide_range(v, caps);
+  }
+  SECTION("float, 1e-10 to 1e37") {
+    const auto [v, caps] = wide_range_case<float>(n, seed, -10.0, 37.0);
+    check_wide_range(v, caps);
+  }
 }
 
 TEST_CASE("WeightBounds rejects infeasible or malformed bounds",
