@@ -5,6 +5,7 @@
 #include "dynweight/pipeline/dynamic_weighter.hpp"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -792,6 +793,83 @@ TEST_CASE(
   CHECK(levered.shares().isZero());
   CHECK(levered.cash() == 1e6);
   CHECK(dynweight::has(first.reasons, RebalanceReason::initial));  // still pending
+}
+
+// Equal weights of 1/(2N) (half in cash), or no weights at all (a status) on the bars listed.
+struct FailingPolicy {
+  using Scalar = double;
+  std::vector<Index> failing_bars;
+  Index bar = 0;  // set by the test before each update
+  dynweight::Status compute(const Estimates<double>& /*estimates*/, Eigen::Ref<VectorXd> weights) {
+    if (std::find(failing_bars.begin(), failing_bars.end(), bar) != failing_bars.end())
+      return {StatusCode::numerical_issue, 0, 0.0, "no weights this bar"};
+    weights.setConstant(0.5 / double(weights.size()));
+    return {};
+  }
+};
+static_assert(dynweight::WeightingPolicy<FailingPolicy>);
+
+TEST_CASE("DynamicWeighter keeps a calendar trigger pending until a rebalance commits",
+          "[pipeline]") {
+  // Window 3: ready from bar 3 (ready bar 0); every 4: calendar bars 3, 7, 11, 15. The policy
+  // gives no weights on `failing`: the trigger fired on that bar only and was lost until bar 11.
+  const std::vector<Index> failing = GENERATE(std::vector<Index>{7}, std::vector<Index>{7, 8, 9});
+  CAPTURE(failing);
+  const Index n = 2;
+  const DynamicWeighterOptions options{.moments = {.window = 3}, .every = 4};
+  DynamicWeighter weighter(n, FailingPolicy{failing}, options);
+  const Index recovered = failing.back() + 1;
+  for (Index t = 0; t < 16; ++t) {
+    CAPTURE(t);
+    const VectorXd prices =
+        (VectorXd(2) << 100.0 + double(t + t % 3), 50.0 + 0.5 * double(t) - double(t % 2))
+            .finished();
+    weighter.policy().bar = t;
+    const auto& bar = weighter.update(prices);
+    const bool failed = std::find(failing.begin(), failing.end(), t) != failing.end();
+    const bool scheduled = t >= 3 && (t - 3) % 4 == 0;
+    const bool pending = t >= failing.front() && t <= recovered;
+    CHECK(dynweight::has(bar.reasons, RebalanceReason::calendar) == (scheduled || pending));
+    CHECK(bar.rebalanced == (t >= 3 && (scheduled || pending) && !failed));
+    if (failed)
+      CHECK(bar.status.code == StatusCode::numerical_issue);
+    if (t == recovered)
+      CHECK(weighter.last_rebalance_bar() == recovered);
+  }
+  // The schedule is not shifted: bar 15 (ready bar 12) was a calendar bar.
+  CHECK(weighter.last_rebalance_bar() == 15);
+}
+
+TEST_CASE("DynamicWeighter: a bad bar leaves a pending calendar trigger as a twin's",
+          "[pipeline][errors]") {
+  const Index n = 2;
+  const DynamicWeighterOptions options{.moments = {.window = 3}, .every = 4};
+  DynamicWeighter a(n, FailingPolicy{{7}}, options);
+  DynamicWeighter b(n, FailingPolicy{{7}}, options);
+  const auto prices_at = [](Index t) {
+    return (VectorXd(2) << 100.0 + double(t + t % 3), 50.0 + 0.5 * double(t) - double(t % 2))
+        .finished();
+  };
+  for (Index t = 0; t < 8; ++t) {
+    a.policy().bar = b.policy().bar = t;
+    a.update(prices_at(t));
+    b.update(prices_at(t));
+  }
+  REQUIRE_FALSE(a.result().rebalanced);  // bar 7: calendar, no weights: pending
+  a.policy().bar = b.policy().bar = 8;
+  CHECK_THROWS_AS(a.update((VectorXd(2) << kNaN, 50.0).finished()), dynweight::Error);
+  for (Index t = 8; t < 12; ++t) {
+    CAPTURE(t);
+    a.policy().bar = b.policy().bar = t;
+    a.update(prices_at(t));
+    b.update(prices_at(t));
+    require_same_state(a, b);
+    if (t == 8) {  // the trigger survived the rejected bar
+      CHECK(dynweight::has(a.result().reasons, RebalanceReason::calendar));
+      CHECK(a.result().rebalanced);
+    }
+  }
+  CHECK(a.last_rebalance_bar() == 11);
 }
 
 TEST_CASE("DynamicWeighter is ready with two returns whatever min_periods says",

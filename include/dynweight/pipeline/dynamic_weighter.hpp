@@ -227,7 +227,8 @@ struct BarResult {
 ///  - *not ready*: nothing fires while the window (and ADV) fill: status `not_ready`;
 ///  - *initial*: the first ready bar, and every bar until a rebalance succeeded;
 ///  - *calendar* (`every` = k > 0): ready bars 0, k, 2k, ... counted from the first ready bar, a
-///    fixed schedule that other triggers do not shift;
+///    fixed schedule that other triggers do not shift; a calendar bar that does not rebalance (see
+///    below) leaves the trigger pending, firing on every bar until one does;
 ///  - *drift* (`drift_band` > 0): max_i |w_i − w̃_i| > band, w the book's weights at the bar's
 ///    prices before trading, w̃ the weights the last rebalance's plan leaves the book at
 ///    (`planned_weights()`, its `weights_after`; cash implied in both). These are the targets as
@@ -560,6 +561,10 @@ class DynamicWeighter {
       return m_result;
     }
     rebalance(prices, result);
+    // A calendar bar is kept until a rebalance commits; a bar that throws in `rebalance` leaves
+    // the trigger state as it was (see Errors).
+    if (has(result.reasons, RebalanceReason::calendar))
+      m_calendar_pending = !result.rebalanced;
     m_result = result;
     return m_result;
   }
@@ -568,7 +573,7 @@ class DynamicWeighter {
     RebalanceReason reasons = RebalanceReason::none;
     if (!m_has_targets)
       reasons |= RebalanceReason::initial;
-    if (m_options.every > 0 && m_ready_bars % m_options.every == 0)
+    if (m_options.every > 0 && (m_calendar_pending || m_ready_bars % m_options.every == 0))
       reasons |= RebalanceReason::calendar;
     if (m_options.drift_band > 0 && m_has_targets) {
       const Scalar drift = (m_book_weights - m_planned).cwiseAbs().maxCoeff();
@@ -704,6 +709,7 @@ class DynamicWeighter {
   Index m_ready_bars = 0;
   Index m_last_rebalance = -1;
   bool m_has_targets = false;
+  bool m_calendar_pending = false;  // a calendar trigger whose rebalance has not committed yet
   // Regime: zero-mean EWMA sums and weights (short, long).
   Scalar m_lambda_short = 0, m_lambda_long = 0;
   Scalar m_short_sum = 0, m_short_weight = 0, m_long_sum = 0, m_long_weight = 0;
