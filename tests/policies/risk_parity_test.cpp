@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -691,6 +692,77 @@ TEST_CASE("RiskParity in float", "[policies][risk_parity]") {
   RiskParity<double> reference;
   const Eigen::VectorXd wd = solve(reference, sigma);
   CHECK(near(w.cast<double>(), wd, 1e-4));
+}
+
+TEST_CASE("RiskParity in float with its defaults: converges, and takes budgets normalised in float",
+          "[policies][risk_parity]") {
+  // The default tolerance was 1e-10 whatever the Scalar: below what float's shares resolve, so
+  // every float solve ran to max_iterations (1000, ~940 of them O(N³) Newton steps).
+  const Index n = GENERATE(3, 5, 20, 150);
+  const std::uint64_t seed = GENERATE(1u, 2u, 3u);
+  const bool equal = GENERATE(true, false);
+  CAPTURE(n, seed, equal);
+  const Eigen::MatrixXd sigma = sample_covariance(n, seed);
+  const Eigen::MatrixXf sigma_f = sigma.cast<float>();
+  // Budgets normalised in float, b / Σb: their sum misses 1 by up to ~N·ε of float, which the
+  // old 1e-12 check rejected.
+  Eigen::VectorXf budgets;
+  if (!equal) {
+    std::mt19937_64 generator(seed);
+    std::uniform_real_distribution<float> draw(0.2f, 1.0f);
+    budgets.resize(n);
+    for (Index i = 0; i < n; ++i)
+      budgets(i) = draw(generator);
+    budgets /= budgets.sum();
+  }
+  std::optional<RiskParity<float>> policy;
+  REQUIRE_NOTHROW(policy.emplace(dynweight::RiskParityOptions{}, budgets));
+  Estimates<float> estimates(n);
+  estimates.set_covariance(sigma_f);
+  Eigen::VectorXf w(n);
+  const auto status = policy->compute(estimates, w);
+  CAPTURE(status.iterations, status.residual);
+  REQUIRE(status.ok());
+  // Measured at most 11 iterations over these cases, and 95 over the harsher sweep behind
+  // `default_tolerance`: 100 bounds both, far below the cap of 1000 that every solve ran to.
+  CHECK(status.iterations <= 100);
+  // The weights' own residual, in long double from the float weights on the float covariance:
+  // within the default 4 ε plus the rounding of the weights to float (a few ε of each share).
+  const double tolerance = 4 * double(std::numeric_limits<float>::epsilon());
+  const Eigen::VectorXd b = equal ? Eigen::VectorXd(Eigen::VectorXd::Constant(n, 1.0 / double(n)))
+                                  : Eigen::VectorXd(budgets.cast<double>());
+  CHECK(budget_residual(sigma_f.cast<double>(), w.cast<double>(), b) <= 2 * tolerance);
+  // And near the double solution, to the float tolerance times the conditioning of the budget
+  // equations (well below 1e3 on these covariances).
+  RiskParity<double> reference({}, equal ? Eigen::VectorXd() : b / b.sum());
+  CHECK(near(w.cast<double>(), solve(reference, sigma), 1e3 * tolerance));
+}
+
+TEST_CASE("RiskParity: the sum of budgets is checked to max(1e-12, N eps of Scalar)",
+          "[policies][risk_parity][errors]") {
+  // Float: 7 budgets off by 1e-5 are rejected (7 ε = 8.3e-7), naming the slack.
+  Eigen::VectorXf off = Eigen::VectorXf::Constant(7, 1.0f / 7.0f);
+  off(0) += 1e-5f;
+  REQUIRE_THROWS_WITH(RiskParity<float>({}, off),
+                      Contains("sum of budgets = 1.0000") && Contains("within 8.34465"));
+  // Double: 1e-12 as before (N ε is below it up to N = 4503).
+  Eigen::VectorXd close = Eigen::VectorXd::Constant(4, 0.25);
+  close(0) += 5e-13;
+  REQUIRE_NOTHROW(RiskParity<double>({}, close));
+  close(0) += 1e-12;
+  REQUIRE_THROWS_WITH(RiskParity<double>({}, close),
+                      Contains("sum of budgets") && Contains("within 1e-12"));
+}
+
+TEST_CASE("RiskParity: the default tolerance follows the Scalar", "[policies][risk_parity]") {
+  // Double keeps 1e-10 exactly; float takes 4 ε; an explicit tolerance is kept as given.
+  STATIC_REQUIRE(RiskParity<double>::default_tolerance() == 1e-10);
+  STATIC_REQUIRE(RiskParity<float>::default_tolerance() ==
+                 4 * double(std::numeric_limits<float>::epsilon()));
+  CHECK(RiskParity<double>().tolerance() == 1e-10);
+  CHECK(RiskParity<float>().tolerance() == RiskParity<float>::default_tolerance());
+  CHECK(RiskParity<float>({.tolerance = 1e-5}).tolerance() == 1e-5);
+  CHECK(RiskParity<double>({.tolerance = 1e-13}).tolerance() == 1e-13);
 }
 
 namespace {
