@@ -52,6 +52,61 @@ TEST_CASE("InverseVolatility: w_i proportional to sigma_i^-p", "[policies][inver
   CHECK((w2 - w).cwiseAbs().maxCoeff() <= 1e-15);
 }
 
+// Weights for `sigma` scaled by `scale`, with the status required to be success.
+template <class Scalar>
+dynweight::Vector<Scalar> scaled_weights(const dynweight::Vector<Scalar>& sigma, Scalar scale,
+                                         double power) {
+  const dynweight::Vector<Scalar> scaled = scale * sigma;
+  Estimates<Scalar> estimates(sigma.size());
+  estimates.set_volatility(scaled);
+  InverseVolatility<Scalar> policy({.power = power});
+  dynweight::Vector<Scalar> w(sigma.size());
+  const auto status = policy.compute(estimates, w);
+  CAPTURE(status.detail);
+  REQUIRE(status.ok());
+  return w;
+}
+
+TEST_CASE("InverseVolatility: scale-invariant at the extremes of the exponent range",
+          "[policies][inverse_volatility]") {
+  // σ^−2 of 1e-160 overflows double and of 1e160 underflows to 0: taken as σ_i^−p directly, no
+  // asset was above the floor (numerical_issue). Scaled volatilities round differently from the
+  // unscaled ones (1e±160 is not a power of 2), so the weights agree to a few ulps: 4 ε relative.
+  const double power = GENERATE(1.0, 2.0);
+  CAPTURE(power);
+  SECTION("double") {
+    const double scale = GENERATE(1e-160, 1e160, 1e-300, 1e300);
+    CAPTURE(scale);
+    for (const Eigen::VectorXd& sigma :
+         {(Eigen::VectorXd(3) << 1.0, 2.0, 4.0).finished(),
+          (Eigen::VectorXd(4) << 0.013, 0.021, 0.047, 0.0095).finished()}) {
+      const Eigen::VectorXd reference = scaled_weights<double>(sigma, 1.0, power);
+      const Eigen::VectorXd w = scaled_weights<double>(sigma, scale, power);
+      const double tolerance = 4 * std::numeric_limits<double>::epsilon();
+      CHECK(((w - reference).array().abs() <= tolerance * reference.array()).all());
+      // And both against the closed form in long double.
+      long double total = 0;
+      for (Index i = 0; i < sigma.size(); ++i)
+        total += std::pow(static_cast<long double>(sigma(i)), -static_cast<long double>(power));
+      for (Index i = 0; i < sigma.size(); ++i) {
+        const long double exact =
+            std::pow(static_cast<long double>(sigma(i)), -static_cast<long double>(power)) / total;
+        CHECK(std::abs(w(i) - exact) <= tolerance * exact);
+      }
+    }
+  }
+  SECTION("float") {
+    const float scale = GENERATE(1e-20f, 1e20f, 1e-35f, 1e35f);
+    CAPTURE(scale);
+    const Eigen::VectorXf sigma =
+        (Eigen::VectorXf(4) << 0.013f, 0.021f, 0.047f, 0.0095f).finished();
+    const Eigen::VectorXf reference = scaled_weights<float>(sigma, 1.0f, power);
+    const Eigen::VectorXf w = scaled_weights<float>(sigma, scale, power);
+    const float tolerance = 4 * std::numeric_limits<float>::epsilon();
+    CHECK(((w - reference).array().abs() <= tolerance * reference.array()).all());
+  }
+}
+
 TEST_CASE("InverseVolatility: a stale asset gets weight 0 and the status says so",
           "[policies][inverse_volatility]") {
   const Eigen::VectorXd sigma = (Eigen::VectorXd(4) << 0.01, 0.0, 0.02, 1e-12).finished();

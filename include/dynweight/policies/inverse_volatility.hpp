@@ -4,7 +4,9 @@
 /// Inverse-volatility weights, w_i ∝ σ_i^−p.
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "dynweight/core/status.hpp"
 #include "dynweight/core/types.hpp"
@@ -34,6 +36,11 @@ struct InverseVolatilityOptions {
 
 /// w_i = σ_i^−p / Σ_j σ_j^−p from `estimates.volatility()`.
 ///
+/// **Method.** Each term is taken as (σ_min/σ_i)^p, σ_min the smallest volatility kept: every term
+/// lies in (0, 1], the smallest asset's is exactly 1, so no scale of the volatilities (1e-160 or
+/// 1e160 with p = 2, where σ^−p itself overflows or underflows) changes the weights beyond
+/// rounding.
+///
 /// **Input.** A volatility that is negative or not finite is bad input (`dynweight::Error` naming
 /// the asset; the weights are unchanged). A volatility of exactly 0 is data, not an error: it is
 /// what the rolling engines report for a stale price; such an asset, like any below the relative
@@ -59,23 +66,27 @@ class InverseVolatility {
     check_nonnegative(context, "volatility", volatility);
 
     const Scalar floor = static_cast<Scalar>(m_options.relative_floor) * volatility.maxCoeff();
-    Scalar total = 0;
+    const auto kept = [&](Index i) { return volatility(i) > floor && volatility(i) != 0; };
+    Scalar smallest = std::numeric_limits<Scalar>::infinity();
     Index excluded = 0;
     for (Index i = 0; i < n; ++i) {
-      if (!(volatility(i) > floor) || volatility(i) == 0) {
+      if (kept(i))
+        smallest = std::min(smallest, volatility(i));
+      else
         ++excluded;
-        continue;
-      }
-      total += raw_weight(volatility(i));
     }
-    if (excluded == n || !(total > 0) || !std::isfinite(total)) {
+    if (excluded == n) {
       return {StatusCode::numerical_issue, 0, 0.0,
               "no asset has a volatility above the floor: the weights were left unchanged"};
     }
+    // Terms in (0, 1], one of them 1: the total is in [1, N].
+    Scalar total = 0;
     for (Index i = 0; i < n; ++i) {
-      const bool kept = volatility(i) > floor && volatility(i) != 0;
-      weights(i) = kept ? raw_weight(volatility(i)) / total : Scalar(0);
+      if (kept(i))
+        total += relative_weight(smallest / volatility(i));
     }
+    for (Index i = 0; i < n; ++i)
+      weights(i) = kept(i) ? relative_weight(smallest / volatility(i)) / total : Scalar(0);
     if (excluded > 0) {
       return {StatusCode::numerical_issue, 0, 0.0,
               "an asset's volatility is below the floor (stale or constant price): it was given "
@@ -87,12 +98,13 @@ class InverseVolatility {
   [[nodiscard]] const InverseVolatilityOptions& options() const { return m_options; }
 
  private:
-  Scalar raw_weight(Scalar volatility) const {
+  // (σ_min/σ_i)^p from the ratio σ_min/σ_i in (0, 1].
+  Scalar relative_weight(Scalar ratio) const {
     if (m_options.power == 1.0)
-      return Scalar(1) / volatility;
+      return ratio;
     if (m_options.power == 2.0)
-      return Scalar(1) / (volatility * volatility);
-    return std::pow(volatility, static_cast<Scalar>(-m_options.power));
+      return ratio * ratio;
+    return std::pow(ratio, static_cast<Scalar>(m_options.power));
   }
 
   InverseVolatilityOptions m_options;
