@@ -350,6 +350,7 @@ TEST_CASE("weights: overlays equal the library's Overlaid chain to 1e-15", "[cli
         [](Rolling*) { return dynweight::Overlaid(InverseVol(), Bounds(kAssets, 0.0, 0.18)); });
   }
   SECTION("liquidity with an OAS shrinkage, --vol-target with leverage 1.5") {
+    // Under liquidity caps the target only scales down (max_scale 1): levering up would pass them.
     const dynweight::LiquidityOptions options{.capital = 3e7};
     using Chain = dynweight::Overlaid<Liquid<Shrunk<RiskParity>>, VolTarget>;
     check_against_library<Chain>(
@@ -362,8 +363,18 @@ TEST_CASE("weights: overlays equal the library's Overlaid chain to 1e-15", "[cli
         [&](Rolling* rolling) {
           return dynweight::Overlaid(
               Liquid<Shrunk<RiskParity>>(Shrunk<RiskParity>(RiskParity(), *rolling), options),
-              VolTarget({.target = 0.3, .annualization = 252, .max_leverage = 1.5}));
+              VolTarget(
+                  {.target = 0.3, .annualization = 252, .max_leverage = 1.5, .max_scale = 1.0}));
         });
+  }
+  SECTION("liquidity, --max-weight: one water-filling with the capacities") {
+    // A WeightBounds after the liquidity caps moved weight onto assets at capacity (1.7× it in
+    // the audit's case): the cap is the policy's own max_weight instead.
+    const dynweight::LiquidityOptions options{.capital = 3e7, .max_weight = 0.3};
+    check_against_library<Liquid<RiskParity>>(
+        {.window = 40, .liquidity = true, .every = 1},
+        {"--policy", "liquidity", "--capital", "3e7", "--max-weight", "0.3"},
+        [&](Rolling*) { return Liquid<RiskParity>(RiskParity(), options); });
   }
 }
 

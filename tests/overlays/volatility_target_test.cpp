@@ -143,6 +143,41 @@ TEST_CASE("VolatilityTarget: the leverage cap holds exactly", "[overlays][volati
   CHECK(near(w, (overlay.scale() * v).eval(), 0.0));
 }
 
+TEST_CASE("VolatilityTarget: max_scale caps the scale itself", "[overlays][volatility_target]") {
+  // Weights investing 30% (the rest in cash, as liquidity caps leave it) at half the target's
+  // volatility: the target alone would scale them by 2, the leverage cap (1) by 3.3; max_scale = 1
+  // keeps them as they are (only scaling down is allowed), 1.5 scales by 1.5, and a target below
+  // the book's volatility still scales down whatever max_scale is.
+  const Index n = 5;
+  const Eigen::MatrixXd sigma = sample_covariance(n, 9);
+  Eigen::VectorXd v = Eigen::VectorXd::LinSpaced(n, 1.0, 2.0);
+  v *= 0.3 / v.sum();
+  const double volatility = double(annual_volatility(sigma, v));
+  Estimates<double> estimates(n);
+  estimates.set_covariance(sigma);
+  for (const double max_scale : {1.0, 1.5}) {
+    CAPTURE(max_scale);
+    VolatilityTarget<double> up(
+        {.target = 2 * volatility, .annualization = kAnnualization, .max_scale = max_scale});
+    Eigen::VectorXd w = v;
+    REQUIRE(up.apply({.estimates = &estimates}, w).ok());
+    CHECK(up.scale() == max_scale);
+    CHECK(up.leverage_capped());
+    CHECK(w == (max_scale * v).eval());
+    VolatilityTarget<double> down(
+        {.target = 0.5 * volatility, .annualization = kAnnualization, .max_scale = max_scale});
+    w = v;
+    REQUIRE(down.apply({.estimates = &estimates}, w).ok());
+    CHECK(down.scale() == Approx(0.5).epsilon(1e-12));
+    CHECK_FALSE(down.leverage_capped());
+  }
+  for (const double bad : {0.0, -1.0, std::numeric_limits<double>::quiet_NaN()}) {
+    REQUIRE_THROWS_WITH(VolatilityTarget<double>(
+                            {.target = 0.1, .annualization = kAnnualization, .max_scale = bad}),
+                        Contains("max_scale = ") && Contains("> 0"));
+  }
+}
+
 TEST_CASE("VolatilityTarget: a zero covariance scales to the leverage cap",
           "[overlays][volatility_target]") {
   const Eigen::MatrixXd zero = Eigen::MatrixXd::Zero(4, 4);

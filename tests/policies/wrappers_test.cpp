@@ -170,6 +170,41 @@ TEST_CASE("LiquidityScaled: capacities are water-filled exactly", "[policies][wr
   }
 }
 
+TEST_CASE("LiquidityScaled: max_weight caps every weight in the same water-filling",
+          "[policies][wrappers]") {
+  // A weight cap beside liquidity must be one projection: w_i = min(λ v_i, min(c_i, m)), Σw = 1.
+  // (A WeightBounds after the policy moved weight onto assets already at capacity: 1.7× their
+  // capacity in the CLI's `--policy liquidity --max-weight`.) Checked against the same
+  // water-filling by rounds on the combined caps, and both caps hold.
+  const Index n = 12;
+  const Eigen::VectorXd sigma = Eigen::VectorXd::LinSpaced(n, 0.005, 0.03);
+  Eigen::VectorXd adv(n);
+  for (Index i = 0; i < n; ++i)
+    adv(i) = 2e5 * (1.0 + double((i * 7) % 5));  // 2e5 .. 1e6
+  Estimates<double> estimates(n);
+  estimates.set_volatility(sigma).set_dollar_volume(adv);
+  const double max_weight = GENERATE(0.12, 0.15, 0.2);
+  const double capital = 2e6;
+  LiquidityScaled<InverseVolatility<double>> policy(
+      InverseVolatility<double>{},
+      {.capital = capital, .participation = 0.1, .horizon = 5, .max_weight = max_weight});
+  Eigen::VectorXd w(n);
+  REQUIRE(policy.compute(estimates, w).ok());
+  Eigen::VectorXd inner(n);
+  InverseVolatility<double> plain;
+  REQUIRE(plain.compute(estimates, inner).ok());
+  const Eigen::VectorXd liquidity = 0.1 * 5 * adv / capital;
+  const Eigen::VectorXd caps = liquidity.cwiseMin(max_weight);
+  CAPTURE(max_weight, caps.sum());
+  REQUIRE(caps.sum() > 1.05);  // room for everything: no cash
+  CHECK(near(policy.capacity(), caps, 1e-15));
+  CHECK(std::abs(w.sum() - 1.0) <= 1e-14);
+  CHECK(((w - liquidity).array() <= 1e-15).all());
+  CHECK((w.array() <= max_weight + 1e-15).all());
+  CHECK(near(w, water_fill_by_rounds(inner, caps), 1e-13));
+  CHECK(((w - caps).array().abs() <= 1e-15).count() >= 2);  // both kinds of cap bind somewhere
+}
+
 TEST_CASE("LiquidityScaled: a tiny weight beside large ones takes the excess, not its capacity",
           "[policies][wrappers]") {
   // Inner weights (0.5, 0.5, 5e-21): the first two are capped at 0.2 and the third, with room for
@@ -323,6 +358,11 @@ TEST_CASE("LiquidityScaled rejects bad input and changes nothing", "[policies][w
   REQUIRE_THROWS_WITH(
       LiquidityScaled<InverseVolatility<double>>(InverseVolatility<double>{}, {.capital = 0.0}),
       Contains("capital = 0"));
+  for (const double max_weight : {0.0, 1.5, std::numeric_limits<double>::quiet_NaN()}) {
+    REQUIRE_THROWS_WITH(LiquidityScaled<InverseVolatility<double>>(InverseVolatility<double>{},
+                                                                   {.max_weight = max_weight}),
+                        Contains("max_weight = ") && Contains("in (0, 1]"));
+  }
   const Eigen::VectorXd short_adv(2);
   REQUIRE_THROWS_WITH(estimates.set_dollar_volume(short_adv), Contains("dollar_volume has 2"));
 }

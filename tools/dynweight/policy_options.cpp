@@ -92,11 +92,13 @@ void add_policy_options(CLI::App& app, PolicyArguments& arguments) {
       ->type_name("X");
   app.add_option("--max-weight", arguments.max_weight,
                  "Cap every weight at X of the invested sum (exact proportional redistribution); "
-                 "X x assets must be >= 1")
+                 "X x assets must be >= 1. With --policy liquidity: at X of capital, in the same "
+                 "water-filling as the liquidity caps")
       ->type_name("X");
   app.add_option("--vol-target", arguments.vol_target,
                  "Scale the book to an annualised ex-ante volatility X (0.10 = 10%) on the "
-                 "window's covariance, after --max-weight; needs --annualization")
+                 "window's covariance, after --max-weight; needs --annualization. With --policy "
+                 "liquidity it only scales down (levering up would pass the liquidity caps)")
       ->type_name("X");
   app.add_option("--max-leverage", arguments.max_leverage,
                  "--vol-target: cap on the gross exposure sum |w| after scaling (1: no "
@@ -256,19 +258,30 @@ AnyPolicy build_policy(const PolicySetup& setup, Eigen::VectorXd budgets,
                  : AnyPolicy(CorrelationShrinkage<AnyPolicy>(
                        std::move(policy), ShrinkageTarget::scaled_identity, setup.intensity));
   }
-  if (setup.liquidity)
-    policy = AnyPolicy(LiquidityScaled<AnyPolicy>(std::move(policy), setup.liquidity_options));
+  // Liquidity capacity is a hard cap, which an overlay after it must not undo: `WeightBounds`
+  // would move weight onto assets at capacity and a volatility target would lever them past it.
+  // So under liquidity the weight cap joins the capacities in one water-filling, and the target
+  // only ever scales down.
+  std::optional<VolatilityTargetOptions> vol_target = setup.vol_target;
+  if (setup.liquidity) {
+    LiquidityOptions options = setup.liquidity_options;
+    if (setup.max_weight)
+      options.max_weight = *setup.max_weight;
+    if (vol_target)
+      vol_target->max_scale = 1.0;
+    policy = AnyPolicy(LiquidityScaled<AnyPolicy>(std::move(policy), options));
+  }
   std::optional<WeightBounds<double>> bounds;
-  if (setup.max_weight)
+  if (setup.max_weight && !setup.liquidity)
     bounds.emplace(assets, 0.0, *setup.max_weight, WeightBoundsOptions{}, &names);
-  if (bounds && setup.vol_target) {
-    return AnyPolicy(Overlaid(std::move(policy), std::move(*bounds),
-                              VolatilityTarget<double>(*setup.vol_target)));
+  if (bounds && vol_target) {
+    return AnyPolicy(
+        Overlaid(std::move(policy), std::move(*bounds), VolatilityTarget<double>(*vol_target)));
   }
   if (bounds)
     return AnyPolicy(Overlaid(std::move(policy), std::move(*bounds)));
-  if (setup.vol_target)
-    return AnyPolicy(Overlaid(std::move(policy), VolatilityTarget<double>(*setup.vol_target)));
+  if (vol_target)
+    return AnyPolicy(Overlaid(std::move(policy), VolatilityTarget<double>(*vol_target)));
   return policy;
 }
 

@@ -24,9 +24,12 @@ struct VolatilityTargetOptions {
   double annualization = 0.0;
   /// Cap on the gross exposure Σ|w| after scaling; finite and > 0 (1: no borrowing).
   double max_leverage = 1.0;
+  /// Cap on the scale k itself; > 0, none by default. 1 only ever scales down: for weights that
+  /// sit at hard caps of their own (liquidity capacity), which scaling up would break.
+  double max_scale = std::numeric_limits<double>::infinity();
 
-  /// Throws `dynweight::Error` unless target and max_leverage are finite and > 0 and
-  /// annualization was set to a finite value > 0.
+  /// Throws `dynweight::Error` unless target and max_leverage are finite and > 0, max_scale is
+  /// > 0 and annualization was set to a finite value > 0.
   void validate() const {
     const CheckContext context{"VolatilityTarget"};
     check_parameter(std::isfinite(target) && target > 0, context, "target", target,
@@ -37,15 +40,16 @@ struct VolatilityTargetOptions {
                     annualization, "finite and > 0 (periods per year, e.g. 252 or 365)");
     check_parameter(std::isfinite(max_leverage) && max_leverage > 0, context, "max_leverage",
                     max_leverage, "finite and > 0");
+    check_parameter(max_scale > 0, context, "max_scale", max_scale, "> 0");
   }
 };
 
 /// Scales the whole book so that its ex-ante volatility is the target: w ← k·w, with
 /// σ = √(wᵀΣw · A) from `estimates.covariance()` (per period) and A = `annualization`, and
-/// k = target / σ, lowered if needed so that the gross exposure Σ|k w_i| <= `max_leverage`
-/// (then the volatility is below target: `leverage_capped()`). What is not invested, 1 − Σw, is
-/// cash (`cash()`); scaling keeps the proportions of the weights, so bounds stated relative to the
-/// invested sum (`WeightBounds`) still hold.
+/// k = target / σ, lowered if needed so that the gross exposure Σ|k w_i| <= `max_leverage` and
+/// k <= `max_scale` (then the volatility is below target: `leverage_capped()`). What is not
+/// invested, 1 − Σw, is cash (`cash()`); scaling keeps the proportions of the weights, so bounds
+/// stated relative to the invested sum (`WeightBounds`) still hold.
 ///
 /// **Exactness.** Uncapped, k·σ hits the target to rounding (1e-12 relative in double). The cap
 /// holds exactly as computed: `gross()`, the sum of |k w_i| in index order, is <= `max_leverage`
@@ -135,6 +139,10 @@ class VolatilityTarget {
                 "the ex-ante variance w'Sw is not positive: the weights were scaled to the "
                 "leverage cap"};
     }
+    if (k > static_cast<Scalar>(m_options.max_scale)) {
+      k = static_cast<Scalar>(m_options.max_scale);
+      m_capped = true;
+    }
     Scalar gross = scaled_gross(weights, k);
     if (gross > leverage) {  // rounding: bring Σ|k w_i| back under the cap
       m_capped = true;
@@ -171,7 +179,7 @@ class VolatilityTarget {
   [[nodiscard]] Scalar gross() const { return m_gross; }
   /// 1 − Σw after scaling (negative when the book borrows).
   [[nodiscard]] Scalar cash() const { return m_cash; }
-  /// Whether the leverage cap (rather than the target) set the scale.
+  /// Whether a cap (max_leverage or max_scale) rather than the target set the scale.
   [[nodiscard]] bool leverage_capped() const { return m_capped; }
 
  private:

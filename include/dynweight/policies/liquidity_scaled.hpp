@@ -34,9 +34,13 @@ struct LiquidityOptions {
   double participation = 0.1;  ///< q, the fraction of a bar's dollar volume one may trade
   double horizon = 1.0;        ///< h, the bars over which a position may be built (cap mode)
   double exponent = 0.5;       ///< γ >= 0 (tilt mode)
+  /// A cap on every weight beside its capacity, in (0, 1] (cap mode): c_i = min(q·h·ADV_i / C,
+  /// max_weight), one water-filling for both (a `WeightBounds` after this policy would move
+  /// weight onto assets at capacity). 1: none.
+  double max_weight = 1.0;
 
-  /// Throws `dynweight::Error` unless capital, participation and horizon are finite and > 0 and
-  /// the exponent is finite and >= 0.
+  /// Throws `dynweight::Error` unless capital, participation and horizon are finite and > 0, the
+  /// exponent is finite and >= 0 and max_weight is in (0, 1].
   void validate() const {
     const CheckContext context{"LiquidityScaled"};
     const auto positive = [&](double value, const char* name) {
@@ -47,18 +51,20 @@ struct LiquidityOptions {
     positive(horizon, "horizon");
     check_parameter(std::isfinite(exponent) && exponent >= 0, context, "exponent", exponent,
                     "finite and >= 0");
+    check_parameter(max_weight > 0 && max_weight <= 1, context, "max_weight", max_weight,
+                    "in (0, 1]");
   }
 };
 
 /// Makes `Inner`'s weights tradable with the average dollar volume ADV of `estimates`.
 ///
-/// **Cap mode.** Asset i can hold at most c_i = q·h·ADV_i / C. Weights above capacity are cut to
-/// it and the excess goes to the assets with spare capacity in proportion to their inner weights,
-/// again and again until nothing is over: the result is exactly w_i = min(λ w_i^inner, c_i) with
-/// the λ >= 1 for which the weights sum to 1 (found by sorting the breakpoints c_i / w_i, O(N log
-/// N)). When the capacities cannot hold everything (Σ_{i: w_i > 0} c_i < 1) every such asset is at
-/// capacity and the rest, `cash()`, stays in cash: the weights then sum to 1 − cash and the status
-/// is `numerical_issue` saying so.
+/// **Cap mode.** Asset i can hold at most c_i = min(q·h·ADV_i / C, max_weight). Weights above
+/// capacity are cut to it and the excess goes to the assets with spare capacity in proportion to
+/// their inner weights, again and again until nothing is over: the result is exactly
+/// w_i = min(λ w_i^inner, c_i) with the λ >= 1 for which the weights sum to 1 (found by sorting
+/// the breakpoints c_i / w_i, O(N log N)). When the capacities cannot hold everything (Σ c_i < 1
+/// over the assets with weight) every such asset is at capacity and the rest, `cash()`, stays in
+/// cash: the weights then sum to 1 − cash and the status is `numerical_issue` saying so.
 ///
 /// **Tilt mode.** w_i ∝ w_i^inner · ADV_i^γ (γ >= 0, ½ by default); an asset with ADV 0 gets
 /// weight 0 (for γ > 0), and if no weight is left the inner weights are kept with status
@@ -121,6 +127,8 @@ class LiquidityScaled {
     const Scalar scale =
         static_cast<Scalar>(m_options.participation * m_options.horizon / m_options.capital);
     m_capacity = scale * adv;
+    if (m_options.max_weight < 1)  // (a cap of 1 cannot bind: capacity() keeps q·h·ADV_i / C)
+      m_capacity = m_capacity.cwiseMin(static_cast<Scalar>(m_options.max_weight));
     // Breakpoints λ_i = c_i / w_i over the assets with weight; λ grows until the weights fit.
     std::size_t count = 0;
     Scalar room = 0;  // Σ c_i over the assets with weight
