@@ -46,7 +46,24 @@ TEST_CASE("bad arguments exit with status 2 and a message and nothing on stdout"
        "--window must be at least 2"},
       {"window of 0",
        {"stats", "--prices", prices, "--window", "0", "--stat", "mean"},
-       "--window: '0' is not a number > 0"},
+       "--window: '0' is outside the range 1 to 9223372036854775807"},
+      // CLI11 clamps an integer beyond its type to the type's end: these used to run as
+      // 9223372036854775807 (or 2^64 - 1 for --seed) without a word.
+      {"window beyond the integers",
+       {"stats", "--prices", prices, "--window", "99999999999999999999", "--stat", "vol"},
+       "--window: '99999999999999999999' is outside the range 1 to 9223372036854775807"},
+      {"window beyond the integers, weights",
+       {"weights", "--prices", prices, "--window", "9223372036854775808", "--policy",
+        "inverse-vol"},
+       "--window: '9223372036854775808' is outside the range 1 to 9223372036854775807"},
+      {"every beyond the integers, backtest",
+       {"backtest", "--prices", prices, "--window", "5", "--policy", "inverse-vol", "--every",
+        "99999999999999999999", "--annualization", "252", "--out", "unused"},
+       "--every: '99999999999999999999' is outside the range 1 to 9223372036854775807"},
+      {"window beyond the integers, backtest",
+       {"backtest", "--prices", prices, "--window", "-99999999999999999999", "--policy",
+        "inverse-vol", "--every", "5", "--annualization", "252", "--out", "unused"},
+       "--window: '-99999999999999999999' is outside the range 1 to 9223372036854775807"},
       {"window not an integer",
        {"stats", "--prices", prices, "--window", "2.5", "--stat", "mean"},
        "--window"},
@@ -67,7 +84,11 @@ TEST_CASE("bad arguments exit with status 2 and a message and nothing on stdout"
        "--halflife 0.01 is too short"},
       {"every 0",
        {"weights", "--prices", prices, "--window", "5", "--policy", "inverse-vol", "--every", "0"},
-       "--every: '0' is not a number > 0"},
+       "--every: '0' is outside the range 1 to 9223372036854775807"},
+      {"every past the largest integer, weights",
+       {"weights", "--prices", prices, "--window", "5", "--policy", "inverse-vol", "--every",
+        "99999999999999999999"},
+       "--every: '99999999999999999999' is outside the range 1 to 9223372036854775807"},
       {"unknown statistic",
        {"stats", "--prices", prices, "--window", "5", "--stat", "skew"},
        "--stat"},
@@ -99,7 +120,15 @@ TEST_CASE("bad arguments exit with status 2 and a message and nothing on stdout"
        "--days"},
       {"sample with zero assets",
        {"sample", "--assets", "0", "--days", "10", "--seed", "1", "--out", "unused"},
-       "--assets: '0' is not a number > 0"},
+       "--assets: '0' is outside the range 1 to 9223372036854775807"},
+      {"sample with days beyond the integers",
+       {"sample", "--assets", "3", "--days", "100000000000000000000", "--seed", "1", "--out",
+        "unused"},
+       "--days: '100000000000000000000' is outside the range 2 to 10000000"},
+      {"sample with a late start beyond the integers",
+       {"sample", "--assets", "3", "--days", "10", "--seed", "1", "--late-start",
+        "99999999999999999999", "--out", "unused"},
+       "--late-start: '99999999999999999999' is outside the range 0 to 9223372036854775807"},
       {"sample with every asset late",
        {"sample", "--assets", "3", "--days", "10", "--seed", "1", "--late-start", "3", "--out",
         "unused"},
@@ -110,7 +139,18 @@ TEST_CASE("bad arguments exit with status 2 and a message and nothing on stdout"
        "--start-date: '2015-02-30' is not an ISO 8601 date"},
       {"sample with a negative seed",
        {"sample", "--assets", "3", "--days", "10", "--seed", "-1", "--out", "unused"},
-       "--seed"},
+       "--seed: '-1' is outside the range 0 to 18446744073709551615"},
+      {"sample with a seed of 2^64",
+       {"sample", "--assets", "3", "--days", "10", "--seed", "18446744073709551616", "--out",
+        "unused"},
+       "--seed: '18446744073709551616' is outside the range 0 to 18446744073709551615"},
+      {"sample with a seed far beyond 2^64",
+       {"sample", "--assets", "3", "--days", "10", "--seed", "99999999999999999999999", "--out",
+        "unused"},
+       "--seed: '99999999999999999999999' is outside the range 0 to 18446744073709551615"},
+      {"sample with a seed that is not a whole number",
+       {"sample", "--assets", "3", "--days", "10", "--seed", "1.5", "--out", "unused"},
+       "--seed: '1.5' is not a whole number (0 to 18446744073709551615)"},
   };
   for (const auto& bad : cases) {
     DYNAMIC_SECTION(bad.name) {
@@ -221,4 +261,21 @@ TEST_CASE("sample rejects more cells than it can hold before generating any", "[
     CHECK(result.err.rfind("dynweight: --assets " + assets + " x --days " + days, 0) == 0);
     CHECK(result.err.find("at most 20000000") != std::string::npos);
   }
+}
+
+TEST_CASE("integer options read the largest value and decimal digits as written",
+          "[cli][arguments]") {
+  // CLI11 reads integers with strtoull(base 0): "010" was the octal 8.
+  const auto sample = [](const std::string& seed) {
+    const auto dir = dynweight::cli::test::work_dir("sample_seed_" + seed);
+    const auto result =
+        run_cli({"sample", "--assets", "2", "--days", "5", "--seed", seed, "--out", dir.string()});
+    INFO("--seed " << seed << ": " << result.err);
+    CHECK(result.status == 0);
+    return read_text(dir / "prices.csv");
+  };
+  CHECK(sample("010") == sample("10"));
+  CHECK(sample("+10") == sample("10"));
+  CHECK(sample("010") != sample("8"));
+  CHECK(!sample("18446744073709551615").empty());
 }

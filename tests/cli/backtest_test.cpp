@@ -415,7 +415,8 @@ TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][b
         {{"--fee", "-1"}, "--fee: -1 must be finite and >= 0"},
         {{"--min-trade", "100%"}, "--min-trade: 100 must be below 100% of the portfolio value"},
         {{"--cash-buffer", "1 dollar"}, "--cash-buffer: '1 dollar' is not a number >= 0"},
-        {{"--lot-size", "0"}, "--lot-size: 0 must be finite and > 0"}};
+        {{"--lot-size", "0"}, "--lot-size: 0 must be finite and > 0"},
+        {{"--band", "150%"}, "--band: 150 must be below 100%"}};
     for (const auto& [extra, message] : cases) {
       std::vector<std::string> arguments = {
           "backtest", "--prices", prices_csv(),      "--policy", "risk-parity", "--window",  "20",
@@ -428,6 +429,43 @@ TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][b
       CHECK(result.out.empty());
       CHECK_FALSE(fs::exists(out));
     }
+  }
+}
+
+TEST_CASE("backtest: when no rebalance could trade, the error gives the last one's reason",
+          "[cli][backtest]") {
+  const fs::path dir = work_dir("backtest_nothing_traded");
+  const fs::path out = dir / "out";
+  SECTION("the policy gave no weights: status 1, as weights") {
+    // Prices that never move: no asset has a volatility, inverse-vol has no weights.
+    std::string text = "date,A,B\n";
+    for (int day = 1; day <= 25; ++day)
+      text += fmt::format("2024-01-{:02d},100,50\n", day);
+    write_text(dir / "flat.csv", text);
+    const auto result =
+        run_cli({"backtest", "--prices", (dir / "flat.csv").string(), "--window", "10", "--policy",
+                 "inverse-vol", "--every", "5", "--annualization", "252", "--out", out.string()});
+    INFO(result.err);
+    CHECK(result.status == 1);
+    CHECK(result.out.empty());
+    CHECK(result.err.rfind("dynweight: the policy produced no weights: nothing was traded (last: "
+                           "2024-01-25: numerical_issue: ",
+                           0) == 0);
+    CHECK_FALSE(fs::exists(out));
+  }
+  SECTION("2^53 lots or more: --capital is bad input, status 2") {
+    const auto result = run_cli({"backtest", "--prices", prices_csv(), "--window", "20", "--policy",
+                                 "risk-parity", "--every", "10", "--annualization", "252",
+                                 "--capital", "1e20", "--out", out.string()});
+    INFO(result.err);
+    CHECK(result.status == 2);
+    CHECK(result.out.empty());
+    CHECK(result.err.rfind("dynweight: nothing was traded (last: ", 0) == 0);
+    CHECK(result.err.find(": numerical_issue: a target or holding is 2^53 lots or more") !=
+          std::string::npos);
+    CHECK(result.err.find("--capital 1e+20 buys 2^53 lots or more of an asset at --lot-size 1") !=
+          std::string::npos);
+    CHECK_FALSE(fs::exists(out));
   }
 }
 

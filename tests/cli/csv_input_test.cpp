@@ -71,6 +71,18 @@ const BadFile kBadFiles[] = {
      "prices.csv:4:1", "date 2020-01-02 comes after 2020-01-03 (line 3)"},
     {"not an ISO date", "date,A,B\n2020-01-01,1,2\n01/02/2020,1,2\n", nullptr, "prices.csv:3:1",
      "'01/02/2020' is not an ISO 8601 date"},
+    // Compared as text, '2020-01-02 00:00:00' sorts after '2020-01-02' (the same instant: a
+    // duplicate that went through), ' ' before 'T' (in order, yet refused as unsorted).
+    {"a date-time after dates",
+     "date,A,B\n2020-01-01,1,2\n2020-01-02,1,2\n2020-01-02 00:00:00,1,2\n2020-01-03,1,2\n", nullptr,
+     "prices.csv:4:1",
+     "date '2020-01-02 00:00:00' is not in the format of the first date '2020-01-01' (line 2): "
+     "write every date of the file in one format"},
+    {"a ' ' date-time after 'T' ones",
+     "date,A,B\n2020-01-02T10:00,1,2\n2020-01-02 11:00,1,2\n2020-01-03T10:00,1,2\n", nullptr,
+     "prices.csv:3:1",
+     "date '2020-01-02 11:00' is not in the format of the first date '2020-01-02T10:00' (line 2)"},
+
     {"impossible date", "date,A,B\n2021-02-28,1,2\n2021-02-29,1,2\n", nullptr, "prices.csv:3:1",
      "'2021-02-29' is not an ISO 8601 date"},
     {"empty date", "date,A,B\n2020-01-01,1,2\n,1,2\n", nullptr, "prices.csv:3:1", "empty date"},
@@ -170,6 +182,42 @@ TEST_CASE("a missing price file is bad input", "[cli][csv]") {
   CHECK(result.err == "dynweight: cannot open '" + path + "': No such file or directory\n");
 }
 
+TEST_CASE("a directory given as an input file is bad input with the reason", "[cli][csv]") {
+  // fopen opens a directory and the first read fails: the message used to stop at the path.
+  const auto dir = work_dir("directory_input");
+  const auto result =
+      run_cli({"stats", "--prices", dir.string(), "--window", "2", "--stat", "vol"});
+  CHECK(result.status == 2);
+  CHECK(result.out.empty());
+  CHECK(result.err == "dynweight: error reading '" + dir.string() + "': Is a directory\n");
+}
+
+TEST_CASE("lines of only spaces and tabs are skipped like blank lines", "[cli][csv]") {
+  const auto dir = work_dir("whitespace_lines");
+  const std::string plain = (dir / "plain.csv").string();
+  const std::string spaced = (dir / "spaced.csv").string();
+  write_text(plain, "date,A,B\n2020-01-01,100,50\n2020-01-02,101,49\n2020-01-03,99.5,51\n");
+  write_text(spaced,
+             " \t\ndate,A,B\n   \n2020-01-01,100,50\n\t\r\n2020-01-02,101,49\n"
+             "2020-01-03,99.5,51\n  \t ");
+  const auto expected =
+      run_cli({"stats", "--prices", plain, "--window", "2", "--stat", "cov", "--all"});
+  const auto result =
+      run_cli({"stats", "--prices", spaced, "--window", "2", "--stat", "cov", "--all"});
+  INFO(result.err);
+  REQUIRE(expected.status == 0);
+  CHECK(result.status == 0);
+  CHECK(result.err.empty());
+  CHECK(result.out == expected.out);
+
+  // The skipped lines are counted.
+  write_text(spaced, "date,A,B\n \n2020-01-01,100,50\n\t\n  2020-01-02x,101,49\n");
+  const auto bad = run_cli({"stats", "--prices", spaced, "--window", "2", "--stat", "vol"});
+  CHECK(bad.status == 2);
+  CHECK(bad.err.rfind("dynweight: " + spaced + ":5:1: '2020-01-02x' is not an ISO 8601 date", 0) ==
+        0);
+}
+
 TEST_CASE("an error on the last row leaves stdout empty however much was computed", "[cli][csv]") {
   const auto dir = work_dir("late_error");
   std::string text = read_text(data_path("market/prices.csv"));
@@ -229,6 +277,24 @@ TEST_CASE("CsvReader reports cells and the line each record starts on", "[cli][c
   CHECK(reader.line() == 4);
   CHECK(cells == std::vector<std::string>{"1", "", "3"});
   CHECK_FALSE(reader.next(cells));
+}
+
+TEST_CASE("CsvReader skips lines of only spaces and tabs and keeps a record's leading spaces",
+          "[cli][csv]") {
+  const auto dir = work_dir("csv_reader_whitespace");
+  write_text(dir / "t.csv", "a,b\n \t \r\n  1,2\n\t\n \"q\",3\n   ");
+  dynweight::cli::CsvReader reader((dir / "t.csv").string());
+  std::vector<std::string> cells;
+  REQUIRE(reader.next(cells));
+  CHECK(cells == std::vector<std::string>{"a", "b"});
+  REQUIRE(reader.next(cells));
+  CHECK(reader.line() == 3);
+  CHECK(cells == std::vector<std::string>{"  1", "2"});
+  REQUIRE(reader.next(cells));
+  CHECK(reader.line() == 5);
+  CHECK(cells == std::vector<std::string>{" \"q\"", "3"});  // a quote after a space is text
+  CHECK_FALSE(reader.next(cells));
+  CHECK(reader.end_line() == 6);
 }
 
 TEST_CASE("DeferredOutput spills to a temporary file and commits everything in order",
@@ -322,9 +388,10 @@ TEST_CASE("a library error on a row names the file and the line of the row", "[c
 TEST_CASE("a date followed by text is rejected and the documented date-times are read",
           "[cli][csv]") {
   const auto dir = work_dir("date_suffix");
-  const auto stats = [&dir](const std::string& second_date) {
-    write_text(dir / "prices.csv",
-               "date,A,B\n2020-01-01,1,2\n" + second_date + ",1.5,2.5\n2020-01-31,1.25,2.25\n");
+  // The first and last dates are written as the second one is (`time`): one format per file.
+  const auto stats = [&dir](const std::string& second_date, const std::string& time) {
+    write_text(dir / "prices.csv", "date,A,B\n2020-01-01" + time + ",1,2\n" + second_date +
+                                       ",1.5,2.5\n2020-01-31" + time + ",1.25,2.25\n");
     return run_cli(
         {"stats", "--prices", (dir / "prices.csv").string(), "--window", "2", "--stat", "mean"});
   };
@@ -334,7 +401,7 @@ TEST_CASE("a date followed by text is rejected and the documented date-times are
         "2020-01-02T10:30:61", "2020-01-02T10:30:00.", "2020-01-02T10:30+1", "2020-01-02T10:30Zx",
         "2020-01-02T10:30+25:00", "2020-01-02  10:30", "2020-01-02 00:00:00+0019:32",
         "2020-01-02 00:00:00+00:19:", "2020-01-02 00:00:00+00:19:32."}) {
-    const auto result = stats(bad);
+    const auto result = stats(bad, "");
     INFO("date '" << bad << "': " << result.err);
     CHECK(result.status == 2);
     CHECK(result.out.empty());
@@ -348,7 +415,7 @@ TEST_CASE("a date followed by text is rejected and the documented date-times are
         "2020-01-02T09:30:00-0500", "2020-01-02T09:30+05", "2020-01-02T23:59:60",
         // Python's isoformat of a local-mean-time zone (pandas to_csv of a tz-aware 1850 date).
         "2020-01-02 00:00:00+00:19:32", "2020-01-02 00:00:00-00:01:15.5"}) {
-    const auto result = stats(good);
+    const auto result = stats(good, good.substr(10));
     INFO("date '" << good << "': " << result.err);
     CHECK(result.status == 0);
     CHECK(result.err.empty());

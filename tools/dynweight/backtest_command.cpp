@@ -441,6 +441,29 @@ void append_header(fmt::memory_buffer& out, std::string_view first,
   out.push_back('\n');
 }
 
+// Whether the weighter refused the bar because a target or holding would be 2^53 lots or more (it
+// reports that as a `numerical_issue` status: the bar's data are valid). Only the detail tells it
+// from a policy that gave no weights.
+bool too_many_lots(const Status& status) {
+  return status.code == StatusCode::numerical_issue &&
+         std::string_view(status.detail).find("2^53 lots") != std::string_view::npos;
+}
+
+// The error when no bar could trade, with the last refusal ("DATE: STATUS: detail"): bad input
+// (exit 2) when lots could not be counted, which --capital, --lot-size or the prices cause; else
+// the policy gave no weights on the data (exit 1, as `weights`).
+[[noreturn]] void fail_nothing_traded(const BacktestArguments& arguments,
+                                      const std::string& last_failure, bool lots) {
+  if (lots) {
+    throw InputError(fmt::format(
+        "nothing was traded (last: {}): --capital {} buys 2^53 lots or more of an asset at "
+        "--lot-size {}; lower --capital or raise --lot-size",
+        last_failure, arguments.policy.capital, arguments.trading.lot_size));
+  }
+  throw std::runtime_error(
+      "the policy produced no weights: nothing was traded (last: " + last_failure + ")");
+}
+
 void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
   require(arguments.estimator.window >= 2, "--window must be at least 2");
   const PolicySetup setup = checked_policy_setup(
@@ -485,6 +508,8 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
   long rebalances = 0;
   std::array<long, 4> by_reason{};
   long failures = 0;
+  std::string last_failure = "no rebalance was tried";
+  bool last_failure_lots = false;
   std::string notes;
   bool ready = false;
   Progress progress;
@@ -499,6 +524,8 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
     ready = ready || weighter.ready();
     if (bar.reasons != RebalanceReason::none && !bar.rebalanced) {
       ++failures;
+      last_failure = date + ": " + describe(bar.status);
+      last_failure_lots = too_many_lots(bar.status);
       notes.append("dynweight: note: ").append(date).append(": no rebalance (");
       notes.append(describe(bar.status)).append(")\n");
     } else if (bar.rebalanced && !bar.status.ok()) {
@@ -572,7 +599,7 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
     throw InputError(message);
   }
   if (values.empty())
-    throw std::runtime_error("the policy produced no weights: nothing was traded");
+    fail_nothing_traded(arguments, last_failure, last_failure_lots);
 
   const CurveStatistics stats = curve_statistics(values, annualization);
   fmt::memory_buffer summary;
@@ -644,7 +671,7 @@ Command add_backtest_command(CLI::App& parent) {
                   "Rolling window of returns for the estimates (sample moments, W - 1 in the "
                   "denominator); the first rebalance is at price row W + 1")
       ->required()
-      ->check(positive_number())
+      ->transform(integer_in_range<Index>(1, std::numeric_limits<Index>::max()))
       ->type_name("W");
   app->add_option("--returns", arguments->estimator.returns,
                   "Returns: 'simple' p_t/p_{t-1} - 1, or 'log' ln(p_t/p_{t-1})")
@@ -663,7 +690,7 @@ Command add_backtest_command(CLI::App& parent) {
                   "Calendar trigger: rebalance every K bars, counted from the first bar with "
                   "estimates (which always rebalances)")
       ->required()
-      ->check(positive_number())
+      ->transform(integer_in_range<Index>(1, std::numeric_limits<Index>::max()))
       ->type_name("K");
   app->add_option("--drift-band", arguments->drift_band,
                   "Drift trigger: rebalance when max_i |w_i - v_i| > X, v the weights the last "
@@ -686,7 +713,8 @@ Command add_backtest_command(CLI::App& parent) {
                   "(default 10,100; the ratio is reported after 20 observations)")
       ->type_name("S,L");
   add_trading_options(*app, arguments->trading, "Lot size of every asset (any real > 0)",
-                      "No-trade band: an asset is not traded while |weight - target| <= X");
+                      "No-trade band: an asset is not traded while |weight - target| <= X "
+                      "(X or X%, below 1 = 100%)");
   app->add_option("--out", arguments->out,
                   "Directory for the results (created if needed; files are written only once "
                   "the whole run succeeded, and replace the old ones all together or not at all)")

@@ -7,6 +7,7 @@
 
 #include "dynweight/csv_reader.hpp"
 #include "dynweight/errors.hpp"
+#include "dynweight/market_reader.hpp"
 
 namespace dynweight::cli {
 
@@ -157,10 +158,12 @@ Book read_book(const std::string& path) {
     book.lines.push_back(line);
     shares.push_back(number(shares_column, what_prefix + "shares"));
     const double price = number(price_column, what_prefix + "price");
-    if (!(price > 0.0)) {
+    if (!(price > 0.0) || !std::isnormal(price)) {
+      const std::string text = quoted(trimmed(cells[static_cast<std::size_t>(price_column - 1)]));
+      const std::string problem(price > 0.0 ? kSubnormalPrice
+                                            : std::string_view(" is not a positive price"));
       fail(path, {line, price_column},
-           quoted(trimmed(cells[static_cast<std::size_t>(price_column - 1)])) +
-               " is not a positive price (" + what_prefix.substr(0, what_prefix.size() - 2) + ")");
+           text + problem + " (" + what_prefix.substr(0, what_prefix.size() - 2) + ")");
     }
     prices.push_back(price);
     double lot = kNaN;
@@ -251,13 +254,15 @@ Targets read_targets(const std::string& path) {
     const std::size_t columns = cells.size();
     weights.resize(targets.assets.size());
     targets.cells.resize(targets.assets.size());
+    // The last row is used, so the dates are checked as a price file's are: unsorted, the last
+    // row would silently be an older date's.
+    DateColumn dates(path);
     long rows = 0;
     while (csv.next(cells)) {
       check_cell_count(csv, cells.size(), columns);
       const long line = csv.line();
       targets.date = trimmed(cells[0]);
-      if (targets.date.empty())
-        fail(path, {line, 1}, "empty date");
+      dates.check(targets.date, line);
       for (std::size_t k = 0; k < targets.assets.size(); ++k) {
         const long column = static_cast<long>(k) + 2;
         weights[k] =

@@ -24,9 +24,9 @@ struct Location {
 /// by name in any order; each once, no other column), one row per asset, and one `CASH` row whose
 /// `shares` cell is the cash amount (any finite number), whose `price` cell is empty or 1 and whose
 /// `lot_size` and `adv` cells are empty. Asset names are trimmed of spaces and tabs, non-empty and
-/// unique. `shares`: finite; `price`: finite and > 0; `lot_size`: empty (the `--lot-size` default)
-/// or finite and > 0; `adv` (average daily volume, shares): empty or finite and >= 0. Every
-/// violation throws `InputError` "file:line:column: message".
+/// unique. `shares`: finite; `price`: finite, > 0 and not subnormal; `lot_size`: empty (the
+/// `--lot-size` default) or finite and > 0; `adv` (average daily volume, shares): empty or finite
+/// and >= 0. Every violation throws `InputError` "file:line:column: message".
 struct Book {
   std::string path;
   std::vector<std::string> assets;  ///< in file order, CASH excluded
@@ -45,8 +45,9 @@ Book read_book(const std::string& path);
 /// Target weights, in one of two layouts, told apart by the first header cell:
 /// - long: a header `asset,weight`, then one row per asset;
 /// - wide (what `dynweight weights` writes): a header `date,<names>` (the first cell any name but
-///   `asset`, possibly empty), one row per date; the last row of the file is used, every row is
-///   checked.
+///   `asset`, possibly empty), one row per date, the dates checked as a price file's
+///   (`DateColumn`: ISO 8601, one format, strictly increasing); the last row, the latest date, is
+///   used, every row is checked.
 /// Weights are finite numbers (the sign is checked by the caller); names as in `Book`. The cash
 /// weight is implied, 1 − Σ weights: a `CASH` target is an error.
 struct Targets {

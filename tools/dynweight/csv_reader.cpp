@@ -38,8 +38,9 @@ bool CsvReader::refill() {
   m_pos = 0;
   if (m_size == 0) {
     if (std::ferror(m_file) != 0) {
+      // fopen opens a directory; the read fails (EISDIR), and the reason is what tells the user.
       std::string message = "error reading '";
-      message.append(m_path).append("'");
+      message.append(m_path).append("': ").append(std::strerror(errno));
       throw InputError(message);
     }
     m_eof = true;
@@ -68,8 +69,18 @@ void CsvReader::skip_line_end(int c) {
 }
 
 bool CsvReader::next(std::vector<std::string>& cells) {
+  // Blank lines, also those of only spaces and tabs (as pandas skips them), are skipped; the
+  // spaces and tabs that start a record are its first cell's.
+  std::string indent;
   int c = get();
-  while (c == '\n' || c == '\r') {  // blank lines
+  while (true) {
+    indent.clear();
+    while (c == ' ' || c == '\t') {
+      indent.push_back(static_cast<char>(c));
+      c = get();
+    }
+    if (c != '\n' && c != '\r')
+      break;
     skip_line_end(c);
     c = get();
   }
@@ -83,7 +94,9 @@ bool CsvReader::next(std::vector<std::string>& cells) {
       cells.emplace_back();
     std::string& cell = cells[count++];
     cell.clear();
-    if (c == '"') {
+    if (count == 1)
+      cell.append(indent);
+    if (c == '"' && cell.empty()) {
       const long quote_line = m_line;
       while (true) {
         c = get();

@@ -18,10 +18,10 @@ namespace dynweight::cli {
 /// Reads a CSV file one record at a time, through a fixed 1 MiB buffer (never the whole file).
 ///
 /// Accepted: `,` separators; LF, CRLF or CR line ends; a UTF-8 byte-order mark at the start;
-/// quoted cells (`"a,b"`, `"say ""hi"""`, line breaks inside quotes); blank lines, which are
-/// skipped (as pandas `read_csv` does). Cells are returned as written, quotes removed, nothing
-/// trimmed. An unterminated quote, or text after a closing quote, throws `InputError` naming
-/// file, line and column (the 1-based cell index).
+/// quoted cells (`"a,b"`, `"say ""hi"""`, line breaks inside quotes); blank lines, also lines of
+/// only spaces and tabs, which are skipped (as pandas `read_csv` does). Cells are returned as
+/// written, quotes removed, nothing trimmed. An unterminated quote, or text after a closing quote,
+/// throws `InputError` naming file, line and column (the 1-based cell index).
 class CsvReader {
  public:
   /// Opens `path` (throws `InputError` if it cannot be read); `path` is also the name used in

@@ -99,7 +99,56 @@ bool is_iso_date(std::string_view text) {
   return day <= kDays[month - 1] + (month == 2 && leap ? 1 : 0);
 }
 
+// The same length and the same non-digit characters at the same places: "2020-01-02" and
+// "2020-01-03", not "2020-01-02 00:00:00" (which sorts after "2020-01-02" as text, though it is
+// the same instant) nor "2020-01-02T10:00" and "2020-01-02 11:00" (' ' sorts before 'T').
+bool same_format(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i] && !(is_digit(a[i]) && is_digit(b[i])))
+      return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+void DateColumn::check(const std::string& date, long line) {
+  const auto fail = [&](std::string_view message) {
+    throw InputError(located(m_path, line, 1, message));
+  };
+  if (date.empty())
+    fail("empty date");
+  if (!is_iso_date(date)) {
+    fail(quoted(date).append(
+        " is not an ISO 8601 date (YYYY-MM-DD, optionally followed by 'T' or a space and a time "
+        "hh:mm[:ss[.f]] with an optional zone Z, ±hh, ±hhmm, ±hh:mm or ±hh:mm:ss[.f])"));
+  }
+  if (m_first_line == 0) {
+    m_first = date;
+    m_first_line = line;
+  } else if (!same_format(date, m_first)) {
+    std::string message = "date ";
+    message.append(quoted(date)).append(" is not in the format of the first date ");
+    message.append(quoted(m_first)).append(" (line ").append(std::to_string(m_first_line));
+    message.append("): write every date of the file in one format (dates are compared as text)");
+    fail(message);
+  } else if (date == m_previous) {
+    std::string message = "duplicate date ";
+    message.append(date).append(" (also on line ").append(std::to_string(m_previous_line));
+    message.append(")");
+    fail(message);
+  } else if (date < m_previous) {
+    std::string message = "date ";
+    message.append(date).append(" comes after ").append(m_previous);
+    message.append(" (line ").append(std::to_string(m_previous_line));
+    message.append("): rows must be sorted by date, oldest first");
+    fail(message);
+  }
+  m_previous = date;
+  m_previous_line = line;
+}
 
 MissingPolicy parse_missing_policy(std::string_view text) {
   if (text == "error")
@@ -113,7 +162,8 @@ MissingPolicy parse_missing_policy(std::string_view text) {
   throw InputError(message);
 }
 
-TableReader::TableReader(std::string path, ValueRule rule) : m_csv(std::move(path)), m_rule(rule) {
+TableReader::TableReader(std::string path, ValueRule rule)
+    : m_csv(std::move(path)), m_rule(rule), m_dates(m_csv.path()) {
   read_header();
 }
 
@@ -174,40 +224,11 @@ bool TableReader::next() {
     throw InputError(located(path(), m_csv.line(), static_cast<long>(column), message));
   }
   m_date = trimmed(m_cells[0]);
-  check_date();
+  m_dates.check(m_date, m_csv.line());
   m_missing_count = 0;
   for (std::size_t c = 1; c < m_cells.size(); ++c)
     read_value(static_cast<Eigen::Index>(c - 1), m_cells[c]);
-  m_previous_date = m_date;
-  m_previous_line = m_csv.line();
   return true;
-}
-
-void TableReader::check_date() {
-  if (m_date.empty())
-    throw InputError(located(path(), m_csv.line(), 1, "empty date"));
-  if (!is_iso_date(m_date)) {
-    std::string message = quoted(m_date);
-    message.append(
-        " is not an ISO 8601 date (YYYY-MM-DD, optionally followed by 'T' or a space and a time "
-        "hh:mm[:ss[.f]] with an optional zone Z, ±hh, ±hhmm, ±hh:mm or ±hh:mm:ss[.f])");
-    throw InputError(located(path(), m_csv.line(), 1, message));
-  }
-  if (m_previous_line == 0)
-    return;
-  if (m_date == m_previous_date) {
-    std::string message = "duplicate date ";
-    message.append(m_date).append(" (also on line ").append(std::to_string(m_previous_line));
-    message.append(")");
-    throw InputError(located(path(), m_csv.line(), 1, message));
-  }
-  if (m_date < m_previous_date) {
-    std::string message = "date ";
-    message.append(m_date).append(" comes after ").append(m_previous_date);
-    message.append(" (line ").append(std::to_string(m_previous_line));
-    message.append("): rows must be sorted by date, oldest first");
-    throw InputError(located(path(), m_csv.line(), 1, message));
-  }
 }
 
 void TableReader::read_value(Eigen::Index asset, const std::string& cell) {
@@ -234,9 +255,7 @@ void TableReader::read_value(Eigen::Index asset, const std::string& cell) {
   if (m_rule == ValueRule::positive && !(value > 0.0))
     throw InputError(error_at(column, quoted(text).append(" is not a positive price")));
   if (m_rule == ValueRule::positive && !std::isnormal(value)) {
-    throw InputError(error_at(
-        column, quoted(text).append(" is not a usable price: below 2.2e-308, a double keeps only "
-                                    "some of its digits (subnormal)")));
+    throw InputError(error_at(column, quoted(text).append(kSubnormalPrice)));
   }
   if (m_rule == ValueRule::nonnegative && value < 0.0)
     throw InputError(error_at(column, quoted(text).append(" is a negative volume")));

@@ -27,20 +27,47 @@ enum class MissingPolicy {
 /// Parses "error" | "drop" | "ffill".
 MissingPolicy parse_missing_policy(std::string_view text);
 
+/// Why a price > 0 below the smallest normal double is refused, after the quoted cell: it keeps
+/// only some of its digits, and the library refuses it deeper down (the rebalancer's prices must
+/// be normal), where the message cannot say which cell it came from.
+inline constexpr std::string_view kSubnormalPrice =
+    " is not a usable price: below 2.2e-308, a double keeps only some of its digits (subnormal)";
+
 /// The rule a table's numbers obey.
 enum class ValueRule {
   positive,     ///< prices: finite and > 0
   nonnegative,  ///< volumes: finite and >= 0
 };
 
+/// The date column of a table, checked row by row: each date an ISO 8601 date (YYYY-MM-DD,
+/// optionally followed by 'T' or ' ' and a time `hh:mm[:ss[.fraction]]` with an optional zone `Z`,
+/// `±hh`, `±hh:mm` or `±hhmm`; nothing else after it), written in the format of the file's first
+/// date (same length, same separators: dates are compared as text, which is chronological only
+/// within one format), and strictly after the previous one. Shared by the price and volume tables
+/// and the wide targets of `rebalance`.
+class DateColumn {
+ public:
+  explicit DateColumn(std::string path) : m_path(std::move(path)) {}
+
+  /// Checks `date` (trimmed), the date of the row on `line`, and remembers it; throws
+  /// `InputError` "file:line:1: message" when it is empty, not an ISO date, in another format than
+  /// the first date, equal to the previous date or before it.
+  void check(const std::string& date, long line);
+
+ private:
+  std::string m_path;
+  std::string m_first;
+  std::string m_previous;
+  long m_first_line = 0;
+  long m_previous_line = 0;
+};
+
 /// One date × asset CSV table, as pandas `to_csv` writes it: a header row (the date column's name,
 /// possibly empty, then the asset names: non-empty, unique), then one row per date, oldest first.
 ///
-/// Each row is checked as it is read: as many cells as the header; the date an ISO 8601 date
-/// (YYYY-MM-DD, optionally followed by 'T' or ' ' and a time `hh:mm[:ss[.fraction]]` with an
-/// optional zone `Z`, `±hh`, `±hh:mm` or `±hhmm`; nothing else after it) strictly after the
-/// previous one — dates are compared as text, which is chronological for ISO dates written in one
-/// format; every other cell empty (missing) or a finite number obeying the table's `ValueRule`.
+/// Each row is checked as it is read: as many cells as the header; the date as `DateColumn` says
+/// (ISO 8601, one format, strictly increasing); every other cell empty (missing) or a finite
+/// number obeying the table's `ValueRule`.
 /// Every violation throws `InputError` "file:line:column: message (asset 'X', date D)". An empty
 /// file and a header without rows are errors too.
 class TableReader {
@@ -67,7 +94,6 @@ class TableReader {
 
  private:
   void read_header();
-  void check_date();
   void read_value(Eigen::Index asset, const std::string& cell);
 
   CsvReader m_csv;
@@ -75,9 +101,8 @@ class TableReader {
   std::vector<std::string> m_cells;
   std::vector<std::string> m_assets;
   std::string m_date;
-  std::string m_previous_date;
+  DateColumn m_dates;
   long m_header_line = 0;
-  long m_previous_line = 0;
   long m_rows = 0;
   Eigen::VectorXd m_values;
   std::vector<char> m_missing;

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -71,7 +72,7 @@ void add_estimator_options(CLI::App& app, EstimatorOptions& options) {
                                 "Rolling window: the statistic of the last W returns (sample "
                                 "moments, W - 1 in the denominator, as pandas rolling(W)); for "
                                 "adv, the last W price rows")
-                     ->check(positive_number())
+                     ->transform(integer_in_range<Index>(1, std::numeric_limits<Index>::max()))
                      ->type_name("W");
   auto* halflife = app.add_option("--halflife", options.halflife,
                                   "Exponential weighting with half-life H periods, as pandas "
@@ -155,7 +156,15 @@ void TradingOptions::apply(RebalanceOptions& options) const {
                min_trade_amount.value * 100.0, "below 100% of the portfolio value");
   check_option(!cash_buffer_amount.percent || cash_buffer_amount.value < 1.0, "--cash-buffer",
                cash_buffer_amount.value * 100.0, "below 100% of the portfolio value");
-  const double band_value = parse_amount("--band", band).value;
+  // The band is a distance in weight (absolute) or a fraction of the target (relative): at 1 or
+  // more, an asset bought from nothing (drift = its target) stays inside it, so nothing trades.
+  const Amount band_amount = parse_amount("--band", band);
+  check_option(band_amount.value < 1.0, "--band",
+               band_amount.percent ? band_amount.value * 100.0 : band_amount.value,
+               band_amount.percent ? "below 100% (a band that wide keeps every asset inside it: "
+                                     "nothing would trade)"
+                                   : "below 1 (a band that wide keeps every asset inside it: "
+                                     "nothing would trade)");
 
   options.lot_size = lot_size;
   options.cost_bps = cost_bps;
@@ -164,7 +173,7 @@ void TradingOptions::apply(RebalanceOptions& options) const {
       min_trade_amount.value;
   (cash_buffer_amount.percent ? options.cash_buffer_fraction : options.cash_buffer) =
       cash_buffer_amount.value;
-  options.band = band_value;
+  options.band = band_amount.value;
   options.shortfall =
       shortfall == "cut-buys" ? CashShortfall::cut_buys_first : CashShortfall::level;
 }

@@ -5,11 +5,15 @@
 /// backtest) and the trading options (rebalance, backtest).
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <type_traits>
 
 #include "dynweight/core/types.hpp"
+#include "dynweight/csv_reader.hpp"
 #include "dynweight/market_reader.hpp"
 #include "dynweight/stats/returns.hpp"
 
@@ -19,9 +23,44 @@ struct RebalanceOptions;
 
 namespace dynweight::cli {
 
-/// A check of a numeric option: finite and > 0 ("--window: 0 is not a number > 0"). CLI11's
-/// `PositiveNumber` lets NaN through and words its refusals as a range up to 1.8e308.
+/// A check of a real option: finite and > 0 ("--halflife: '0' is not a number > 0"). CLI11's
+/// `PositiveNumber` lets NaN through and words its refusals as a range up to 1.8e308. Integer
+/// options take `integer_in_range` instead.
 CLI::Validator positive_number();
+
+/// A transform of an integer option: the text must be a whole decimal number (an optional '+' or
+/// '-', then digits) in [min, max], else "--seed: '18446744073709551616' is outside the range 0 to
+/// 18446744073709551615". CLI11 (2.1) reads integers with strtoll/strtoull, which clamp a value
+/// beyond the type to its end without a word, wrap "-1" to 2^64 - 1 for an unsigned type, and read
+/// "010" as octal: the text is replaced by the number in plain decimal, so CLI11 reads back the
+/// value checked here. Add it with `->transform(...)`: a `->check` would not change the text.
+template <class Integer>
+CLI::Validator integer_in_range(Integer min, Integer max) {
+  const std::string range = std::to_string(min) + " to " + std::to_string(max);
+  return CLI::Validator(
+      [min, max, range](std::string& text) -> std::string {
+        const bool negative = !text.empty() && text.front() == '-';
+        const std::size_t sign = !text.empty() && (negative || text.front() == '+') ? 1 : 0;
+        if (text.size() == sign || text.find_first_not_of("0123456789", sign) != std::string::npos)
+          return dynweight::cli::quoted(text) + " is not a whole number (" + range + ")";
+        Integer value{};
+        std::errc error{};
+        if (negative && std::is_unsigned_v<Integer>) {
+          // from_chars takes no '-' for an unsigned type: of the negative numbers only -0 fits.
+          if (text.find_first_not_of('0', 1) != std::string::npos)
+            error = std::errc::result_out_of_range;
+        } else {
+          // from_chars takes a '-' but not a '+'.
+          const char* first = text.data() + (negative ? 0 : sign);
+          error = std::from_chars(first, text.data() + text.size(), value).ec;
+        }
+        if (error != std::errc() || value < min || value > max)
+          return dynweight::cli::quoted(text) + " is outside the range " + range;
+        text = std::to_string(value);
+        return {};
+      },
+      "[" + range + "]", "INTEGER");
+}
 
 /// `--prices`, `--volumes`, `--missing`.
 struct MarketInputOptions {
@@ -75,7 +114,8 @@ Amount parse_amount(std::string_view option, std::string_view text);
 void check_option(bool ok, std::string_view option, double value, std::string_view requirement);
 
 /// `--lot-size`, `--min-trade`, `--band`, `--cost-bps`, `--fee`, `--cash-buffer`, `--shortfall`:
-/// how a book trades (rebalance and backtest).
+/// how a book trades (rebalance and backtest). `--min-trade` and `--cash-buffer` as a percentage,
+/// and `--band` in either form, must be below 100% (1).
 struct TradingOptions {
   double lot_size = 1.0;
   std::string min_trade = "0";

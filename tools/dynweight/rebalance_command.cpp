@@ -216,10 +216,11 @@ Command add_rebalance_command(CLI::App& parent) {
                   "1 - the sum of the weights")
       ->required()
       ->type_name("FILE");
-  add_trading_options(*app, arguments->trading,
-                      "Lot size of every asset without a lot_size cell (any real > 0: 100, 0.0001)",
-                      "No-trade band: an asset is not traded while |weight - target| <= X "
-                      "(absolute), or <= X * |target| (relative); X or X% (0.5% = 0.005)");
+  add_trading_options(
+      *app, arguments->trading,
+      "Lot size of every asset without a lot_size cell (any real > 0: 100, 0.0001)",
+      "No-trade band: an asset is not traded while |weight - target| <= X "
+      "(absolute), or <= X * |target| (relative); X or X% (0.5% = 0.005), below 1 (100%)");
   app->add_option("--min-quantity", arguments->min_quantity, "No order for fewer shares than this")
       ->capture_default_str()
       ->type_name("X");

@@ -1,6 +1,8 @@
 // `dynweight sample`: a synthetic market (prices.csv, volumes.csv) to try the other commands on.
 
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -48,19 +50,20 @@ Command add_sample_command(CLI::App& parent) {
       "Write DIR/prices.csv and DIR/volumes.csv: a synthetic daily market (a market factor and "
       "sector factors, calm and turbulent regimes, Student-t shocks, business days, volumes "
       "that rise in turbulence), the same for the same seed on every platform");
+  constexpr Eigen::Index kMaxIndex = std::numeric_limits<Eigen::Index>::max();
   app->add_option("--assets", arguments->market.assets, "Number of assets N (>= 1)")
       ->required()
-      ->check(positive_number())
+      ->transform(integer_in_range<Eigen::Index>(1, kMaxIndex))
       ->type_name("N");
   app->add_option("--days", arguments->market.days,
                   "Number of business days T, price rows (>= 2; the last one at most "
                   "9999-12-31, and N x T at most 20000000 cells)")
       ->required()
-      ->check(CLI::Range(Eigen::Index{2}, Eigen::Index{10000000}))
+      ->transform(integer_in_range<Eigen::Index>(2, 10000000))
       ->type_name("T");
   app->add_option("--seed", arguments->market.seed, "Seed of the random generator (0 .. 2^64-1)")
       ->required()
-      ->check(CLI::NonNegativeNumber)
+      ->transform(integer_in_range<std::uint64_t>(0, std::numeric_limits<std::uint64_t>::max()))
       ->type_name("S");
   app->add_option("--out", arguments->out, "Output directory (created if needed)")
       ->required()
@@ -73,6 +76,7 @@ Command add_sample_command(CLI::App& parent) {
                   "The last K assets start trading late (empty cells before, spread over the "
                   "first half of the dates), to try --missing drop|ffill; 0 <= K < N")
       ->capture_default_str()
+      ->transform(integer_in_range<Eigen::Index>(0, kMaxIndex))
       ->type_name("K");
   return {app, [arguments]() { run_sample(*arguments); }};
 }

@@ -257,7 +257,7 @@ Command add_weights_command(CLI::App& parent) {
   auto* every = app->add_option("--every", arguments->every,
                                 "A row every K dates, from the first date with estimates (the "
                                 "last date is printed only if it falls on that grid)")
-                    ->check(positive_number())
+                    ->transform(integer_in_range<Index>(1, std::numeric_limits<Index>::max()))
                     ->type_name("K");
   auto* all =
       app->add_flag("--all", arguments->all, "A row at every date with estimates (--every 1)");
