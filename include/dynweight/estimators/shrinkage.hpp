@@ -376,10 +376,15 @@ class ConstantCorrelationTarget {
     m_live = 0;
     // A rolling covariance's diagonal can round below 0 for an asset whose variance is below the
     // rounding its past left (S_ii ~ −1e-20 after a volatile stretch): zero variance, not NaN.
-    const Scalar largest = n > 0 ? std::max(scale * lower.diagonal().maxCoeff(), Scalar(0)) : 0;
+    // The diagonal read once (an entry per cache line) into s, then s's contiguous copy.
+    Scalar largest = 0;
+    for (Index i = 0; i < n; ++i) {
+      m_sd(i) = std::max(scale * lower(i, i), Scalar(0));
+      largest = std::max(largest, m_sd(i));
+    }
     const Scalar floor = kRelativeVarianceFloor * largest;
     for (Index i = 0; i < n; ++i) {
-      const Scalar variance = std::max(scale * lower(i, i), Scalar(0));
+      const Scalar variance = m_sd(i);
       const bool live = variance > floor;
       m_sd(i) = live ? std::sqrt(variance) : Scalar(0);
       m_inv_sd(i) = live ? Scalar(1) / m_sd(i) : Scalar(0);

@@ -285,9 +285,9 @@ class RollingMoments {
     }
     m_previous_id = m_id;
     m_id = next_covariance_id();
+    refresh_variance();
     const bool clamped = clear_negative_variances();
     m_stepped = stepped && !cleared && !clamped;
-    refresh_variance();
     m_derived.invalidate();
     return summed;
   }
@@ -465,12 +465,16 @@ class RollingMoments {
   // asset whose returns were constant to 1e-16 after livelier ones had left the window), which a
   // caller would rightly reject as a covariance: set such entries to 0 (the strict lower
   // triangle, and so its sums, are untouched; the step no longer describes the change exactly).
-  // Returns true when an entry was set.
+  // Returns true when an entry was set. After `refresh_variance`, from its contiguous copy of the
+  // diagonal (the diagonal itself is one cache line, and at N = 500 one page, per entry: a second
+  // read of it cost ~15% of a shrinkage bar).
   bool clear_negative_variances() {
-    if (m_count < 2 || !(m_covariance.diagonal().minCoeff() < Scalar(0)))
+    if (m_count < 2 || !(m_variance.minCoeff() < Scalar(0)))
       return false;
-    for (Index i = 0; i < assets(); ++i)
-      m_covariance(i, i) = std::max(m_covariance(i, i), Scalar(0));
+    for (Index i = 0; i < assets(); ++i) {
+      if (m_variance(i) < Scalar(0))
+        m_variance(i) = m_covariance(i, i) = Scalar(0);
+    }
     return true;
   }
 
