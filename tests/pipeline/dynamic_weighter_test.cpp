@@ -773,6 +773,7 @@ TEST_CASE(
   REQUIRE_NOTHROW(bar = weighter.update(prices.col(5)));
   CHECK(bar.status.code == StatusCode::numerical_issue);
   CHECK_THAT(bar.status.detail, Contains("2^53 lots"));
+  CHECK(bar.uncountable_lots);
   CHECK_FALSE(bar.rebalanced);
   CHECK(weighter.bars() == 6);
   CHECK(weighter.returns().last_prices()(0) == 5e-5);
@@ -782,6 +783,7 @@ TEST_CASE(
   const auto& next = weighter.update(prices.col(6));
   CHECK(next.status.ok());
   CHECK(next.rebalanced);
+  CHECK_FALSE(next.uncountable_lots);
 
   // Targets of 1e10 (half of it per asset) at prices of 1 and 2 with 1e-8 lots: ~1e23 lots.
   DynamicWeighter levered(n, LeveredPolicy{1e10}, options);

@@ -441,14 +441,6 @@ void append_header(fmt::memory_buffer& out, std::string_view first,
   out.push_back('\n');
 }
 
-// Whether the weighter refused the bar because a target or holding would be 2^53 lots or more (it
-// reports that as a `numerical_issue` status: the bar's data are valid). Only the detail tells it
-// from a policy that gave no weights.
-bool too_many_lots(const Status& status) {
-  return status.code == StatusCode::numerical_issue &&
-         std::string_view(status.detail).find("2^53 lots") != std::string_view::npos;
-}
-
 // The error when no bar could trade, with the last refusal ("DATE: STATUS: detail"): bad input
 // (exit 2) when lots could not be counted, which --capital, --lot-size or the prices cause; else
 // the policy gave no weights on the data (exit 1, as `weights`).
@@ -525,7 +517,7 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
     if (bar.reasons != RebalanceReason::none && !bar.rebalanced) {
       ++failures;
       last_failure = date + ": " + describe(bar.status);
-      last_failure_lots = too_many_lots(bar.status);
+      last_failure_lots = bar.uncountable_lots;
       notes.append("dynweight: note: ").append(date).append(": no rebalance (");
       notes.append(describe(bar.status)).append(")\n");
     } else if (bar.rebalanced && !bar.status.ok()) {

@@ -182,6 +182,9 @@ struct BarResult {
   RebalanceReason reasons = RebalanceReason::none;
   /// A trigger fired but the last rebalance was fewer than `min_bars_between` bars ago.
   bool held_back = false;
+  /// The policy gave targets, but a target or holding was 2⁵³ lots or more (a price or lot size
+  /// too small for the book): nothing was traded, and `status` says so.
+  bool uncountable_lots = false;
   /// The policy's status on a rebalance bar (the shrinkage's, if worse); `not_ready` while the
   /// window fills; otherwise `success`.
   Status status = Status::not_ready("no bar yet");
@@ -630,6 +633,7 @@ class DynamicWeighter {
     // it, so this is a numerical limit of the bar, reported as a status: nothing is traded and the
     // triggers stay pending.
     if (m_rebalancer.first_uncountable(m_candidate, m_shares, m_value, prices) >= 0) {
+      result.uncountable_lots = true;
       result.status = Status{StatusCode::numerical_issue, 0, nan(),
                              "a target or holding is 2^53 lots or more (a price or lot size too "
                              "small for the book), too many to count exactly: nothing traded"};
