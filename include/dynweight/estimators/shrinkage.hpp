@@ -374,12 +374,11 @@ class ConstantCorrelationTarget {
     const Index n = lower.rows();
     resize(n);
     m_live = 0;
-    // A rolling covariance's diagonal can round below 0 for an asset whose variance is below the
-    // rounding its past left (S_ii ~ −1e-20 after a volatile stretch): zero variance, not NaN.
-    // The diagonal read once (an entry per cache line) into s, then s's contiguous copy.
+    // The diagonal read once (an entry per cache line) into s, then s's contiguous copy. A
+    // variance that rounded below 0 is below the floor (>= 0): zero variance, not NaN.
     Scalar largest = 0;
     for (Index i = 0; i < n; ++i) {
-      m_sd(i) = std::max(scale * lower(i, i), Scalar(0));
+      m_sd(i) = scale * lower(i, i);
       largest = std::max(largest, m_sd(i));
     }
     const Scalar floor = kRelativeVarianceFloor * largest;

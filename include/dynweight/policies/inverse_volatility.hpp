@@ -79,14 +79,13 @@ class InverseVolatility {
       return {StatusCode::numerical_issue, 0, 0.0,
               "no asset has a volatility above the floor: the weights were left unchanged"};
     }
-    // Terms in (0, 1], one of them 1: the total is in [1, N].
+    // Terms in (0, 1], one of them 1: the total is in [1, N]. Each term once (a pow for p ≠ 1, 2).
     Scalar total = 0;
     for (Index i = 0; i < n; ++i) {
-      if (kept(i))
-        total += relative_weight(smallest / volatility(i));
+      weights(i) = kept(i) ? relative_weight(smallest / volatility(i)) : Scalar(0);
+      total += weights(i);
     }
-    for (Index i = 0; i < n; ++i)
-      weights(i) = kept(i) ? relative_weight(smallest / volatility(i)) / total : Scalar(0);
+    weights /= total;
     if (excluded > 0) {
       return {StatusCode::numerical_issue, 0, 0.0,
               "an asset's volatility is below the floor (stale or constant price): it was given "

@@ -539,8 +539,8 @@ class Rebalancer {
       m_count(i) = m_nearest(i) = nearest_allowed(i);
       // A sale whose proceeds do not cover its costs (a fixed fee above a small position's value)
       // would lower the cash and the book's value for nothing: not made. (The cash steps below
-      // skip such sales too: `cut_key`.)
-      if (m_count(i) < 0 && !(cash_effect(i, m_count(i), prices) > 0)) {
+      // start a sale at `m_sale_lots` too.)
+      if (m_count(i) < 0 && -m_count(i) < m_sale_lots(i)) {
         m_count(i) = m_nearest(i) = 0;
         r.limits[static_cast<std::size_t>(i)] = TradeLimit::min_trade;
       }
