@@ -842,6 +842,56 @@ TEST_CASE("DynamicWeighter keeps a calendar trigger pending until a rebalance co
   CHECK(weighter.last_rebalance_bar() == 15);
 }
 
+// FailingPolicy's weights, but a throw (a configuration error, e.g. caps sized for other assets)
+// on the bars listed.
+struct ThrowingPolicy {
+  using Scalar = double;
+  std::vector<Index> throwing_bars;
+  Index bar = 0;  // set by the test before each update
+  dynweight::Status compute(const Estimates<double>& /*estimates*/, Eigen::Ref<VectorXd> weights) {
+    if (std::find(throwing_bars.begin(), throwing_bars.end(), bar) != throwing_bars.end())
+      throw dynweight::Error("ThrowingPolicy: misconfigured this bar");
+    weights.setConstant(0.5 / double(weights.size()));
+    return {};
+  }
+};
+static_assert(dynweight::WeightingPolicy<ThrowingPolicy>);
+
+TEST_CASE("DynamicWeighter keeps a calendar trigger pending when the policy throws",
+          "[pipeline][errors]") {
+  // Window 3, every 4: calendar bars 3, 7, 11, 15. The policy throws on bar 7 (and 8): the
+  // statistics took the bar, the book and targets stay, and the calendar trigger fires on the
+  // next bar that gets through (before the fix it was lost until bar 11).
+  const std::vector<Index> throwing = GENERATE(std::vector<Index>{7}, std::vector<Index>{7, 8});
+  CAPTURE(throwing);
+  const Index n = 2;
+  const DynamicWeighterOptions options{.moments = {.window = 3}, .every = 4};
+  DynamicWeighter weighter(n, ThrowingPolicy{throwing}, options);
+  const Index recovered = throwing.back() + 1;
+  for (Index t = 0; t < 16; ++t) {
+    CAPTURE(t);
+    const VectorXd prices =
+        (VectorXd(2) << 100.0 + double(t + t % 3), 50.0 + 0.5 * double(t) - double(t % 2))
+            .finished();
+    weighter.policy().bar = t;
+    if (std::find(throwing.begin(), throwing.end(), t) != throwing.end()) {
+      const VectorXd shares = weighter.shares();
+      const VectorXd targets = weighter.targets();
+      CHECK_THROWS_WITH(weighter.update(prices), Contains("misconfigured"));
+      CHECK(weighter.bars() == t + 1);  // the statistics took the bar
+      CHECK(identical(weighter.shares(), shares));
+      CHECK(identical(weighter.targets(), targets));
+      CHECK(weighter.last_rebalance_bar() == 3);
+      continue;
+    }
+    const auto& bar = weighter.update(prices);
+    const bool scheduled = t >= 3 && (t - 3) % 4 == 0;
+    CHECK(dynweight::has(bar.reasons, RebalanceReason::calendar) == (scheduled || t == recovered));
+    CHECK(bar.rebalanced == (scheduled || t == recovered));
+  }
+  CHECK(weighter.last_rebalance_bar() == 15);
+}
+
 TEST_CASE("DynamicWeighter: a bad bar leaves a pending calendar trigger as a twin's",
           "[pipeline][errors]") {
   const Index n = 2;

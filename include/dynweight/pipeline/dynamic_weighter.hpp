@@ -563,10 +563,13 @@ class DynamicWeighter {
       m_result = result;
       return m_result;
     }
+    // A calendar bar is kept until a rebalance commits: pending before the policy runs, so that a
+    // policy, overlay or rebalancer that throws leaves it pending for the next bar.
+    const bool calendar = has(result.reasons, RebalanceReason::calendar);
+    if (calendar)
+      m_calendar_pending = true;
     rebalance(prices, result);
-    // A calendar bar is kept until a rebalance commits; a bar that throws in `rebalance` leaves
-    // the trigger state as it was (see Errors).
-    if (has(result.reasons, RebalanceReason::calendar))
+    if (calendar)
       m_calendar_pending = !result.rebalanced;
     m_result = result;
     return m_result;
