@@ -196,6 +196,52 @@ TEST_CASE("RollingMoments: a bad print far outside the data leaves no rounding b
   CHECK(rolling.forced_recomputes() == 0);
 }
 
+TEST_CASE("RollingMoments: data far from the reference point keep the covariance's digits",
+          "[stats][rolling]") {
+  // Levels of 100 ± 0.01 that jump to 1e3 or 1e6 ± 0.01 (prices fed as levels, or a
+  // misprinted stretch), or returns that drop to 1e-90 times their size: the mean is kept as
+  // K + δ about a reference point K, and the shadow resync re-accumulates about the mean at its
+  // start. Far from the data, both round at the size of x − K: a shadow that began while the jump
+  // was in the window gave S 0.83 off (jump to 1e6), 5e-7 (to 1e3), and the exact recompute, still
+  // about the old K, kept variances of 1e-35 for returns whose variance was 1e-185. The rounding
+  // check now counts x − K, a shadow's result starts it from its own rounding, and the recompute
+  // re-centres on the window.
+  const int kind = GENERATE(0, 1, 2);  // jump to 1e3, jump to 1e6, returns ×1e-90
+  const Index resync = GENERATE(-1, 2, 7);
+  const Index n = 3;
+  const Index window = 20;
+  const Index bars = 400;
+  Eigen::MatrixXd data = dynweight::test::correlated_returns(bars, n, 13);
+  for (Index t = 0; t < bars; ++t) {
+    if (kind == 2) {
+      if (t >= 50 && t < 300)
+        data.row(t) *= 1e-90;
+    } else {
+      data.row(t).array() += t < 50 ? 100.0 : kind == 0 ? 1e3 : 1e6;
+    }
+  }
+  const Eigen::MatrixXd observations = data.transpose();
+  RollingMoments<double> rolling(n, {.window = window, .resync_period = resync});
+  for (Index t = 0; t < bars; ++t) {
+    {
+      dynweight::test::NoAllocationScope scope;  // the re-accumulation included
+      rolling.update(observations.col(t));
+      REQUIRE(scope.allocations() == 0);
+    }
+    if (t + 1 < window)
+      continue;
+    const Eigen::MatrixXd rows = data.middleRows(t + 1 - window, window);
+    const Eigen::MatrixXd expected = dynweight::test::two_pass_covariance(rows);
+    const Eigen::MatrixXd actual = rolling.covariance();
+    CAPTURE(kind, resync, t);
+    // The rounding check's bound, 1e5 ε of the largest variance, plus the two-pass reference's
+    // own rounding at a level of 1e6 (its mean is rounded at ε·1e6 = 2e-10, 2e-8 of σ).
+    REQUIRE((actual - expected).cwiseAbs().maxCoeff() <= 2.2e-11 * expected.diagonal().maxCoeff());
+    REQUIRE(near(rolling.mean(), dynweight::test::two_pass_mean(rows), 1e-13));
+  }
+  CHECK(rolling.forced_recomputes() <= 4);
+}
+
 TEST_CASE("RollingMoments: a variance below the window's rounding never comes out negative",
           "[stats][rolling]") {
   // Asset 0 alternates 100 lively bars (σ = 1%) with 300 of 1e-4 plus noise of 1e-17 (a money

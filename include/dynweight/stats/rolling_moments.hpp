@@ -70,9 +70,13 @@ struct RollingOptions {
 /// return of ~10³σ or more) leaves its ε·print² in S once the downdate has removed it, up to 4e-10
 /// of the largest variance until the next resync. An O(N) rounding check on each update bounds
 /// that error and, when it could pass 1e5 ε (2.2e-11) of the largest variance, re-accumulates the
-/// window at once (O(W·N²), `forced_recomputes()`); on ordinary data it never fires. Measured after
-/// 10⁷ updates (N = 6, W = 50, data around 0 and around 1e4): covariance within 4e-15 of a two-pass
-/// recompute (norm-wise relative) with the default resync, 4e-13 with it disabled.
+/// window at once, about a new K = the newest observation (O(W·N²), `forced_recomputes()`); on
+/// ordinary data it never fires. It also counts the size of x − K, at which u is rounded, and a
+/// shadow's own rounding: when the data move far from K (a level shift of more than ~10³σ, or
+/// returns that drop to 1e-90 times the size of those that left), the next update re-centres.
+/// Measured after 10⁷ updates (N = 6, W = 50, data around 0 and around 1e4): covariance within
+/// 4e-15 of a two-pass recompute (norm-wise relative) with the default resync, 4e-13 with it
+/// disabled.
 ///
 /// **Lineage.** Every update gives the covariance a fresh `covariance_id()`; when the update was
 /// the plain rank-2 replacement above (the window was full, no resync completed, no asset's window
@@ -321,7 +325,8 @@ class RollingMoments {
         detail::fill_lower(m_covariance, Scalar(0));
       detail::scale_and_rank_one_update(m_covariance, keep, m_d, Scalar(1) / Scalar(n + 1));
       const Scalar a = m_d.template lpNorm<Eigen::Infinity>();
-      m_term = a * a / Scalar(n + 1);
+      // m_d is rounded at the size of x − K (see replace_oldest).
+      m_term = a * (a + (x - m_shift).cwiseAbs().maxCoeff()) / Scalar(n + 1);
     }
     ++m_count;
   }
@@ -346,7 +351,11 @@ class RollingMoments {
     } else {
       detail::rank_two_update(m_covariance, m_u, m_d, Scalar(1) / (w - 1));
     }
-    m_term = Scalar(2) * m_u.template lpNorm<Eigen::Infinity>() *
+    // u is formed from x − K and x_o − K, so it is rounded at their size, which exceeds |u| when
+    // the data moved far from K (a level shift since the last resync): that enters the check too.
+    const Scalar far =
+        std::max((x - m_shift).cwiseAbs().maxCoeff(), (oldest - m_shift).cwiseAbs().maxCoeff());
+    m_term = Scalar(2) * (m_u.template lpNorm<Eigen::Infinity>() + far) *
              m_d.template lpNorm<Eigen::Infinity>() / (w - 1);
     ++m_full_updates;
     const bool rewritten = shadow_step(x);
@@ -363,11 +372,14 @@ class RollingMoments {
       if (m_full_updates % period != 0)
         return false;
       m_shadow_shift = m_mean;
+      m_shadow_peak = 0;
       m_shadow_sum.setZero();
       detail::fill_lower(m_shadow_cross, Scalar(0));
       m_shadow_filled = 0;
     }
     m_shadow_deviation = x - m_shadow_shift;
+    const Scalar deviation = m_shadow_deviation.template lpNorm<Eigen::Infinity>();
+    m_shadow_peak = std::max(m_shadow_peak, deviation * deviation);
     m_shadow_sum += m_shadow_deviation;
     m_shadow_cross.template selfadjointView<Eigen::Lower>().rankUpdate(m_shadow_deviation);
     if (++m_shadow_filled < window())
@@ -384,7 +396,11 @@ class RollingMoments {
       m_covariance.col(j).tail(n - j) = m_shadow_cross.col(j).tail(n - j) / (w - 1);
     }
     m_shadow_filled = -1;
-    m_rounding = 0;  // S is the shadow's: exact but for its own W additions
+    // S is the shadow's: exact but for its own W additions and the subtraction of s sᵀ/W, rounded
+    // at the size of max‖x − K‖² (the variances when K, the mean when the shadow began, is near
+    // the data; far more when the window then held a level shift), which the check now starts
+    // from.
+    m_rounding = Scalar(2) * m_shadow_peak;
     return true;
   }
 
@@ -411,10 +427,13 @@ class RollingMoments {
     return !(m_rounding <= Scalar(1e5) * largest);
   }
 
-  // Re-accumulates the mean's offset and S exactly from the window (two passes over the ring about
-  // K: O(W·N²), on the rare bar the rounding check fires).
+  // Re-accumulates the mean's offset and S exactly from the window (two passes over the ring:
+  // O(W·N²), on the rare bar the rounding check fires), about K = the newest observation: the
+  // data may have moved far from the old K (a level shift, or returns 1e-90 times those that left),
+  // and x − K about a point of the window keeps the digits of its spread.
   void recompute_from_window() {
     const Index n = m_count;
+    m_shift = m_ring.col((m_head + window() - 1) % window());
     m_offset.setZero();
     for (Index k = 0; k < n; ++k)
       m_offset += m_ring.col(k) - m_shift;
@@ -503,6 +522,7 @@ class RollingMoments {
   VectorType m_shadow_deviation;  // x − K of the shadow (scratch)
   MatrixType m_shadow_cross;      // lower triangle
   VectorType m_recentred;         // x − K − δ of recompute_from_window (scratch)
+  Scalar m_shadow_peak = 0;       // max ‖x − K‖∞² over the shadow's additions
   Scalar m_rounding = 0;          // √Σg² of the rounding check since S was last exact
   Scalar m_term = 0;              // max|term_ij| of the last update (rounding check)
   Index m_forced_recomputes = 0;
