@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -596,6 +597,141 @@ TEST_CASE("RollingShrinkage::update takes the window's own mean as input",
     REQUIRE(ra.intensity == rb.intensity);
     REQUIRE(dynweight::test::identical(a, b));
   }
+}
+
+TEST_CASE("RollingShrinkage: tiny returns give the intensity of ordinary ones",
+          "[estimators][rolling_shrinkage]") {
+  // The running fourth-power sums (Σ‖y‖⁴, ‖S‖²_F) underflow long before S does: at returns of
+  // 1e-80 Ledoit–Wolf gave δ = 0.3 off and constant correlation 1, with status `success`. Below
+  // a largest variance of 2^(0.4 min_exponent) (1.5e-123) `compute()` takes the batch estimator
+  // on the window, which scales it by a power of two, so δ is that of the same data at scale 1.
+  const Index n = 6;
+  const Index window = 30;
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
+  const Eigen::MatrixXd observations = dynweight::test::correlated_returns(80, n, 5).transpose();
+  RollingShrinkage<double> base(n, {.window = window}, method, {}, source);
+  std::vector<dynweight::ShrinkageResult> base_results;
+  std::vector<Eigen::MatrixXd> base_shrunk;
+  Eigen::MatrixXd shrunk(n, n);
+  for (Index t = 0; t < observations.cols(); ++t) {
+    base.update(observations.col(t));
+    base_results.push_back(base.compute(shrunk));
+    base_shrunk.push_back(shrunk);
+  }
+  REQUIRE(base.window_estimates() == 0);
+  for (const double c : {1e-50, 1e-80, 1e-100, std::ldexp(1.0, -400), 1e-140}) {
+    CAPTURE(int(method), int(source), c);
+    RollingShrinkage<double> tiny(n, {.window = window}, method, {}, source);
+    Eigen::MatrixXd lower(n, n);
+    std::uint64_t computed = 0;
+    for (Index t = 0; t < observations.cols(); ++t) {
+      CAPTURE(t);
+      tiny.update(c * observations.col(t));
+      const auto result = tiny.compute(shrunk);
+      const auto& expected = base_results[std::size_t(t)];
+      REQUIRE(result.status.code == expected.status.code);
+      if (!result.status.ok())
+        continue;
+      ++computed;
+      // Both sides round differently (the batch estimator's two-pass centring against the
+      // running sums at scale 1): the every-bar contract's 1e-10.
+      CHECK(result.intensity == Approx(expected.intensity).margin(1e-10).epsilon(0));
+      CHECK(near(Eigen::MatrixXd(shrunk / (c * c)), base_shrunk[std::size_t(t)], 1e-10));
+      lower.setConstant(7.0);
+      CHECK(tiny.compute(lower, dynweight::OutputStorage::lower).intensity == result.intensity);
+      for (Index j = 0; j < n; ++j) {
+        for (Index i = 0; i < n; ++i)
+          REQUIRE(lower(i, j) == (i >= j ? shrunk(i, j) : 7.0));
+      }
+      if (c != 1e-50)  // the batch estimator's S is not the window's running one: no step
+        CHECK_FALSE(tiny.output_step());
+    }
+    // At 1e-50 the variances (~1e-104) are above the threshold, the others below it.
+    CHECK(tiny.window_estimates() == (c == 1e-50 ? 0 : 2 * computed));
+  }
+}
+
+TEST_CASE("RollingShrinkage: tiny returns between ordinary ones",
+          "[estimators][rolling_shrinkage]") {
+  // Ordinary returns, then 1e-90 times them for 60 bars, then ordinary again: every bar against
+  // the test's own formulas on the window, which is scaled by 2^300 (exactly) when it holds only
+  // tiny returns. The batch path serves the bars whose window holds tiny returns only; once an
+  // ordinary return enters, the running sums serve again, and the second tiny stretch does not
+  // allocate (the batch estimator's buffers were sized by the first).
+  const Index n = 5;
+  const Index window = 20;
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  const auto source = GENERATE(CrossMomentSource::running_sums, CrossMomentSource::window_pass);
+  if (same_as_running_sums(method, source))
+    return;
+  Eigen::MatrixXd data = dynweight::test::correlated_returns(240, n, 8);
+  const auto tiny_bars = [](Index t) { return (t >= 40 && t < 100) || (t >= 160 && t < 220); };
+  for (Index t = 0; t < data.rows(); ++t) {
+    if (tiny_bars(t))
+      data.row(t) *= 1e-90;
+  }
+  const Eigen::MatrixXd observations = data.transpose();
+  RollingShrinkage<double> shrinkage(n, {.window = window}, method, {}, source);
+  Eigen::MatrixXd shrunk(n, n);
+  std::size_t allocations = 0;
+  std::uint64_t tiny_windows = 0;
+  for (Index t = 0; t < data.rows(); ++t) {
+    CAPTURE(int(method), int(source), t);
+    dynweight::ShrinkageResult result;
+    {
+      std::optional<dynweight::test::NoAllocationScope> scope;
+      if (t >= 160)  // the first tiny stretch sized the batch estimator's buffers
+        scope.emplace();
+      shrinkage.update(observations.col(t));
+      result = shrinkage.compute(shrunk);
+      if (scope)
+        allocations += scope->allocations();
+    }
+    if (t + 1 < window)
+      continue;
+    bool all_tiny = true;
+    for (Index k = t + 1 - window; k <= t; ++k)
+      all_tiny = all_tiny && tiny_bars(k);
+    tiny_windows += all_tiny ? 1 : 0;
+    const double up = all_tiny ? std::ldexp(1.0, 300) : 1.0;
+    const auto expected = batch(up * data.middleRows(t + 1 - window, window), method);
+    REQUIRE(result.intensity == Approx(expected.intensity).margin(1e-10).epsilon(0));
+    REQUIRE(near(Eigen::MatrixXd(shrunk * (up * up)), expected.covariance, 1e-10));
+    REQUIRE(shrinkage.window_estimates() == tiny_windows);
+  }
+  CHECK(tiny_windows == 2 * (60 - window + 1));
+  CHECK(allocations == 0);
+}
+
+TEST_CASE("RollingShrinkage<float>: tiny returns give the intensity of ordinary ones",
+          "[estimators][rolling_shrinkage][float]") {
+  // In float the sums underflow from returns of ~1e-10 (δ 0.46 off at 1.5e-11 in a probe); the
+  // threshold is a largest variance of 2^-50 (8.9e-16). Against double at scale 1, to float's
+  // rounding (the batch float test's 1e-4).
+  const Index n = 6;
+  const auto method = GENERATE(RollingShrinkageMethod::ledoit_wolf, RollingShrinkageMethod::oas,
+                               RollingShrinkageMethod::constant_correlation);
+  const Eigen::MatrixXd observations = dynweight::test::correlated_returns(60, n, 5).transpose();
+  RollingShrinkage<double> reference(n, {.window = 30}, method);
+  RollingShrinkage<float> tiny(n, {.window = 30}, method);
+  Eigen::MatrixXd shrunk(n, n);
+  Eigen::MatrixXf shrunk_float(n, n);
+  for (Index t = 0; t < observations.cols(); ++t) {
+    CAPTURE(int(method), t);
+    reference.update(observations.col(t));
+    tiny.update((1e-12 * observations.col(t)).cast<float>());
+    const auto expected = reference.compute(shrunk);
+    const auto result = tiny.compute(shrunk_float);
+    REQUIRE(result.status.code == expected.status.code);
+    if (expected.status.ok())
+      CHECK(result.intensity == Approx(expected.intensity).margin(1e-4));
+  }
+  CHECK(tiny.window_estimates() > 0);
 }
 
 TEST_CASE("RollingShrinkage on a constant window", "[estimators][rolling_shrinkage]") {

@@ -353,6 +353,16 @@ TEST_CASE("Shrinkage estimators: the intensity holds at any magnitude of the dat
     CHECK(scaled.status.code == base.status.code);
     CHECK(near(Eigen::MatrixXd(out_c / (c * c)), out, 1e-13));
   }
+  // Subnormal data (~1e-315 and ~1e-324: 20 and 1 significant bits left) keeps few digits and
+  // S underflows to 0, but δ is still an intensity: 2^−e alone overflowed there, and OAS gave NaN.
+  for (const int power : {-1040, -1070}) {
+    CAPTURE(name_of(kind), power);
+    Eigen::MatrixXd out_c;
+    const ShrinkageResult scaled = run(kind, Eigen::MatrixXd(std::ldexp(1.0, power) * x), out_c);
+    CHECK(scaled.intensity >= 0.0);
+    CHECK(scaled.intensity <= 1.0);
+    CHECK(out_c.allFinite());
+  }
   // Beyond the limit (S would overflow): rejected, naming the entry, before `out` is touched.
   Eigen::MatrixXd big = x;
   big(3, 2) = 1e160;

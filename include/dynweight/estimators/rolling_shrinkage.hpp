@@ -16,6 +16,8 @@
 #include "dynweight/estimators/constant_correlation.hpp"
 #include "dynweight/estimators/detail/cross_moment_sums.hpp"
 #include "dynweight/estimators/detail/window_moments.hpp"
+#include "dynweight/estimators/ledoit_wolf.hpp"
+#include "dynweight/estimators/oas.hpp"
 #include "dynweight/estimators/shrinkage.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
 
@@ -132,6 +134,15 @@ enum class CrossMomentSource {
 /// batch estimators (shared code in `estimators/shrinkage.hpp`); only the statistics they are fed
 /// are kept incrementally.
 ///
+/// **Tiny data.** The fourth-power sums are of the order of the variances squared, and they
+/// underflow long before the covariance does: at returns of 1e-80 Ledoit–Wolf's δ came out 0.3 off
+/// and constant correlation's 1. When the window's largest variance is positive and below
+/// `tiny_variance()` (2^(0.4 · the least normal exponent): 1.5e-123 in double, returns below
+/// ~1e-62; 8.9e-16 in float), `compute()` takes the batch estimator on a copy of the window
+/// instead, which scales it by a power of two (see `detail::SampleCovarianceWorkspace`): the same
+/// δ as at ordinary scales, at O(W·N²) per call, with an id and no step (`window_estimates()`
+/// counts them). Its buffers are sized by the first such call; later ones allocate nothing.
+///
 /// **Cost.** Identity targets: `update()` is one `RollingMoments` update (with its sums) plus
 /// O(N); `compute()` is O(N) plus one write of the output (`OutputStorage::lower` halves it).
 /// Constant correlation adds, with the running sums, one pass over the 2N×N [A; B] per `update()`
@@ -203,6 +214,7 @@ class RollingShrinkage {
     m_cross_current = false;
     m_since_rebuild = 0;
     m_window_fallbacks = 0;
+    m_window_estimates = 0;
     m_output_id = 0;
     m_output_moments_id = 0;
     m_has_output_step = false;
@@ -277,6 +289,8 @@ class RollingShrinkage {
     check_size(context, "shrunk (columns)", shrunk.cols(), n);
     if (!ready())
       return {Status::not_ready("the rolling window is not ready"), 0.0, 0.0};
+    if (tiny_window())
+      return compute_from_window(shrunk, storage);
 
     if (m_method == RollingShrinkageMethod::constant_correlation)
       return compute_constant_correlation(shrunk, storage);
@@ -363,10 +377,66 @@ class RollingShrinkage {
   /// re-accumulated the fourth-power sums from the window early, because their rounding could have
   /// moved δ by more than 10⁵ ε (see the class comment).
   [[nodiscard]] std::uint64_t forced_resyncs() const { return m_forced_resyncs; }
+  /// How many `compute()` calls since the last `reset()` took the batch estimator on the window
+  /// because its largest variance was below `tiny_variance()` (see the class comment).
+  [[nodiscard]] std::uint64_t window_estimates() const { return m_window_estimates; }
   /// The rolling moments of the window (mean, covariance with ddof = 1, ...).
   [[nodiscard]] const RollingMoments<Scalar>& moments() const { return m_moments; }
 
+  /// The largest variance below which `compute()` takes the batch estimator on the window (see
+  /// the class comment): 2^(0.4 · the least normal exponent), 1.5e-123 in double, 8.9e-16 in
+  /// float.
+  [[nodiscard]] static Scalar tiny_variance() {
+    return std::ldexp(Scalar(1), std::numeric_limits<Scalar>::min_exponent * 2 / 5);
+  }
+
  private:
+  // The window's largest variance is positive and below `tiny_variance()`: the fourth-power sums
+  // of its scale would lose digits to underflow (from the contiguous copy of the diagonal).
+  [[nodiscard]] bool tiny_window() const {
+    const Scalar largest = m_moments.variance().maxCoeff();
+    return largest > Scalar(0) && largest < tiny_variance();
+  }
+
+  // The batch estimator of the method on the window's observations (T×N, copied), which scales
+  // them by a power of two first (`detail::SampleCovarianceWorkspace`). The output has an id and
+  // no step (its S is the batch estimator's, not the window's running covariance).
+  ShrinkageResult compute_from_window(Eigen::Ref<MatrixType> shrunk, OutputStorage storage) {
+    const Index n = assets();
+    const Index count = m_moments.count();
+    // The first `count` columns of the ring hold the window (in ring order, which no estimator
+    // depends on).
+    m_panel.resize(count, n);
+    m_panel = m_moments.window_observations().leftCols(count).transpose();
+    const auto estimate = [&](Eigen::Ref<MatrixType> out) {
+      switch (m_method) {
+        case RollingShrinkageMethod::ledoit_wolf:
+          return m_batch_ledoit_wolf.compute(m_panel, out);
+        case RollingShrinkageMethod::oas:
+          return m_batch_oas.compute(m_panel, out);
+        case RollingShrinkageMethod::constant_correlation:
+          break;
+      }
+      const ShrinkageResult result = m_batch_constant_correlation.compute(m_panel, out);
+      m_terms = m_batch_constant_correlation.terms();
+      return result;
+    };
+    ShrinkageResult result;
+    if (storage == OutputStorage::full) {
+      result = estimate(shrunk);
+    } else {
+      m_full.resize(n, n);
+      result = estimate(m_full);
+      shrunk.template triangularView<Eigen::Lower>() = m_full;
+    }
+    m_output_id = next_covariance_id();
+    m_output_moments_id = m_moments.covariance_id();
+    m_has_output_step = false;
+    m_output_keep = 0;  // no step from this output either
+    ++m_window_estimates;
+    return result;
+  }
+
   [[nodiscard]] bool uses_running_sums() const {
     return m_method == RollingShrinkageMethod::constant_correlation && !m_window_pass;
   }
@@ -772,6 +842,13 @@ class RollingShrinkage {
   Index m_since_rebuild = 0;
   std::uint64_t m_window_fallbacks = 0;  // see window_pass_fallbacks()
   ConstantCorrelationTerms m_terms;
+  // Tiny data (see compute_from_window): sized by their first use.
+  MatrixType m_panel;  // the window, T×N
+  MatrixType m_full;   // the full output when the caller asked for the lower triangle
+  LedoitWolf<Scalar> m_batch_ledoit_wolf;
+  Oas<Scalar> m_batch_oas;
+  ConstantCorrelation<Scalar> m_batch_constant_correlation;
+  std::uint64_t m_window_estimates = 0;  // see window_estimates()
   // Lineage of the output (see the class comment).
   std::uint64_t m_output_id = 0;
   std::uint64_t m_output_moments_id = 0;  // the window's covariance id at that output

@@ -199,7 +199,10 @@ class SampleCovarianceWorkspace {
     if (largest > 0 &&
         (largest < std::ldexp(Scalar(1), low) || largest > std::ldexp(Scalar(1), high))) {
       std::frexp(largest, &m_exponent);
-      m_centred *= std::ldexp(Scalar(1), -m_exponent);
+      // In two factors: 2^−e alone overflows for subnormal data (e < −max_exponent).
+      const int half = -m_exponent / 2;
+      m_centred *= std::ldexp(Scalar(1), half);
+      m_centred *= std::ldexp(Scalar(1), -m_exponent - half);
     }
     const Index n = assets();
     for (Index j = 0; j < n; ++j)
