@@ -1,6 +1,7 @@
 // `dynweight backtest`: its equity curve, trades and weights equal a `DynamicWeighter` driven bar
 // by bar by the test (to 1e-12 relative), its summary equals statistics recomputed here from
-// equity.csv, the triggers fire as the options say, the chart is an SVG, and bad input exits with
+// equity.csv, the triggers fire as the options say, every trade stays within --max-participation
+// of an ADV recomputed here from the input files, the chart is an SVG, and bad input exits with
 // status 2 leaving the output directory untouched.
 
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +44,10 @@ constexpr double kTolerance = 1e-12;
 
 std::string prices_csv() {
   return data_path("market/prices.csv").string();
+}
+
+std::string volumes_csv() {
+  return data_path("market/volumes.csv").string();
 }
 
 std::string number(double value) {
@@ -155,6 +161,26 @@ std::string turbulent_prices() {
       price *= std::exp(vol * (0.6 * common + 0.8 * gaussian()));
       text.append(",").append(number(price));
     }
+    text += "\n";
+  }
+  return text;
+}
+
+// Whole-share volumes in [1e5, 1e6) for the dates and assets of a price table: a participation
+// cap of 0.1% then allows about 550 shares a trade, below the first purchases of a $1M book in
+// market/prices.csv (about 1/6 of it at $11 to $137: 1200 to 15000 shares).
+std::string generated_volumes(const std::string& prices) {
+  std::uint64_t state = 20250214;
+  const auto uniform = [&state]() {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (static_cast<double>(state >> 11) + 0.5) * 0x1.0p-53;
+  };
+  const auto rows = parse_rows(prices);
+  std::string text;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    text += rows[r][0];
+    for (std::size_t c = 1; c < rows[r].size(); ++c)
+      text.append(",").append(r == 0 ? rows[r][c] : number(std::floor(1e5 + 9e5 * uniform())));
     text += "\n";
   }
   return text;
@@ -338,6 +364,82 @@ TEST_CASE("backtest: the regime trigger fires on a volatility jump", "[cli][back
   CHECK(calm.find("\"regime\": 0") != std::string::npos);
 }
 
+TEST_CASE("backtest: --max-participation caps every trade at X times the ADV in shares",
+          "[cli][backtest]") {
+  const fs::path dir = work_dir("backtest_participation");
+  const std::string prices_text = read_text(prices_csv());
+  write_text(dir / "volumes.csv", generated_volumes(prices_text));
+  const fs::path out = dir / "out";
+  const auto result =
+      run_cli({"backtest", "--prices", prices_csv(), "--volumes", (dir / "volumes.csv").string(),
+               "--policy", "risk-parity", "--window", "20", "--every", "5", "--annualization",
+               "252", "--max-participation", "0.001", "--out", out.string()});
+  INFO(result.err);
+  REQUIRE(result.status == 0);
+
+  // ADV in shares, recomputed from the files: the mean of price x volume over the W = 20 price
+  // rows up to and including the trade's date, divided by that date's price.
+  const std::size_t window = 20;
+  const double cap = 0.001;
+  const auto prices = parse_rows(prices_text);
+  const auto volumes = parse_rows(read_text(dir / "volumes.csv"));
+  std::map<std::string, std::size_t> row_of;
+  for (std::size_t r = 1; r < prices.size(); ++r)
+    row_of[prices[r][0]] = r;
+  std::map<std::string, std::size_t> column_of;
+  for (std::size_t c = 1; c < prices[0].size(); ++c)
+    column_of[prices[0][c]] = c;
+  const auto trades = parse_rows(read_text(out / "trades.csv"));
+  REQUIRE(trades.size() > 1);
+  long participation = 0;
+  for (std::size_t t = 1; t < trades.size(); ++t) {
+    const auto& trade = trades[t];
+    const std::size_t row = row_of.at(trade[0]);
+    const std::size_t column = column_of.at(trade[1]);
+    REQUIRE(row >= window);
+    double dollar_volume = 0.0;
+    for (std::size_t k = row + 1 - window; k <= row; ++k)
+      dollar_volume += std::stod(prices[k][column]) * std::stod(volumes[k][column]);
+    const double limit =
+        cap * dollar_volume / static_cast<double>(window) / std::stod(prices[row][column]);
+    const double shares = std::abs(std::stod(trade[2]));
+    INFO(trade[0] << " " << trade[1] << ": " << number(shares) << " shares, " << trade[6]
+                  << ", cap " << number(limit));
+    CHECK(shares <= limit * (1.0 + 1e-12));
+    if (trade[6] == "participation") {
+      ++participation;
+      CHECK(shares > limit - 1.0);  // lots of 1 share: the largest whole number within the cap
+    }
+  }
+  CHECK(participation >= 1);
+}
+
+TEST_CASE("backtest: a --max-participation that never binds changes nothing", "[cli][backtest]") {
+  const fs::path dir = work_dir("backtest_participation_loose");
+  write_text(dir / "volumes.csv", generated_volumes(read_text(prices_csv())));
+  const auto run = [&dir](const std::string& name, const std::vector<std::string>& extra) {
+    std::vector<std::string> arguments = {
+        "backtest", "--prices",   prices_csv(), "--policy", "risk-parity",
+        "--window", "20",         "--every",    "5",        "--annualization",
+        "252",      "--cost-bps", "5",          "--out",    (dir / name).string()};
+    arguments.insert(arguments.end(), extra.begin(), extra.end());
+    const auto result = run_cli(arguments);
+    INFO(result.err);
+    REQUIRE(result.status == 0);
+    return dir / name;
+  };
+  // 100% of an ADV of 1e5 shares or more: above any trade of a $1M book in these prices.
+  const fs::path plain = run("plain", {});
+  const fs::path loose =
+      run("loose", {"--volumes", (dir / "volumes.csv").string(), "--max-participation", "100%"});
+  for (const char* file :
+       {"weights.csv", "trades.csv", "equity.csv", "summary.json", "chart.svg"}) {
+    INFO(file);
+    CHECK(read_text(loose / file) == read_text(plain / file));
+  }
+  CHECK(read_text(loose / "trades.csv").find("participation") == std::string::npos);
+}
+
 TEST_CASE("backtest: chart.svg is an SVG with the equity curve and the weights",
           "[cli][backtest]") {
   const fs::path out = work_dir("backtest_chart") / "out";
@@ -409,6 +511,34 @@ TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][b
     CHECK(result.status == 2);
     CHECK(result.err.find("--regime") != std::string::npos);
     CHECK_FALSE(fs::exists(out));
+  }
+  SECTION("--max-participation is checked as rebalance checks it, and needs --volumes") {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--max-participation", "0.01"}, "--max-participation needs --volumes"},
+        {{"--volumes", volumes_csv()},
+         "--volumes is read by --policy liquidity and --max-participation only"},
+        {{"--volumes", volumes_csv(), "--max-participation", "0"},
+         "--max-participation: 0 must be > 0"},
+        {{"--volumes", volumes_csv(), "--max-participation", "-0.1"},
+         "--max-participation: '-0.1' is not a number >= 0 or a percentage (X%)"},
+        {{"--volumes", volumes_csv(), "--max-participation", "nan"},
+         "--max-participation: 'nan' is not a number >= 0 or a percentage (X%)"},
+        {{"--volumes", volumes_csv(), "--max-participation", "inf"},
+         "--max-participation: 'inf' is not a number >= 0 or a percentage (X%)"},
+        {{"--volumes", volumes_csv(), "--max-participation", "1e400"},
+         "--max-participation: '1e400' is not a number >= 0 or a percentage (X%)"}};
+    for (const auto& [extra, message] : cases) {
+      std::vector<std::string> arguments = {
+          "backtest", "--prices", prices_csv(),      "--policy", "risk-parity", "--window",  "20",
+          "--every",  "10",       "--annualization", "252",      "--out",       out.string()};
+      arguments.insert(arguments.end(), extra.begin(), extra.end());
+      const auto result = run_cli(arguments);
+      CAPTURE(message);
+      CHECK(result.status == 2);
+      CHECK(result.err.find(message) != std::string::npos);
+      CHECK(result.out.empty());
+      CHECK_FALSE(fs::exists(out));
+    }
   }
   SECTION("trading options are checked as rebalance checks them") {
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {

@@ -47,6 +47,7 @@ struct BacktestArguments {
   double regime_lower = 0.0;
   std::string regime_halflives;  // "SHORT,LONG"
   TradingOptions trading;
+  std::string max_participation;
   std::string out;
 };
 
@@ -74,7 +75,7 @@ DynamicWeighterOptions weighter_options(const BacktestArguments& arguments, cons
   options.returns = arguments.estimator.return_kind();
   if (setup.shrink && setup.method)
     options.shrinkage = *setup.method;
-  options.volumes = setup.liquidity;
+  options.volumes = given("--volumes");
   options.every = arguments.every;
   require(std::isfinite(arguments.drift_band) && arguments.drift_band >= 0.0,
           fmt::format("--drift-band: {} must be finite and >= 0", arguments.drift_band));
@@ -109,6 +110,15 @@ DynamicWeighterOptions weighter_options(const BacktestArguments& arguments, cons
                         regime.short_halflife, regime.long_halflife));
   }
   arguments.trading.apply(options.rebalance);
+  if (given("--max-participation")) {
+    options.rebalance.max_participation =
+        parse_amount("--max-participation", arguments.max_participation).value;
+    check_option(options.rebalance.max_participation > 0.0, "--max-participation",
+                 options.rebalance.max_participation, "> 0");
+    require(options.volumes,
+            "--max-participation needs --volumes (the cap is a fraction of each asset's average "
+            "volume over the window, read from the volume file)");
+  }
   options.initial_cash = arguments.policy.capital;
   options.execute_trades = true;
   return options;
@@ -458,9 +468,11 @@ void append_header(fmt::memory_buffer& out, std::string_view first,
 
 void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
   require(arguments.estimator.window >= 2, "--window must be at least 2");
-  const PolicySetup setup = checked_policy_setup(
-      arguments.policy, arguments.estimator, app,
-      PolicyContext{.capital_liquidity_only = false, .annualization_required = true});
+  const PolicySetup setup =
+      checked_policy_setup(arguments.policy, arguments.estimator, app,
+                           PolicyContext{.capital_liquidity_only = false,
+                                         .annualization_required = true,
+                                         .volumes_reader = "--max-participation"});
   const double annualization = arguments.policy.annualization;
   const DynamicWeighterOptions options = weighter_options(arguments, app, setup);
   const fs::path out_dir(arguments.out);
@@ -509,7 +521,7 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
   while (reader.next()) {
     const std::string& date = reader.date();
     const auto& bar = on_bar(reader, [&]() -> decltype(auto) {
-      return setup.liquidity ? weighter.update(reader.prices(), reader.volumes())
+      return options.volumes ? weighter.update(reader.prices(), reader.volumes())
                              : weighter.update(reader.prices());
     });
     progress.update(reader.bars(), date);
@@ -658,7 +670,8 @@ Command add_backtest_command(CLI::App& parent) {
       "chart.svg into --out (see README, \"dynweight backtest\")");
   add_market_input_options(*app, arguments->input,
                            "Volume file (shares), same dates and assets as --prices; needed by "
-                           "--policy liquidity (average dollar volume over the window)");
+                           "--policy liquidity and --max-participation (average dollar volume "
+                           "over the window)");
   app->add_option("--window", arguments->estimator.window,
                   "Rolling window of returns for the estimates (sample moments, W - 1 in the "
                   "denominator); the first rebalance is at price row W + 1")
@@ -707,6 +720,11 @@ Command add_backtest_command(CLI::App& parent) {
   add_trading_options(*app, arguments->trading, "Lot size of every asset (any real > 0)",
                       "No-trade band: an asset is not traded while |weight - target| <= X "
                       "(X or X%, below 1 = 100%)");
+  app->add_option("--max-participation", arguments->max_participation,
+                  "Participation cap: each trade's |shares| <= X (or X%) times the asset's ADV "
+                  "in shares, here the average dollar volume (price x volume) over the last W "
+                  "price rows (the bar's included) divided by the bar's price; needs --volumes")
+      ->type_name("X|X%");
   app->add_option("--out", arguments->out,
                   "Directory for the results (created if needed; files are written only once "
                   "the whole run succeeded, and replace the old ones all together or not at all)")

@@ -138,9 +138,15 @@ PolicySetup checked_policy_setup(const PolicyArguments& arguments,
   require(!given("--budgets") || setup.base == PolicySetup::Base::risk_parity,
           "--budgets is read by risk parity only (--policy risk-parity, or --inner risk-parity)");
 
-  require(setup.liquidity == given("--volumes"),
-          setup.liquidity ? "--policy liquidity needs --volumes (average dollar volume)"
-                          : "--volumes is read by --policy liquidity only");
+  require(!setup.liquidity || given("--volumes"),
+          "--policy liquidity needs --volumes (average dollar volume)");
+  const bool volumes_read =
+      setup.liquidity || (context.volumes_reader != nullptr && given(context.volumes_reader));
+  require(volumes_read || !given("--volumes"),
+          context.volumes_reader == nullptr
+              ? std::string("--volumes is read by --policy liquidity only")
+              : fmt::format("--volumes is read by --policy liquidity and {} only",
+                            context.volumes_reader));
   require(setup.liquidity || !given("--participation"),
           "--participation is read by --policy liquidity only");
   if (context.capital_liquidity_only)

@@ -50,13 +50,16 @@ struct PolicySetup {
   std::optional<VolatilityTargetOptions> vol_target;
 };
 
-/// How the command uses `--capital` and `--annualization`.
+/// How the command uses `--capital`, `--annualization` and `--volumes`.
 struct PolicyContext {
   /// `--capital` is read by `--policy liquidity` only (weights); false: it is always allowed (the
   /// backtest's starting capital, also the liquidity capital).
   bool capital_liquidity_only = true;
   /// `--annualization` is required whatever the policy (backtest), not only by `--vol-target`.
   bool annualization_required = false;
+  /// The command's own option that also reads `--volumes` (backtest: "--max-participation"), or
+  /// null: when it is given, `--volumes` is allowed whatever the policy.
+  const char* volumes_reader = nullptr;
 };
 
 /// Registers the policy options of `PolicyArguments` (not `--capital` and `--annualization`).

@@ -325,8 +325,8 @@ class RollingMoments {
         detail::fill_lower(m_covariance, Scalar(0));
       detail::scale_and_rank_one_update(m_covariance, keep, m_d, Scalar(1) / Scalar(n + 1));
       const Scalar a = m_d.template lpNorm<Eigen::Infinity>();
-      // m_d is rounded at the size of x − K (see replace_oldest).
-      m_term = a * (a + (x - m_shift).cwiseAbs().maxCoeff()) / Scalar(n + 1);
+      // m_d is rounded at the size of x − K, within 2|m_d| of δ (see replace_oldest).
+      m_term = a * (Scalar(3) * a + m_offset.template lpNorm<Eigen::Infinity>()) / Scalar(n + 1);
     }
     ++m_count;
   }
@@ -353,10 +353,11 @@ class RollingMoments {
     }
     // u is formed from x − K and x_o − K, so it is rounded at their size, which exceeds |u| when
     // the data moved far from K (a level shift since the last resync): that enters the check too.
-    const Scalar far =
-        std::max((x - m_shift).cwiseAbs().maxCoeff(), (oldest - m_shift).cwiseAbs().maxCoeff());
-    m_term = Scalar(2) * (m_u.template lpNorm<Eigen::Infinity>() + far) *
-             m_d.template lpNorm<Eigen::Infinity>() / (w - 1);
+    // Both are within |u| + |d| (+ |d|/W) of m − K = δ, so one more O(N) read bounds them.
+    const Scalar u_size = m_u.template lpNorm<Eigen::Infinity>();
+    const Scalar d_size = m_d.template lpNorm<Eigen::Infinity>();
+    const Scalar far = u_size + Scalar(2) * d_size + m_offset.template lpNorm<Eigen::Infinity>();
+    m_term = Scalar(2) * (u_size + far) * d_size / (w - 1);
     ++m_full_updates;
     const bool rewritten = shadow_step(x);
     summed = !rewritten && sums != nullptr;
