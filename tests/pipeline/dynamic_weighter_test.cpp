@@ -142,6 +142,8 @@ struct ByHand {
   std::optional<dynweight::RollingMoments<double>> moments;
   std::optional<dynweight::RollingShrinkage<double>> shrinkage;
   std::optional<dynweight::RollingDollarVolume<double>> adv;
+  std::optional<dynweight::EwmaMoments<double>> ewma;
+  std::optional<dynweight::EwmaDollarVolume<double>> ewma_adv;
   Policy policy;
   dynweight::Rebalancer<double> rebalancer;
   VectorXd shares, held_weights, targets, planned, candidate;
@@ -166,11 +168,16 @@ struct ByHand {
         cash(o.initial_cash),
         shrunk(n, n),
         shrunk_volatility(n) {
-    if (o.shrinkage)
+    if (o.ewma)
+      ewma.emplace(n, *o.ewma);
+    else if (o.shrinkage)
       shrinkage.emplace(n, o.moments, *o.shrinkage);
     else
       moments.emplace(n, o.moments);
-    if (o.volumes)
+    if (o.volumes && o.ewma)
+      ewma_adv.emplace(n, dynweight::EwmaDollarVolumeOptions{o.ewma->decay, o.ewma->adjust,
+                                                             o.ewma->min_periods});
+    else if (o.volumes)
       adv.emplace(n, dynweight::RollingDollarVolumeOptions{o.moments.window, 0});
   }
 
@@ -178,7 +185,12 @@ struct ByHand {
     return shrinkage ? shrinkage->moments() : *moments;
   }
   bool ready() const {
+    if (ewma)  // two returns at least: one has no variance (pandas, bias = false)
+      return ewma->ready() && ewma->bars() >= 2 && (!ewma_adv || ewma_adv->ready());
     return (shrinkage ? shrinkage->ready() : moments->ready()) && (!adv || adv->ready());
+  }
+  const VectorXd& average_dollar_volume() const {
+    return ewma_adv ? ewma_adv->average() : adv->average();
   }
   VectorXd weights_at(const VectorXd& prices) const {
     return shares.cwiseProduct(prices) / (shares.dot(prices) + cash);
@@ -191,13 +203,17 @@ struct ByHand {
       rp = held_weights.dot(returns.returns());
       if (held_weights.cwiseAbs().sum() > 0)
         portfolio_returns.push_back(rp);
-      if (shrinkage)
+      if (ewma)
+        ewma->update(returns.returns());
+      else if (shrinkage)
         shrinkage->update(returns.returns());
       else
         moments->update(returns.returns());
     }
     if (adv)
       adv->update(prices, volumes);
+    if (ewma_adv)
+      ewma_adv->update(prices, volumes);
     return rp;
   }
 
@@ -225,7 +241,11 @@ struct ByHand {
     const Index n = prices.size();
     Estimates<double> estimates(n);
     dynweight::Status shrinkage_status;
-    if (shrinkage) {
+    if (ewma) {
+      estimates.set_mean(ewma->mean())
+          .set_volatility(ewma->volatility())
+          .set_covariance(ewma->covariance_lower(), dynweight::SymmetricStorage::lower);
+    } else if (shrinkage) {
       shrinkage_status = shrinkage->compute(shrunk).status;
       shrunk_volatility = shrunk.diagonal().cwiseMax(0.0).cwiseSqrt();
       estimates.set_mean(window().mean())
@@ -235,8 +255,8 @@ struct ByHand {
     } else {
       estimates = Estimates<double>::of(*moments);
     }
-    if (adv)
-      estimates.set_dollar_volume(adv->average());
+    if (adv || ewma_adv)
+      estimates.set_dollar_volume(average_dollar_volume());
     const VectorXd previous = weights_at(prices);
     candidate.setConstant(kNaN);
     if constexpr (requires { policy.compute(estimates, previous, candidate); })
@@ -247,7 +267,7 @@ struct ByHand {
       status.code = shrinkage_status.code;
     REQUIRE(candidate.allFinite());
     if (std::isfinite(options.rebalance.max_participation)) {
-      const VectorXd adv_shares = adv->average().cwiseQuotient(prices);
+      const VectorXd adv_shares = average_dollar_volume().cwiseQuotient(prices);
       rebalancer.plan(candidate, shares, cash, prices, adv_shares);
     } else {
       rebalancer.plan(candidate, shares, cash, prices);
@@ -425,6 +445,72 @@ TEST_CASE("DynamicWeighter equals its parts by hand: regime trigger, minimum gap
   const Counts counts = run_against_hand(market, make_chain(5, 0.5), options);
   CHECK(counts.regime >= 2);
   CHECK(counts.calendar >= 10);
+}
+
+TEST_CASE("DynamicWeighter equals its parts by hand: EWMA estimates, ADV cap, regime trigger",
+          "[pipeline]") {
+  // pandas' ewm (half-life 10, 20 returns before ready) and RiskMetrics' λ = 0.94, each with the
+  // EWMA average dollar volume of the same decay for the participation cap.
+  const auto estimator =
+      GENERATE(dynweight::EwmaEstimator::pandas, dynweight::EwmaEstimator::riskmetrics);
+  const dynweight::EwmaDecay decay = estimator == dynweight::EwmaEstimator::pandas
+                                         ? dynweight::EwmaDecay::from_halflife(10.0)
+                                         : dynweight::EwmaDecay::from_alpha(0.06);
+  const Market market =
+      regime_market(300, 5, {{0, 0.004}, {120, 0.016}, {200, 0.004}, {260, 0.016}}, 404);
+  const DynamicWeighterOptions options{
+      .ewma = dynweight::EwmaOptions{.decay = decay, .min_periods = 20, .estimator = estimator},
+      .volumes = true,
+      .every = 15,
+      .regime = {.enabled = true,
+                 .short_halflife = 5,
+                 .long_halflife = 60,
+                 .upper = 1.3,
+                 .lower = 0.9,
+                 .min_observations = 20},
+      .rebalance = {.max_participation = 0.2, .cost_bps = 5}};
+  const Counts counts = run_against_hand(market, make_chain(5, 0.5), options);
+  CHECK(counts.regime >= 2);
+  CHECK(counts.calendar >= 15);
+}
+
+TEST_CASE("DynamicWeighter with EWMA estimates reacts to a volatility jump before the window",
+          "[pipeline]") {
+  // Asset 0's volatility quadruples at bar 200. Inverse volatility, rebalanced every bar, moves
+  // its weight from ~1/4 towards (1/4)/(1/4 + 3) = 1/13 (volatilities 4, 1, 1, 1). Five bars
+  // later EWMA estimates (half-life 10) have gone more than 80% of the way (92% here), a 190-bar
+  // window less than 40% (32%).
+  const Index n = 4;
+  std::mt19937_64 engine(9);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  MatrixXd returns(299, n);
+  for (Index t = 0; t < returns.rows(); ++t) {
+    for (Index i = 0; i < n; ++i)
+      returns(t, i) = 0.01 * normal(engine) * (i == 0 && t + 1 >= 200 ? 4.0 : 1.0);
+  }
+  const Market market = market_from_returns(returns);
+  DynamicWeighter ewma(
+      n, InverseVolatility<double>(),
+      {.ewma = dynweight::EwmaOptions{.decay = dynweight::EwmaDecay::from_halflife(10)},
+       .every = 1});
+  DynamicWeighter window(n, InverseVolatility<double>(), {.moments = {.window = 190}, .every = 1});
+  double ewma_before = 0, window_before = 0;
+  for (Index t = 0; t < 205; ++t) {
+    ewma.update(market.prices.col(t));
+    window.update(market.prices.col(t));
+    if (t == 199) {
+      ewma_before = ewma.targets()(0);
+      window_before = window.targets()(0);
+    }
+  }
+  REQUIRE(ewma.ewma() != nullptr);
+  CHECK(ewma.dollar_volume() == nullptr);
+  // At volatility ×4, inverse volatility's weight of asset 0 falls from ~1/4 to ~1/13.
+  const double full = 1.0 / 13.0;
+  CAPTURE(ewma_before, ewma.targets()(0), window_before, window.targets()(0));
+  CHECK(ewma_before - ewma.targets()(0) > 0.8 * (ewma_before - full));
+  CHECK(window_before - window.targets()(0) < 0.4 * (window_before - full));
+  CHECK_THROWS_WITH(ewma.moments(), Contains("EWMA"));
 }
 
 TEST_CASE("DynamicWeighter is not ready until the window is full, then follows the calendar",
@@ -635,6 +721,25 @@ TEST_CASE("DynamicWeighter allocates nothing per bar", "[pipeline][allocation]")
   }
   CHECK(rebalances >= 60);
   CHECK(quiet >= 60);
+
+  // With EWMA estimates and their average dollar volume.
+  DynamicWeighter ewma(n, make_chain(n),
+                       {.ewma = dynweight::EwmaOptions{.min_periods = 20},
+                        .volumes = true,
+                        .every = 3,
+                        .drift_band = 0.01,
+                        .rebalance = {.max_participation = 0.3, .cost_bps = 3}});
+  for (Index t = 0; t < 60; ++t)
+    ewma.update(market.prices.col(t), market.volumes.col(t));
+  REQUIRE(ewma.has_targets());
+  rebalances = 0;
+  {
+    dynweight::test::NoAllocationScope scope;
+    for (Index t = 60; t < 260; ++t)
+      rebalances += ewma.update(market.prices.col(t), market.volumes.col(t)).rebalanced;
+    CHECK(scope.allocations() == 0);
+  }
+  CHECK(rebalances >= 60);
 }
 
 TEST_CASE("A bad bar leaves DynamicWeighter exactly as a twin that never saw it",
@@ -1037,6 +1142,11 @@ TEST_CASE("DynamicWeighterOptions rejects invalid settings", "[pipeline][errors]
   CHECK_THROWS_WITH(build({.rebalance = {.max_participation = 0.1}}), Contains("volumes"));
   CHECK_THROWS_WITH(build({.initial_cash = 0}), Contains("initial_cash"));
   CHECK_THROWS_WITH(build({.moments = {.window = 1}}), Contains("window"));
+  CHECK_THROWS_WITH(
+      build({.ewma = dynweight::EwmaOptions{}, .shrinkage = RollingShrinkageMethod::oas}),
+      Contains("shrinkage") && Contains("unset with ewma"));
+  CHECK_THROWS_WITH(build({.ewma = dynweight::EwmaOptions{.min_periods = -1}}),
+                    Contains("min_periods"));
   CHECK_THROWS_AS(DynamicWeighter(3, InverseVolatility<double>(), {}, {"a", "b"}),
                   dynweight::Error);
   CHECK_NOTHROW(build({.regime = {.enabled = false, .short_halflife = 50, .long_halflife = 20}}));

@@ -24,6 +24,7 @@
 #include "dynweight/rebalance/rebalancer.hpp"
 #include "dynweight/stats/dollar_volume.hpp"
 #include "dynweight/stats/ewma_decay.hpp"
+#include "dynweight/stats/ewma_moments.hpp"
 #include "dynweight/stats/returns.hpp"
 #include "dynweight/stats/rolling_moments.hpp"
 
@@ -116,12 +117,18 @@ struct RegimeOptions {
 struct DynamicWeighterOptions {
   /// The rolling window of returns (W, min_periods, resync), as `RollingMoments`.
   RollingOptions moments = {};
+  /// EWMA estimates instead of the rolling window (then `moments` is not read): the mean,
+  /// covariance and volatility of an `EwmaMoments` with these options, and with `volumes` the
+  /// average dollar volume of an `EwmaDollarVolume` with the same decay, `adjust` and
+  /// `min_periods`. Live shrinkage needs the window: not with `shrinkage`.
+  std::optional<EwmaOptions> ewma = std::nullopt;
   ReturnKind returns = ReturnKind::simple;
   /// Live shrinkage of the window's covariance (kept by the weighter, see `DynamicWeighter`);
   /// none by default.
   std::optional<RollingShrinkageMethod> shrinkage = std::nullopt;
-  /// True: every bar comes with traded volumes (shares), and the weighter keeps the rolling average
-  /// dollar volume over the same window (for `LiquidityScaled` and the participation cap).
+  /// True: every bar comes with traded volumes (shares), and the weighter keeps the average dollar
+  /// volume over the same window, or with the same decay (for `LiquidityScaled` and the
+  /// participation cap).
   bool volumes = false;
   /// Calendar trigger: rebalance every this many ready bars, counted from the first; 0: off.
   Index every = 0;
@@ -140,10 +147,12 @@ struct DynamicWeighterOptions {
   /// only through `set_book`.
   bool execute_trades = true;
 
-  /// Throws `dynweight::Error` on any invalid value, and when the rebalancer has a participation
-  /// cap but `volumes` is false (the cap needs ADV).
+  /// Throws `dynweight::Error` on any invalid value, when the rebalancer has a participation cap
+  /// but `volumes` is false (the cap needs ADV), and when both `ewma` and `shrinkage` are set.
   void validate() const {
     moments.validate();
+    if (ewma)
+      ewma->validate();
     regime.validate();
     rebalance.validate();
     const CheckContext context{"DynamicWeighterOptions"};
@@ -165,6 +174,10 @@ struct DynamicWeighterOptions {
                     static_cast<double>(min_bars_between), ">= 0");
     check_parameter(std::isfinite(initial_cash) && initial_cash > 0, context, "initial_cash",
                     initial_cash, "finite and > 0");
+    check_parameter(!(ewma && shrinkage), context, "shrinkage",
+                    static_cast<double>(
+                        static_cast<int>(shrinkage.value_or(RollingShrinkageMethod::ledoit_wolf))),
+                    "unset with ewma (live shrinkage is of the rolling window)");
     check_parameter(volumes || !std::isfinite(rebalance.max_participation), context,
                     "rebalance.max_participation", rebalance.max_participation,
                     "infinite unless volumes is true (the cap needs ADV)");
@@ -208,8 +221,9 @@ struct BarResult {
 ///  2. `ReturnCalculator` → r_t; the portfolio return r_p = w_bookᵀ r_t (w_book: the book's
 ///     weights at the previous bar's close, cash earning 0; exact for simple returns, first-order
 ///     for log returns); the rolling window of W returns (`RollingMoments`, or the `moments()` of
-///     a `RollingShrinkage` when shrinkage is on: one rank-2 pass either way); the rolling average
-///     dollar volume over the same W bars when `volumes`.
+///     a `RollingShrinkage` when shrinkage is on: one rank-2 pass either way) or, with
+///     `options.ewma`, an `EwmaMoments` (one rank-1 pass); the average dollar volume over the same
+///     W bars, or with the same decay, when `volumes`.
 ///  3. The book's weights at the new prices, w_i = shares_i p_i / V, V = Σ shares·p + cash.
 ///  4. Triggers (below). On a rebalance bar: the estimates (mean, volatility, covariance, ADV) go
 ///     to the policy, which also gets w_book as previous weights when it takes them (an `Overlaid`
@@ -225,6 +239,13 @@ struct BarResult {
 /// `CorrelationShrinkage` is for a fixed intensity only (its live-estimator form would hold a
 /// pointer into the weighter, and its overlays would still read the unshrunk covariance). Without
 /// shrinkage the covariance is the window's (ddof 1, lower triangle).
+///
+/// **EWMA estimates** (`options.ewma`): the policy gets the mean, covariance (lower triangle) and
+/// volatility of an `EwmaMoments` of the returns (pandas `ewm(...)` or RiskMetrics, as its
+/// options say) instead of the window's, and the ADV of an `EwmaDollarVolume` with the same
+/// decay; ready once the EWMA is (`min_periods`) and has two returns. They react to a turbulent
+/// bar at once (a half-life of 10 bars puts 6.7% of the weight on the newest return, a window of
+/// 250 0.4%). No lineage: a warm risk parity takes its own Σx.
 ///
 /// **Triggers**, any combination, each reported in `BarResult::reasons`:
 ///  - *not ready*: nothing fires while the window (and ADV) fill: status `not_ready`;
@@ -305,14 +326,22 @@ class DynamicWeighter {
         m_candidate(assets),
         m_scratch(assets),
         m_adv_shares(assets) {
-    if (options.shrinkage.has_value()) {
+    if (options.ewma) {
+      m_ewma.emplace(assets, *options.ewma, m_names);
+    } else if (options.shrinkage.has_value()) {
       m_shrinkage.emplace(assets, options.moments, *options.shrinkage, m_names);
       m_shrunk.resize(assets, assets);
       m_shrunk_volatility.resize(assets);
     } else {
       m_moments.emplace(assets, options.moments, m_names);
     }
-    if (options.volumes) {
+    if (options.volumes && options.ewma) {
+      m_ewma_dollar_volume.emplace(
+          assets,
+          EwmaDollarVolumeOptions{options.ewma->decay, options.ewma->adjust,
+                                  options.ewma->min_periods},
+          m_names);
+    } else if (options.volumes) {
       m_dollar_volume.emplace(
           assets, RollingDollarVolumeOptions{options.moments.window, options.moments.min_periods},
           m_names);
@@ -383,9 +412,13 @@ class DynamicWeighter {
   [[nodiscard]] bool ready() const {
     // Two returns at least, whatever `min_periods` says: one return has no variance (NaN), which
     // no policy takes.
-    const bool window =
-        m_shrinkage ? m_shrinkage->ready() : m_moments->ready() && m_moments->count() >= 2;
-    return window && (!m_dollar_volume || m_dollar_volume->ready());
+    const bool window = m_ewma        ? m_ewma->ready() && m_ewma->bars() >= 2
+                        : m_shrinkage ? m_shrinkage->ready()
+                                      : m_moments->ready() && m_moments->count() >= 2;
+    const bool adv = m_dollar_volume        ? m_dollar_volume->ready()
+                     : m_ewma_dollar_volume ? m_ewma_dollar_volume->ready()
+                                            : true;
+    return window && adv;
   }
 
   /// The latest bar's result.
@@ -420,10 +453,16 @@ class DynamicWeighter {
   [[nodiscard]] Policy& policy() { return m_policy; }
   [[nodiscard]] const Policy& policy() const { return m_policy; }
   [[nodiscard]] const ReturnCalculator<Scalar>& returns() const { return m_returns; }
-  /// The rolling window of returns (the shrinkage's own when shrinkage is on).
+  /// The rolling window of returns (the shrinkage's own when shrinkage is on). Throws
+  /// `dynweight::Error` with EWMA estimates (see `ewma()`).
   [[nodiscard]] const RollingMoments<Scalar>& moments() const {
+    if (m_ewma)
+      detail::fail(CheckContext{"DynamicWeighter::moments", m_names},
+                   "the estimates are EWMA (options.ewma): there is no rolling window; see ewma()");
     return m_shrinkage ? m_shrinkage->moments() : *m_moments;
   }
+  /// The EWMA estimates, or null without `options.ewma`.
+  [[nodiscard]] const EwmaMoments<Scalar>* ewma() const { return m_ewma ? &*m_ewma : nullptr; }
   /// The live shrinkage, or null when off.
   [[nodiscard]] const RollingShrinkage<Scalar>* shrinkage() const {
     return m_shrinkage ? &*m_shrinkage : nullptr;
@@ -431,9 +470,13 @@ class DynamicWeighter {
   /// Σ̂ and the shrinkage result of the last rebalance (shrinkage on).
   [[nodiscard]] const MatrixType& shrunk_covariance() const { return m_shrunk; }
   [[nodiscard]] const ShrinkageResult& shrinkage_result() const { return m_shrinkage_result; }
-  /// The rolling average dollar volume, or null without `volumes`.
+  /// The rolling average dollar volume, or null without `volumes` or with EWMA estimates.
   [[nodiscard]] const RollingDollarVolume<Scalar>* dollar_volume() const {
     return m_dollar_volume ? &*m_dollar_volume : nullptr;
+  }
+  /// The EWMA average dollar volume, or null without `volumes` or without EWMA estimates.
+  [[nodiscard]] const EwmaDollarVolume<Scalar>* ewma_dollar_volume() const {
+    return m_ewma_dollar_volume ? &*m_ewma_dollar_volume : nullptr;
   }
   [[nodiscard]] const Rebalancer<Scalar>& rebalancer() const { return m_rebalancer; }
 
@@ -464,7 +507,8 @@ class DynamicWeighter {
       check_size(check, "volumes", volumes->size(), assets());
       check_nonnegative(check, "volumes", *volumes);
       check_magnitude(check, "dollar volume (prices * volumes)", prices.cwiseProduct(*volumes),
-                      static_cast<double>(m_dollar_volume->input_limit()),
+                      static_cast<double>(m_dollar_volume ? m_dollar_volume->input_limit()
+                                                          : m_ewma_dollar_volume->input_limit()),
                       "larger values would overflow the average's sums");
     }
     if (m_returns.bars() > 0 && m_returns.kind() == ReturnKind::simple) {
@@ -473,7 +517,11 @@ class DynamicWeighter {
       // data). Log returns of finite positive prices stay within ±1500, far inside it.
       const VectorType& last = m_returns.last_prices();
       m_scratch = (prices - last).cwiseQuotient(last);
-      if (m_shrinkage) {
+      if (m_ewma) {
+        check_magnitude(check, "returns (from prices)", m_scratch,
+                        static_cast<double>(m_ewma->input_limit()),
+                        "larger values would overflow the EWMA's sums");
+      } else if (m_shrinkage) {
         check_magnitude(check, "returns (from prices)", m_scratch,
                         static_cast<double>(m_shrinkage->input_limit()),
                         "larger values would overflow the window's fourth-power sums");
@@ -529,13 +577,17 @@ class DynamicWeighter {
       result.portfolio_return = m_book_weights.dot(r);
       if (m_options.regime.enabled && m_book_weights.template lpNorm<1>() > 0)
         observe_regime(result.portfolio_return);
-      if (m_shrinkage)
+      if (m_ewma)
+        m_ewma->update(r);
+      else if (m_shrinkage)
         m_shrinkage->update(r);
       else
         m_moments->update(r);
     }
     if (m_dollar_volume)
       m_dollar_volume->update(prices, *volumes);
+    if (m_ewma_dollar_volume)
+      m_ewma_dollar_volume->update(prices, *volumes);
     ++m_bars;
     m_value = value_before;
     refresh_book_weights(prices, value_before);
@@ -546,7 +598,8 @@ class DynamicWeighter {
     result.value = m_value;
 
     if (!ready()) {
-      result.status = Status::not_ready("the rolling window is not full yet");
+      result.status = Status::not_ready(m_ewma ? "the EWMA estimates are not ready yet"
+                                               : "the rolling window is not full yet");
       m_result = result;
       return m_result;
     }
@@ -594,10 +647,16 @@ class DynamicWeighter {
   void rebalance(const Eigen::Ref<const VectorType>& prices, Result& result) {
     const Index n = assets();
     Estimates<Scalar> estimates(n, m_names.empty() ? nullptr : &m_names);
-    const RollingMoments<Scalar>& moments = this->moments();
-    estimates.set_mean(moments.mean());
     Status shrinkage_status;
-    if (m_shrinkage) {
+    if (m_ewma) {
+      // No lineage: an EWMA bar scales Σ and adds a rank-1 term, which `CovarianceStep` (a
+      // rank-2 window step) does not state.
+      estimates.set_mean(m_ewma->mean())
+          .set_covariance(m_ewma->covariance_lower(), SymmetricStorage::lower,
+                          Estimates<Scalar>::unchecked)
+          .set_volatility(m_ewma->volatility());
+    } else if (m_shrinkage) {
+      estimates.set_mean(m_shrinkage->moments().mean());
       m_shrinkage_result = m_shrinkage->compute(m_shrunk, OutputStorage::full);
       shrinkage_status = m_shrinkage_result.status;
       m_shrunk_volatility = m_shrunk.diagonal().cwiseMax(Scalar(0)).cwiseSqrt();
@@ -607,14 +666,17 @@ class DynamicWeighter {
           .set_covariance_lineage(m_shrinkage->output_id(), m_shrinkage->output_step())
           .set_volatility(m_shrunk_volatility);
     } else {
-      estimates
-          .set_covariance(moments.covariance_lower(), SymmetricStorage::lower,
+      estimates.set_mean(m_moments->mean())
+          .set_covariance(m_moments->covariance_lower(), SymmetricStorage::lower,
                           Estimates<Scalar>::unchecked)
-          .set_covariance_lineage(moments.covariance_id(), moments.covariance_step())
-          .set_volatility(moments.volatility());
+          .set_covariance_lineage(m_moments->covariance_id(), m_moments->covariance_step())
+          .set_volatility(m_moments->volatility());
     }
-    if (m_dollar_volume)
-      estimates.set_dollar_volume(m_dollar_volume->average());
+    const VectorType* adv = m_dollar_volume        ? &m_dollar_volume->average()
+                            : m_ewma_dollar_volume ? &m_ewma_dollar_volume->average()
+                                                   : nullptr;
+    if (adv != nullptr)
+      estimates.set_dollar_volume(*adv);
 
     m_candidate.setConstant(nan());
     Status status;
@@ -643,7 +705,7 @@ class DynamicWeighter {
       return;
     }
     if (std::isfinite(m_options.rebalance.max_participation)) {
-      m_adv_shares = m_dollar_volume->average().cwiseQuotient(prices);
+      m_adv_shares = adv->cwiseQuotient(prices);
       m_rebalancer.plan(m_candidate, m_shares, m_cash, prices, m_adv_shares);
     } else {
       m_rebalancer.plan(m_candidate, m_shares, m_cash, prices);
@@ -697,7 +759,9 @@ class DynamicWeighter {
   ReturnCalculator<Scalar> m_returns;
   std::optional<RollingMoments<Scalar>> m_moments;      // without shrinkage
   std::optional<RollingShrinkage<Scalar>> m_shrinkage;  // with shrinkage (owns the window)
+  std::optional<EwmaMoments<Scalar>> m_ewma;            // with options.ewma (no window)
   std::optional<RollingDollarVolume<Scalar>> m_dollar_volume;
+  std::optional<EwmaDollarVolume<Scalar>> m_ewma_dollar_volume;  // volumes with options.ewma
   Rebalancer<Scalar> m_rebalancer;
   MatrixType m_shrunk;             // Σ̂, full, of the last rebalance
   VectorType m_shrunk_volatility;  // √diag Σ̂
