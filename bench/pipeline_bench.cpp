@@ -11,6 +11,13 @@
 //                                 the same policy chain, Rebalancer, the book kept in vectors):
 //                                 the sum of the parts, against which the pipeline's own overhead
 //                                 is measured;
+//   BM_PipelineStepEwma/N, BM_PipelineStepEwmaNoRebalance/N
+//                                 the same two bars on EWMA estimates (half-life 60: EwmaMoments,
+//                                 one rank-1 pass a bar), risk parity behind a fixed shrinkage
+//                                 (δ = 0.2 toward μI, CorrelationShrinkage: the weighter's live
+//                                 shrinkage is of the window only, and an EWMA covariance of the
+//                                 pool's 256 observations is singular at N = 500); no lineage, so
+//                                 risk parity takes its own first Σx;
 //   vs BM_RankUpdateFloor/N       one bare rank-2 update of the lower triangle of an N×N matrix.
 // Window W = 250. Prices follow a log random walk that runs forward through the 256-bar pool of
 // observations and back (returns negated), so they stay bounded however many iterations run.
@@ -29,6 +36,7 @@
 #include "dynweight/overlays/volatility_target.hpp"
 #include "dynweight/overlays/weight_bounds.hpp"
 #include "dynweight/pipeline/dynamic_weighter.hpp"
+#include "dynweight/policies/correlation_shrinkage.hpp"
 #include "dynweight/policies/estimates.hpp"
 #include "dynweight/policies/risk_parity.hpp"
 #include "dynweight/rebalance/rebalancer.hpp"
@@ -39,6 +47,21 @@ using dynweight::Index;
 using Chain =
     dynweight::Overlaid<dynweight::RiskParity<double>, dynweight::WeightBounds<double>,
                         dynweight::VolatilityTarget<double>, dynweight::TurnoverLimit<double>>;
+
+using EwmaChain =
+    dynweight::Overlaid<dynweight::CorrelationShrinkage<dynweight::RiskParity<double>>,
+                        dynweight::WeightBounds<double>, dynweight::VolatilityTarget<double>,
+                        dynweight::TurnoverLimit<double>>;
+
+EwmaChain make_ewma_chain(Index n) {
+  return EwmaChain(
+      dynweight::CorrelationShrinkage<dynweight::RiskParity<double>>(
+          dynweight::RiskParity<double>(), dynweight::ShrinkageTarget::scaled_identity, 0.2),
+      dynweight::WeightBounds<double>(n, 0.0, 2.5 / double(n)),
+      dynweight::VolatilityTarget<double>(
+          {.target = 0.10, .annualization = 252, .max_leverage = 1.0}),
+      dynweight::TurnoverLimit<double>({.max_turnover = 0.05}));
+}
 
 Chain make_chain(Index n) {
   return Chain(dynweight::RiskParity<double>(),
@@ -74,7 +97,8 @@ class PricePath {
   Index m_t = 0;
 };
 
-void pipeline_step(benchmark::State& state, bool rebalancing) {
+template <class Policy>
+void pipeline_step(benchmark::State& state, bool rebalancing, Policy policy, bool ewma) {
   const auto n = static_cast<Index>(state.range(0));
   dynweight::DynamicWeighterOptions options{
       .moments = {.window = dynweight::bench::kWindow},
@@ -88,7 +112,12 @@ void pipeline_step(benchmark::State& state, bool rebalancing) {
                  .lower = 1e3},
       .rebalance = {.cost_bps = 2},
       .initial_cash = 1e9};
-  dynweight::DynamicWeighter weighter(n, make_chain(n), options);
+  if (ewma) {
+    options.shrinkage.reset();
+    options.ewma = dynweight::EwmaOptions{.decay = dynweight::EwmaDecay::from_halflife(60),
+                                          .min_periods = dynweight::bench::kWindow};
+  }
+  dynweight::DynamicWeighter weighter(n, std::move(policy), options);
   // Warm-up: the window fills, the first ready bar rebalances (the initial trigger), and a few
   // more bars pass, so the timed bars start from an invested book and a warm risk parity.
   PricePath path(n);
@@ -118,10 +147,16 @@ void pipeline_step(benchmark::State& state, bool rebalancing) {
 }
 
 void BM_PipelineStep(benchmark::State& state) {
-  pipeline_step(state, true);
+  pipeline_step(state, true, make_chain(Index(state.range(0))), false);
 }
 void BM_PipelineStepNoRebalance(benchmark::State& state) {
-  pipeline_step(state, false);
+  pipeline_step(state, false, make_chain(Index(state.range(0))), false);
+}
+void BM_PipelineStepEwma(benchmark::State& state) {
+  pipeline_step(state, true, make_ewma_chain(Index(state.range(0))), true);
+}
+void BM_PipelineStepEwmaNoRebalance(benchmark::State& state) {
+  pipeline_step(state, false, make_ewma_chain(Index(state.range(0))), true);
 }
 
 // The rebalancing bar of BM_PipelineStep without DynamicWeighter: the same engines, options,
@@ -191,6 +226,8 @@ void pipeline_sizes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_PipelineStep)->Apply(pipeline_sizes);
 BENCHMARK(BM_PipelineStepNoRebalance)->Apply(pipeline_sizes);
 BENCHMARK(BM_PipelineStepByHand)->Apply(pipeline_sizes);
+BENCHMARK(BM_PipelineStepEwma)->Apply(pipeline_sizes);
+BENCHMARK(BM_PipelineStepEwmaNoRebalance)->Apply(pipeline_sizes);
 BENCHMARK(BM_RankUpdateFloor)->Apply(pipeline_sizes);
 
 BENCHMARK_MAIN();
