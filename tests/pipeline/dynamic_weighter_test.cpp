@@ -902,19 +902,34 @@ TEST_CASE(
   CHECK(dynweight::has(first.reasons, RebalanceReason::initial));  // still pending
 }
 
-// Equal weights of 1/(2N) (half in cash), or no weights at all (a status) on the bars listed.
+// Equal weights of 1/(2N) (half in cash), or on the bars listed no weights at all: a status, or
+// with `throws` an exception (a configuration error, e.g. caps sized for other assets).
 struct FailingPolicy {
   using Scalar = double;
   std::vector<Index> failing_bars;
+  bool throws = false;
   Index bar = 0;  // set by the test before each update
   dynweight::Status compute(const Estimates<double>& /*estimates*/, Eigen::Ref<VectorXd> weights) {
-    if (std::find(failing_bars.begin(), failing_bars.end(), bar) != failing_bars.end())
+    if (std::find(failing_bars.begin(), failing_bars.end(), bar) != failing_bars.end()) {
+      if (throws)
+        throw dynweight::Error("FailingPolicy: misconfigured this bar");
       return {StatusCode::numerical_issue, 0, 0.0, "no weights this bar"};
+    }
     weights.setConstant(0.5 / double(weights.size()));
     return {};
   }
 };
 static_assert(dynweight::WeightingPolicy<FailingPolicy>);
+
+namespace {
+
+// Two assets' prices at bar t, moving every bar (the calendar tests' market).
+VectorXd seesaw_prices(Index t) {
+  return (VectorXd(2) << 100.0 + double(t + t % 3), 50.0 + 0.5 * double(t) - double(t % 2))
+      .finished();
+}
+
+}  // namespace
 
 TEST_CASE("DynamicWeighter keeps a calendar trigger pending until a rebalance commits",
           "[pipeline]") {
@@ -928,9 +943,7 @@ TEST_CASE("DynamicWeighter keeps a calendar trigger pending until a rebalance co
   const Index recovered = failing.back() + 1;
   for (Index t = 0; t < 16; ++t) {
     CAPTURE(t);
-    const VectorXd prices =
-        (VectorXd(2) << 100.0 + double(t + t % 3), 50.0 + 0.5 * double(t) - double(t % 2))
-            .finished();
+    const VectorXd prices = seesaw_prices(t);
     weighter.policy().bar = t;
     const auto& bar = weighter.update(prices);
     const bool failed = std::find(failing.begin(), failing.end(), t) != failing.end();
@@ -947,21 +960,6 @@ TEST_CASE("DynamicWeighter keeps a calendar trigger pending until a rebalance co
   CHECK(weighter.last_rebalance_bar() == 15);
 }
 
-// FailingPolicy's weights, but a throw (a configuration error, e.g. caps sized for other assets)
-// on the bars listed.
-struct ThrowingPolicy {
-  using Scalar = double;
-  std::vector<Index> throwing_bars;
-  Index bar = 0;  // set by the test before each update
-  dynweight::Status compute(const Estimates<double>& /*estimates*/, Eigen::Ref<VectorXd> weights) {
-    if (std::find(throwing_bars.begin(), throwing_bars.end(), bar) != throwing_bars.end())
-      throw dynweight::Error("ThrowingPolicy: misconfigured this bar");
-    weights.setConstant(0.5 / double(weights.size()));
-    return {};
-  }
-};
-static_assert(dynweight::WeightingPolicy<ThrowingPolicy>);
-
 TEST_CASE("DynamicWeighter keeps a calendar trigger pending when the policy throws",
           "[pipeline][errors]") {
   // Window 3, every 4: calendar bars 3, 7, 11, 15. The policy throws on bar 7 (and 8): the
@@ -971,13 +969,11 @@ TEST_CASE("DynamicWeighter keeps a calendar trigger pending when the policy thro
   CAPTURE(throwing);
   const Index n = 2;
   const DynamicWeighterOptions options{.moments = {.window = 3}, .every = 4};
-  DynamicWeighter weighter(n, ThrowingPolicy{throwing}, options);
+  DynamicWeighter weighter(n, FailingPolicy{throwing, true}, options);
   const Index recovered = throwing.back() + 1;
   for (Index t = 0; t < 16; ++t) {
     CAPTURE(t);
-    const VectorXd prices =
-        (VectorXd(2) << 100.0 + double(t + t % 3), 50.0 + 0.5 * double(t) - double(t % 2))
-            .finished();
+    const VectorXd prices = seesaw_prices(t);
     weighter.policy().bar = t;
     if (std::find(throwing.begin(), throwing.end(), t) != throwing.end()) {
       const VectorXd shares = weighter.shares();
@@ -1003,14 +999,10 @@ TEST_CASE("DynamicWeighter: a bad bar leaves a pending calendar trigger as a twi
   const DynamicWeighterOptions options{.moments = {.window = 3}, .every = 4};
   DynamicWeighter a(n, FailingPolicy{{7}}, options);
   DynamicWeighter b(n, FailingPolicy{{7}}, options);
-  const auto prices_at = [](Index t) {
-    return (VectorXd(2) << 100.0 + double(t + t % 3), 50.0 + 0.5 * double(t) - double(t % 2))
-        .finished();
-  };
   for (Index t = 0; t < 8; ++t) {
     a.policy().bar = b.policy().bar = t;
-    a.update(prices_at(t));
-    b.update(prices_at(t));
+    a.update(seesaw_prices(t));
+    b.update(seesaw_prices(t));
   }
   REQUIRE_FALSE(a.result().rebalanced);  // bar 7: calendar, no weights: pending
   a.policy().bar = b.policy().bar = 8;
@@ -1018,8 +1010,8 @@ TEST_CASE("DynamicWeighter: a bad bar leaves a pending calendar trigger as a twi
   for (Index t = 8; t < 12; ++t) {
     CAPTURE(t);
     a.policy().bar = b.policy().bar = t;
-    a.update(prices_at(t));
-    b.update(prices_at(t));
+    a.update(seesaw_prices(t));
+    b.update(seesaw_prices(t));
     require_same_state(a, b);
     if (t == 8) {  // the trigger survived the rejected bar
       CHECK(dynweight::has(a.result().reasons, RebalanceReason::calendar));

@@ -45,6 +45,31 @@ Eigen::MatrixXd covariance_of(const RollingMoments<Scalar>& rolling) {
       .template cast<double>();
 }
 
+// Streams `data` (one observation per row) through `rolling`, no update allocating (the exact
+// re-accumulation included), and requires at every full window the covariance within 1e5 ε
+// (2.2e-11) of the largest variance of a two-pass recompute (the rounding check's bound) and the
+// mean within 1e-13.
+void require_rounding_bound_at_every_bar(RollingMoments<double>& rolling,
+                                         const Eigen::MatrixXd& data) {
+  const Index window = rolling.window();
+  const Eigen::MatrixXd observations = data.transpose();  // columns: no copy into the Ref
+  for (Index t = 0; t < data.rows(); ++t) {
+    {
+      dynweight::test::NoAllocationScope scope;
+      rolling.update(observations.col(t));
+      REQUIRE(scope.allocations() == 0);
+    }
+    if (t + 1 < window)
+      continue;
+    const Eigen::MatrixXd rows = data.middleRows(t + 1 - window, window);
+    const Eigen::MatrixXd expected = dynweight::test::two_pass_covariance(rows);
+    const Eigen::MatrixXd actual = rolling.covariance();
+    CAPTURE(t);
+    REQUIRE((actual - expected).cwiseAbs().maxCoeff() <= 2.2e-11 * expected.diagonal().maxCoeff());
+    REQUIRE(near(rolling.mean(), dynweight::test::two_pass_mean(rows), 1e-13));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("RollingMoments matches pandas rolling mean/var/cov/corr", "[stats][rolling][pandas]") {
@@ -170,25 +195,10 @@ TEST_CASE("RollingMoments: a bad print far outside the data leaves no rounding b
   Eigen::MatrixXd data = dynweight::test::correlated_returns(bars, n, 7);
   data(window + 3, 0) = spike;
   data(window + 4, 0) = -spike / (1 + spike);
-  const Eigen::MatrixXd observations = data.transpose();  // columns: no copy into the Ref
   RollingMoments<double> rolling(n, {.window = window});
-  for (Index t = 0; t < bars; ++t) {
-    {
-      dynweight::test::NoAllocationScope scope;  // the re-accumulation included
-      rolling.update(observations.col(t));
-      REQUIRE(scope.allocations() == 0);
-    }
-    if (t + 1 < window)
-      continue;
-    const Eigen::MatrixXd rows = data.middleRows(t + 1 - window, window);
-    const Eigen::MatrixXd expected = dynweight::test::two_pass_covariance(rows);
-    const Eigen::MatrixXd actual = rolling.covariance();
-    CAPTURE(window, spike, t);
-    // The check keeps the rounding bound under 1e5 ε (2.2e-11) of the largest variance; before
-    // it, 2.5–4e-10 once the print had left.
-    REQUIRE((actual - expected).cwiseAbs().maxCoeff() <= 2.2e-11 * expected.diagonal().maxCoeff());
-    REQUIRE(near(rolling.mean(), dynweight::test::two_pass_mean(rows), 1e-13));
-  }
+  CAPTURE(window, spike);
+  // Before the check, 2.5–4e-10 of the largest variance once the print had left.
+  require_rounding_bound_at_every_bar(rolling, data);
   // Once per print leaving the window (its reversal is small: it leaves no trace).
   CHECK(rolling.forced_recomputes() >= 1);
   CHECK(rolling.forced_recomputes() <= 2);
@@ -220,25 +230,9 @@ TEST_CASE("RollingMoments: data far from the reference point keep the covariance
       data.row(t).array() += t < 50 ? 100.0 : kind == 0 ? 1e3 : 1e6;
     }
   }
-  const Eigen::MatrixXd observations = data.transpose();
   RollingMoments<double> rolling(n, {.window = window, .resync_period = resync});
-  for (Index t = 0; t < bars; ++t) {
-    {
-      dynweight::test::NoAllocationScope scope;  // the re-accumulation included
-      rolling.update(observations.col(t));
-      REQUIRE(scope.allocations() == 0);
-    }
-    if (t + 1 < window)
-      continue;
-    const Eigen::MatrixXd rows = data.middleRows(t + 1 - window, window);
-    const Eigen::MatrixXd expected = dynweight::test::two_pass_covariance(rows);
-    const Eigen::MatrixXd actual = rolling.covariance();
-    CAPTURE(kind, resync, t);
-    // The rounding check's bound, 1e5 ε of the largest variance, plus the two-pass reference's
-    // own rounding at a level of 1e6 (its mean is rounded at ε·1e6 = 2e-10, 2e-8 of σ).
-    REQUIRE((actual - expected).cwiseAbs().maxCoeff() <= 2.2e-11 * expected.diagonal().maxCoeff());
-    REQUIRE(near(rolling.mean(), dynweight::test::two_pass_mean(rows), 1e-13));
-  }
+  CAPTURE(kind, resync);
+  require_rounding_bound_at_every_bar(rolling, data);
   CHECK(rolling.forced_recomputes() <= 4);
 }
 
