@@ -2,7 +2,9 @@
 // by bar by the test (to 1e-12 relative), its summary equals statistics recomputed here from
 // equity.csv, the triggers fire as the options say, every trade stays within --max-participation
 // of an ADV recomputed here from the input files, the chart is an SVG, and bad input exits with
-// status 2 leaving the output directory untouched.
+// status 2 leaving the output directory untouched. With --halflife: the weights equal inverse
+// volatilities recomputed here from the price file (pandas' EWMA, summed term by term), and the
+// participation cap is that of an EWMA ADV recomputed likewise.
 
 #include <fmt/format.h>
 
@@ -24,6 +26,7 @@
 #include "dynweight/overlays/volatility_target.hpp"
 #include "dynweight/overlays/weight_bounds.hpp"
 #include "dynweight/pipeline/dynamic_weighter.hpp"
+#include "dynweight/policies/correlation_shrinkage.hpp"
 #include "dynweight/policies/inverse_volatility.hpp"
 #include "dynweight/policies/risk_parity.hpp"
 
@@ -184,6 +187,48 @@ std::string generated_volumes(const std::string& prices) {
     text += "\n";
   }
   return text;
+}
+
+// The numbers of a CSV table without its header, the first column (dates) dropped.
+std::vector<std::vector<double>> table_numbers(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::vector<double>> numbers;
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    std::vector<double> row;
+    for (std::size_t c = 1; c < rows[r].size(); ++c)
+      row.push_back(std::stod(rows[r][c]));
+    numbers.push_back(row);
+  }
+  return numbers;
+}
+
+// pandas' `ewm(halflife=H, adjust=True)` weight of the observation `age` bars before the newest.
+double ewma_weight(double halflife, std::size_t age) {
+  const double decay = std::exp(-std::log(2.0) / halflife);  // 1 − α
+  double weight = 1.0;
+  for (std::size_t k = 0; k < age; ++k)
+    weight *= decay;
+  return weight;
+}
+
+// pandas' `x.ewm(halflife=H, adjust=True).std(bias=False)` at the last element of `x`, summed term
+// by term in two passes: the weighted mean, then the weighted squared deviations, times
+// (Σw)² / ((Σw)² − Σw²).
+double ewma_volatility(const std::vector<double>& x, double halflife) {
+  const std::size_t count = x.size();
+  double sum_weight = 0.0, sum_weight_squared = 0.0, mean = 0.0;
+  for (std::size_t k = 0; k < count; ++k) {
+    const double weight = ewma_weight(halflife, count - 1 - k);
+    sum_weight += weight;
+    sum_weight_squared += weight * weight;
+    mean += weight * x[k];
+  }
+  mean /= sum_weight;
+  double squares = 0.0;
+  for (std::size_t k = 0; k < count; ++k)
+    squares += ewma_weight(halflife, count - 1 - k) * (x[k] - mean) * (x[k] - mean);
+  const double biased = squares / sum_weight;
+  return std::sqrt(biased * sum_weight * sum_weight /
+                   (sum_weight * sum_weight - sum_weight_squared));
 }
 
 }  // namespace
@@ -440,6 +485,157 @@ TEST_CASE("backtest: a --max-participation that never binds changes nothing", "[
   CHECK(read_text(loose / "trades.csv").find("participation") == std::string::npos);
 }
 
+TEST_CASE("backtest --halflife: outputs equal DynamicWeighter on EWMA estimates",
+          "[cli][backtest]") {
+  const fs::path out = work_dir("backtest_halflife_reference") / "out";
+  dynweight::DynamicWeighterOptions options;
+  options.ewma =
+      dynweight::EwmaOptions{.decay = dynweight::EwmaDecay::from_halflife(12.5), .min_periods = 2};
+  options.every = 9;
+  options.rebalance.cost_bps = 5.0;
+  Expected expected;
+  std::vector<std::string> arguments = {
+      "backtest", "--prices", prices_csv(), "--halflife", "12.5",  "--annualization", "252",
+      "--every",  "9",        "--cost-bps", "5",          "--out", out.string()};
+  SECTION("risk parity") {
+    expected = drive(prices_csv(), dynweight::RiskParity<double>(), options);
+    arguments.insert(arguments.end(), {"--policy", "risk-parity"});
+  }
+  SECTION("a fixed shrinkage intensity, drift trigger") {
+    options.drift_band = 0.02;
+    dynweight::CorrelationShrinkage policy(dynweight::RiskParity<double>(),
+                                           dynweight::ShrinkageTarget::scaled_identity, 0.3);
+    expected = drive(prices_csv(), std::move(policy), options);
+    arguments.insert(arguments.end(),
+                     {"--policy", "shrinkage", "--shrinkage", "0.3", "--drift-band", "0.02"});
+  }
+  const auto result = run_cli(arguments);
+  INFO(result.err);
+  REQUIRE(result.status == 0);
+  CHECK(result.out.empty());
+  CHECK(compare_tables(read_text(out / "equity.csv"), expected.equity, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(compare_tables(read_text(out / "trades.csv"), expected.trades, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(compare_tables(read_text(out / "weights.csv"), expected.weights, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(json_number(read_text(out / "summary.json"), "rebalances") ==
+        static_cast<double>(expected.rebalances));
+}
+
+TEST_CASE("backtest --halflife: inverse-vol weights are 1/sigma of pandas' EWMA volatility",
+          "[cli][backtest]") {
+  // Lots of 2e-11 shares: at most 1e6 / 9.3 / 2e-11 = 5.4e15 lots (below 2^53) of the cheapest
+  // asset, and a position of 100 shares or more is 5e12 lots, so the book's weights after the
+  // trades are the targets to 2e-13 of themselves (whole lots, cash levelled).
+  const double halflife = 7.5;
+  const std::size_t every = 9;
+  const fs::path out = work_dir("backtest_halflife_inverse_vol") / "out";
+  const auto result = run_cli({"backtest", "--prices", prices_csv(), "--policy", "inverse-vol",
+                               "--halflife", "7.5", "--every", std::to_string(every), "--lot-size",
+                               "2e-11", "--annualization", "252", "--out", out.string()});
+  INFO(result.err);
+  REQUIRE(result.status == 0);
+
+  const auto price_rows = parse_rows(read_text(prices_csv()));
+  const auto prices = table_numbers(price_rows);
+  const auto weight_rows = parse_rows(read_text(out / "weights.csv"));
+  const auto weights = table_numbers(weight_rows);
+  CHECK(weight_rows[0] == price_rows[0]);
+  // Ready with two returns, at price row 3 (index 2), then every 9th bar: rows 2, 11, ..., 110.
+  REQUIRE(weights.size() == (prices.size() - 2 + every - 1) / every);
+  REQUIRE(weights.size() >= 10);
+  const std::size_t n = prices[0].size();
+  for (std::size_t k = 0; k < weights.size(); ++k) {
+    const std::size_t row = 2 + k * every;
+    INFO("rebalance " << k << " at " << price_rows[row + 1][0]);
+    REQUIRE(weight_rows[k + 1][0] == price_rows[row + 1][0]);
+    std::vector<double> inverse(n);
+    double sum = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::vector<double> returns;
+      for (std::size_t t = 1; t <= row; ++t)
+        returns.push_back(prices[t][i] / prices[t - 1][i] - 1.0);
+      inverse[i] = 1.0 / ewma_volatility(returns, halflife);
+      sum += inverse[i];
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const double target = inverse[i] / sum;
+      INFO(price_rows[0][i + 1] << ": " << number(weights[k][i]) << " vs " << number(target));
+      CHECK(std::abs(weights[k][i] - target) <= kTolerance * target);
+    }
+  }
+}
+
+TEST_CASE("backtest --halflife: --max-participation caps trades at X times the EWMA ADV",
+          "[cli][backtest]") {
+  const fs::path dir = work_dir("backtest_halflife_participation");
+  const std::string prices_text = read_text(prices_csv());
+  write_text(dir / "volumes.csv", generated_volumes(prices_text));
+  const fs::path out = dir / "out";
+  const double halflife = 10.0;
+  const double cap = 0.001;
+  const auto result =
+      run_cli({"backtest", "--prices", prices_csv(), "--volumes", (dir / "volumes.csv").string(),
+               "--policy", "risk-parity", "--halflife", "10", "--every", "5", "--annualization",
+               "252", "--max-participation", "0.001", "--out", out.string()});
+  INFO(result.err);
+  REQUIRE(result.status == 0);
+
+  // ADV in shares, recomputed from the files: pandas' ewm(halflife=10, adjust=True).mean() of
+  // price x volume over every price row up to and including the trade's date, divided by that
+  // date's price.
+  const auto prices = parse_rows(prices_text);
+  const auto volumes = parse_rows(read_text(dir / "volumes.csv"));
+  std::map<std::string, std::size_t> row_of;
+  for (std::size_t r = 1; r < prices.size(); ++r)
+    row_of[prices[r][0]] = r;
+  std::map<std::string, std::size_t> column_of;
+  for (std::size_t c = 1; c < prices[0].size(); ++c)
+    column_of[prices[0][c]] = c;
+  const auto trades = parse_rows(read_text(out / "trades.csv"));
+  REQUIRE(trades.size() > 1);
+  CHECK(trades[1][0] == prices[3][0]);  // the first rebalance: price row 3
+  long participation = 0;
+  for (std::size_t t = 1; t < trades.size(); ++t) {
+    const auto& trade = trades[t];
+    const std::size_t row = row_of.at(trade[0]);
+    const std::size_t column = column_of.at(trade[1]);
+    double weighted = 0.0, sum_weight = 0.0;
+    for (std::size_t k = 1; k <= row; ++k) {
+      const double weight = ewma_weight(halflife, row - k);
+      weighted += weight * std::stod(prices[k][column]) * std::stod(volumes[k][column]);
+      sum_weight += weight;
+    }
+    const double limit = cap * (weighted / sum_weight) / std::stod(prices[row][column]);
+    const double shares = std::abs(std::stod(trade[2]));
+    INFO(trade[0] << " " << trade[1] << ": " << number(shares) << " shares, " << trade[6]
+                  << ", cap " << number(limit));
+    CHECK(shares <= limit * (1.0 + 1e-12));
+    if (trade[6] == "participation") {
+      ++participation;
+      CHECK(shares > limit - 1.0);  // lots of 1 share: the largest whole number within the cap
+    }
+  }
+  CHECK(participation >= 1);
+}
+
+TEST_CASE("backtest --halflife --min-periods P: the first rebalance is at price row P + 1",
+          "[cli][backtest]") {
+  const fs::path out = work_dir("backtest_halflife_min_periods") / "out";
+  const auto result = run_cli({"backtest", "--prices", prices_csv(), "--policy", "inverse-vol",
+                               "--halflife", "10", "--min-periods", "30", "--every", "5",
+                               "--annualization", "252", "--out", out.string()});
+  INFO(result.err);
+  REQUIRE(result.status == 0);
+  const auto price_rows = parse_rows(read_text(prices_csv()));
+  const auto equity_rows = parse_rows(read_text(out / "equity.csv"));
+  REQUIRE(equity_rows.size() >= 2);
+  // Row 0 is the header: price row 31 (30 returns) is line 31 of the file.
+  CHECK(equity_rows[1][0] == price_rows[31][0]);
+  CHECK(equity_rows[1][6] == "initial|calendar");
+}
+
 TEST_CASE("backtest: chart.svg is an SVG with the equity curve and the weights",
           "[cli][backtest]") {
   const fs::path out = work_dir("backtest_chart") / "out";
@@ -559,6 +755,66 @@ TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][b
       CHECK(result.out.empty());
       CHECK_FALSE(fs::exists(out));
     }
+  }
+}
+
+TEST_CASE("backtest: --window or --halflife, exactly one, checked as weights checks them",
+          "[cli][backtest]") {
+  const fs::path dir = work_dir("backtest_estimator_errors");
+  const fs::path out = dir / "out";
+  std::string two_rows;
+  {
+    const auto rows = parse_rows(read_text(prices_csv()));
+    for (std::size_t r = 0; r < 3; ++r) {
+      for (std::size_t c = 0; c < rows[r].size(); ++c)
+        two_rows += (c == 0 ? "" : ",") + rows[r][c];
+      two_rows += "\n";
+    }
+  }
+  write_text(dir / "two_rows.csv", two_rows);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--policy", "risk-parity"}, "give exactly one of --window and --halflife"},
+      {{"--policy", "risk-parity", "--window", "20", "--halflife", "10"},
+       "--window excludes --halflife"},
+      {{"--policy", "risk-parity", "--halflife", "0"}, "--halflife: '0' is not a number > 0"},
+      {{"--policy", "risk-parity", "--halflife", "-5"}, "--halflife: '-5' is not a number > 0"},
+      {{"--policy", "risk-parity", "--halflife", "nan"}, "--halflife: 'nan' is not a number > 0"},
+      {{"--policy", "risk-parity", "--halflife", "inf"}, "--halflife: 'inf' is not a number > 0"},
+      {{"--policy", "risk-parity", "--halflife", "0.01"},
+       "--halflife 0.01 is too short: alpha = 1 - exp(-ln 2 / H) rounds to 1"},
+      {{"--policy", "shrinkage", "--shrinkage", "lw-identity", "--halflife", "10"},
+       "--shrinkage lw-identity estimates its intensity from the observations of a rolling "
+       "window and needs --window; with --halflife give a fixed intensity in [0, 1] (e.g. "
+       "--shrinkage 0.3)"},
+      {{"--policy", "shrinkage", "--shrinkage", "oas", "--halflife", "10"},
+       "--shrinkage oas estimates its intensity from the observations of a rolling window"},
+      {{"--policy", "liquidity", "--volumes", volumes_csv(), "--shrinkage",
+        "lw-constant-correlation", "--halflife", "10"},
+       "--shrinkage lw-constant-correlation estimates its intensity from the observations of a "
+       "rolling window"},
+      {{"--policy", "risk-parity", "--halflife", "10", "--max-participation", "0.01"},
+       "--max-participation needs --volumes"},
+      {{"--policy", "risk-parity", "--window", "20", "--min-periods", "5"},
+       "--min-periods is read with --halflife only"},
+      {{"--policy", "risk-parity", "--halflife", "10", "--min-periods", "1"},
+       "--min-periods: '1' is outside the range 2 to"},
+      {{"--policy", "risk-parity", "--halflife", "10", "--min-periods", "200"},
+       "not enough rows for the estimates: --halflife 10 needs 201 price rows"},
+      {{"--prices", (dir / "two_rows.csv").string(), "--policy", "risk-parity", "--halflife", "10"},
+       "two_rows.csv: not enough rows for the estimates: --halflife 10 needs 3 price rows, the "
+       "file has 2"}};
+  for (const auto& [extra, message] : cases) {
+    std::vector<std::string> arguments = {"backtest", "--every", "10",        "--annualization",
+                                          "252",      "--out",   out.string()};
+    if (extra.front() != "--prices")
+      arguments.insert(arguments.end(), {"--prices", prices_csv()});
+    arguments.insert(arguments.end(), extra.begin(), extra.end());
+    const auto result = run_cli(arguments);
+    CAPTURE(message);
+    CHECK(result.status == 2);
+    CHECK(result.err.find(message) != std::string::npos);
+    CHECK(result.out.empty());
+    CHECK_FALSE(fs::exists(out));
   }
 }
 

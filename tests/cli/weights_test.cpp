@@ -399,6 +399,21 @@ TEST_CASE("weights: rows at the last date, every K-th date, or every date", "[cl
   CHECK(dates_of({.window = 20, .every = 7}) == expected(20, 7));
   CHECK(dates_of({.halflife = 5.0, .every = 1}) == expected(2, 1));
   CHECK(dates_of({.halflife = 5.0, .every = 25}) == expected(2, 25));
+  // --min-periods P: the EWMA from its P-th return on (price row P + 1, index P); with --halflife
+  // only, and at least 2.
+  const auto later = run_cli(weights_arguments({.halflife = 5.0, .every = 1},
+                                               {"--policy", "inverse-vol", "--min-periods", "30"}));
+  INFO("stderr: " << later.err);
+  REQUIRE(later.status == 0);
+  CHECK(row_dates(later.out) == expected(30, 1));
+  const auto one = run_cli(weights_arguments({.halflife = 5.0, .every = 1},
+                                             {"--policy", "inverse-vol", "--min-periods", "1"}));
+  CHECK(one.status == 2);
+  CHECK(one.err.find("--min-periods: '1' is outside the range 2 to") != std::string::npos);
+  const auto windowed = run_cli(weights_arguments(
+      {.window = 20, .every = 1}, {"--policy", "inverse-vol", "--min-periods", "5"}));
+  CHECK(windowed.status == 2);
+  CHECK(windowed.err.find("--min-periods is read with --halflife only") != std::string::npos);
   // Liquidity: the dollar-volume window (20 price rows) is ready before the returns' one.
   const auto liquidity = run_cli(
       weights_arguments({.window = 20, .liquidity = true, .every = 30}, {"--policy", "liquidity"}));

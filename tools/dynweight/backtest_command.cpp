@@ -1,6 +1,7 @@
-// `dynweight backtest`: a price file streamed once through `DynamicWeighter` (calendar, drift and
-// volatility-regime triggers; trades executed at each bar's close), writing the book's weights,
-// the trades, the equity curve, a summary and an SVG chart into a directory.
+// `dynweight backtest`: a price file streamed once through `DynamicWeighter` (rolling or EWMA
+// estimates; calendar, drift and volatility-regime triggers; trades executed at each bar's close),
+// writing the book's weights, the trades, the equity curve, a summary and an SVG chart into a
+// directory.
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -29,6 +30,8 @@
 #include "dynweight/output.hpp"
 #include "dynweight/pipeline/dynamic_weighter.hpp"
 #include "dynweight/policy_options.hpp"
+#include "dynweight/stats/ewma_decay.hpp"
+#include "dynweight/stats/ewma_moments.hpp"
 
 namespace dynweight::cli {
 
@@ -71,7 +74,13 @@ DynamicWeighterOptions weighter_options(const BacktestArguments& arguments, cons
                                         const PolicySetup& setup) {
   const auto given = [&app](const char* option) { return app.count(option) > 0; };
   DynamicWeighterOptions options;
-  options.moments.window = arguments.estimator.window;
+  if (arguments.estimator.rolling()) {
+    options.moments.window = arguments.estimator.window;
+  } else {
+    // The weighter's ADV (with --volumes) takes the same decay.
+    options.ewma = EwmaOptions{.decay = EwmaDecay::from_halflife(arguments.estimator.halflife),
+                               .min_periods = arguments.estimator.min_periods};
+  }
   options.returns = arguments.estimator.return_kind();
   if (setup.shrink && setup.method)
     options.shrinkage = *setup.method;
@@ -117,7 +126,7 @@ DynamicWeighterOptions weighter_options(const BacktestArguments& arguments, cons
                  options.rebalance.max_participation, "> 0");
     require(options.volumes,
             "--max-participation needs --volumes (the cap is a fraction of each asset's average "
-            "volume over the window, read from the volume file)");
+            "volume over the window or half-life, read from the volume file)");
   }
   options.initial_cash = arguments.policy.capital;
   options.execute_trades = true;
@@ -467,7 +476,9 @@ void append_header(fmt::memory_buffer& out, std::string_view first,
 }
 
 void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
-  require(arguments.estimator.window >= 2, "--window must be at least 2");
+  arguments.estimator.validate(app.count("--min-periods") > 0);
+  require(!arguments.estimator.rolling() || arguments.estimator.window >= 2,
+          "--window must be at least 2");
   const PolicySetup setup =
       checked_policy_setup(arguments.policy, arguments.estimator, app,
                            PolicyContext{.capital_liquidity_only = false,
@@ -485,7 +496,8 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
 
   MarketReader reader(arguments.input.prices, arguments.input.volumes_path(),
                       arguments.input.missing_policy());
-  check_window_fits(arguments.estimator.window, 1, reader);
+  if (arguments.estimator.rolling())
+    check_window_fits(arguments.estimator.window, 1, reader);
   const Index n = reader.asset_count();
   const std::vector<std::string>& names = reader.assets();
   check_max_weight(setup, n);
@@ -594,10 +606,15 @@ void run_backtest(const BacktestArguments& arguments, const CLI::App& app) {
   }
   if (!ready) {
     std::string message = arguments.input.prices;
+    const std::string estimator = arguments.estimator.rolling()
+                                      ? fmt::format("--window {}", arguments.estimator.window)
+                                      : fmt::format("--halflife {}", arguments.estimator.halflife);
+    const Index rows_needed = (arguments.estimator.rolling() ? arguments.estimator.window
+                                                             : arguments.estimator.min_periods) +
+                              1;
     message.append(
-        fmt::format(": not enough rows for the estimates: --window {} needs {} price "
-                    "rows, the file has {}",
-                    arguments.estimator.window, arguments.estimator.window + 1, reader.bars()));
+        fmt::format(": not enough rows for the estimates: {} needs {} price rows, the file has {}",
+                    estimator, rows_needed, reader.bars()));
     if (arguments.input.missing != "error")
       message.append(" (after --missing ").append(arguments.input.missing).append(")");
     throw InputError(message);
@@ -664,24 +681,23 @@ Command add_backtest_command(CLI::App& parent) {
   auto arguments = std::make_shared<BacktestArguments>();
   CLI::App* app = parent.add_subcommand(
       "backtest",
-      "Stream a price file once through the per-bar pipeline (rolling estimates, a policy, "
+      "Stream a price file once through the per-bar pipeline (rolling or EWMA estimates, a policy, "
       "calendar / drift / volatility-regime triggers, whole-lot trades executed at each bar's "
       "close, after costs) and write weights.csv, trades.csv, equity.csv, summary.json and "
       "chart.svg into --out (see README, \"dynweight backtest\")");
   add_market_input_options(*app, arguments->input,
                            "Volume file (shares), same dates and assets as --prices; needed by "
                            "--policy liquidity and --max-participation (average dollar volume "
-                           "over the window)");
-  app->add_option("--window", arguments->estimator.window,
-                  "Rolling window of returns for the estimates (sample moments, W - 1 in the "
-                  "denominator); the first rebalance is at price row W + 1")
-      ->required()
-      ->transform(integer_in_range<Index>(1, std::numeric_limits<Index>::max()))
-      ->type_name("W");
-  app->add_option("--returns", arguments->estimator.returns,
-                  "Returns: 'simple' p_t/p_{t-1} - 1, or 'log' ln(p_t/p_{t-1})")
-      ->check(CLI::IsMember({"simple", "log"}))
-      ->capture_default_str();
+                           "over the window, or EWMA with the half-life)");
+  add_estimator_options(*app, arguments->estimator,
+                        "Rolling window of returns for the estimates (sample moments, W - 1 in the "
+                        "denominator); the first rebalance is at price row W + 1",
+                        "EWMA estimates with half-life H bars instead of a window, as pandas "
+                        "ewm(halflife=H) (adjust=True, bias=False; the ADV of --volumes likewise, "
+                        "adjust=True); ready with --min-periods returns (default 2): the first "
+                        "rebalance is at price row P + 1. Live --shrinkage methods need --window "
+                        "(a fixed intensity works)");
+  add_min_periods_option(*app, arguments->estimator);
   add_policy_options(*app, arguments->policy);
   app->add_option("--capital", arguments->policy.capital,
                   "Starting cash (also the capital of --policy liquidity)")
@@ -723,7 +739,9 @@ Command add_backtest_command(CLI::App& parent) {
   app->add_option("--max-participation", arguments->max_participation,
                   "Participation cap: each trade's |shares| <= X (or X%) times the asset's ADV "
                   "in shares, here the average dollar volume (price x volume) over the last W "
-                  "price rows (the bar's included) divided by the bar's price; needs --volumes")
+                  "price rows (the bar's included), or with --halflife its EWMA of half-life H "
+                  "(adjust=True, over every price row so far), divided by the bar's price; needs "
+                  "--volumes")
       ->type_name("X|X%");
   app->add_option("--out", arguments->out,
                   "Directory for the results (created if needed; files are written only once "

@@ -45,9 +45,11 @@ ReturnKind EstimatorOptions::return_kind() const {
   return returns == "log" ? ReturnKind::log : ReturnKind::simple;
 }
 
-void EstimatorOptions::validate() const {
+void EstimatorOptions::validate(bool min_periods_given) const {
   if ((window > 0) == (halflife > 0.0))
     throw InputError("give exactly one of --window and --halflife");
+  if (min_periods_given && halflife <= 0.0)
+    throw InputError("--min-periods is read with --halflife only (a --window is ready when full)");
   if (halflife > 0.0 && EwmaDecay::from_halflife(halflife).alpha() == 1.0)
     throw InputError(fmt::format(
         "--halflife {} is too short: alpha = 1 - exp(-ln 2 / H) rounds to 1, so only the last "
@@ -67,16 +69,31 @@ CLI::Validator positive_number() {
       "> 0", "POSITIVE");
 }
 
+void add_min_periods_option(CLI::App& app, EstimatorOptions& options) {
+  app.add_option("--min-periods", options.min_periods,
+                 "With --halflife: returns before the EWMA estimates are used (pandas' "
+                 "min_periods; at least 2, from which the unbiased covariance is defined; more "
+                 "than the number of assets for a covariance of full rank)")
+      ->transform(integer_in_range<Index>(2, std::numeric_limits<Index>::max()))
+      ->capture_default_str()
+      ->type_name("P");
+}
+
 void add_estimator_options(CLI::App& app, EstimatorOptions& options) {
-  auto* window = app.add_option("--window", options.window,
-                                "Rolling window: the statistic of the last W returns (sample "
-                                "moments, W - 1 in the denominator, as pandas rolling(W)); for "
-                                "adv, the last W price rows")
+  add_estimator_options(
+      app, options,
+      "Rolling window: the statistic of the last W returns (sample moments, W - 1 "
+      "in the denominator, as pandas rolling(W)); for adv, the last W price rows",
+      "Exponential weighting with half-life H periods, as pandas ewm(halflife=H) "
+      "(adjust=True, bias=False)");
+}
+
+void add_estimator_options(CLI::App& app, EstimatorOptions& options, const std::string& window_help,
+                           const std::string& halflife_help) {
+  auto* window = app.add_option("--window", options.window, window_help)
                      ->transform(integer_in_range<Index>(1, std::numeric_limits<Index>::max()))
                      ->type_name("W");
-  auto* halflife = app.add_option("--halflife", options.halflife,
-                                  "Exponential weighting with half-life H periods, as pandas "
-                                  "ewm(halflife=H) (adjust=True, bias=False)")
+  auto* halflife = app.add_option("--halflife", options.halflife, halflife_help)
                        ->check(positive_number())
                        ->type_name("H");
   window->excludes(halflife);

@@ -80,17 +80,29 @@ void add_market_input_options(CLI::App& app, MarketInputOptions& options,
 struct EstimatorOptions {
   Index window = 0;
   double halflife = 0.0;
+  /// Returns the EWMA estimates need before they are used (pandas' min_periods; the unbiased
+  /// dispersion is defined from the second); `--min-periods`, with --halflife only.
+  Index min_periods = 2;
   std::string returns = "simple";
 
   [[nodiscard]] bool rolling() const { return window > 0; }
   [[nodiscard]] ReturnKind return_kind() const;
   /// Throws `InputError` unless exactly one of --window and --halflife was given, or when the
   /// half-life is so short that α = 1 − exp(−ln 2 / H) rounds to 1 (only the last return weighted:
-  /// the bias-corrected EWMA variance is undefined, NaN in pandas).
-  void validate() const;
+  /// the bias-corrected EWMA variance is undefined, NaN in pandas), or when `--min-periods`
+  /// (`min_periods_given`) comes without --halflife.
+  void validate(bool min_periods_given = false) const;
 };
 
+/// Adds `--window`, `--halflife` (exclusive) and `--returns` to `app`.
 void add_estimator_options(CLI::App& app, EstimatorOptions& options);
+/// The same, with the help texts of --window and --halflife given (the backtest says where its
+/// first rebalance falls).
+void add_estimator_options(CLI::App& app, EstimatorOptions& options, const std::string& window_help,
+                           const std::string& halflife_help);
+
+/// Adds `--min-periods` (the EWMA's, with --halflife) to `app` (weights and backtest).
+void add_min_periods_option(CLI::App& app, EstimatorOptions& options);
 
 /// Throws `InputError` "--window W is longer than the price file: it needs W + `extra_rows` price
 /// rows, FILE has K" before the engines size their N × W buffers, when those buffers would pass

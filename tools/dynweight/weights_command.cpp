@@ -47,7 +47,7 @@ struct WeightsSetup {
 };
 
 WeightsSetup checked_setup(const WeightsArguments& arguments, const CLI::App& app) {
-  arguments.estimator.validate();
+  arguments.estimator.validate(app.count("--min-periods") > 0);
   require(!arguments.estimator.rolling() || arguments.estimator.window >= 2,
           "--window must be at least 2");
   WeightsSetup setup;
@@ -77,11 +77,13 @@ class EstimateStream {
       m_rows_needed = estimator.window + 1;
     } else {
       const EwmaDecay decay = EwmaDecay::from_halflife(estimator.halflife);
-      // The unbiased dispersion is defined from the second return, as pandas ewm().cov().
-      m_ewma.emplace(n, EwmaOptions{.decay = decay, .min_periods = 2}, reader.assets());
+      // The unbiased dispersion is defined from the second return, as pandas ewm().cov():
+      // --min-periods is at least 2.
+      m_ewma.emplace(n, EwmaOptions{.decay = decay, .min_periods = estimator.min_periods},
+                     reader.assets());
       if (setup.liquidity)
         m_ewma_adv.emplace(n, EwmaDollarVolumeOptions{.decay = decay}, reader.assets());
-      m_rows_needed = 3;
+      m_rows_needed = estimator.min_periods + 1;
     }
   }
 
@@ -244,6 +246,7 @@ Command add_weights_command(CLI::App& parent) {
                            "--policy liquidity (average dollar volume, price x volume, over the "
                            "window or half-life)");
   add_estimator_options(*app, arguments->estimator);
+  add_min_periods_option(*app, arguments->estimator);
   add_policy_options(*app, arguments->policy);
   app->add_option("--capital", arguments->policy.capital,
                   "--policy liquidity: the capital C; asset i holds at most participation x "
