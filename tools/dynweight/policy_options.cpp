@@ -97,7 +97,8 @@ void add_policy_options(CLI::App& app, PolicyArguments& arguments) {
       ->type_name("X");
   app.add_option("--vol-target", arguments.vol_target,
                  "Scale the book to an annualised ex-ante volatility X (0.10 = 10%) on the "
-                 "window's covariance, after --max-weight; needs --annualization. With --policy "
+                 "estimates' covariance (the window's, or the EWMA's with --halflife), after "
+                 "--max-weight; needs --annualization. With --policy "
                  "liquidity it only scales down (levering up would pass the liquidity caps)")
       ->type_name("X");
   app.add_option("--max-leverage", arguments.max_leverage,
