@@ -1139,6 +1139,15 @@ TEST_CASE("DynamicWeighterOptions rejects invalid settings", "[pipeline][errors]
       Contains("shrinkage") && Contains("unset with ewma"));
   CHECK_THROWS_WITH(build({.ewma = dynweight::EwmaOptions{.min_periods = -1}}),
                     Contains("min_periods"));
+  // α = 1: the bias-corrected pandas covariance is undefined for good (it threw on every bar).
+  CHECK_THROWS_WITH(
+      build({.ewma = dynweight::EwmaOptions{.decay = dynweight::EwmaDecay::from_alpha(1.0)}}),
+      Contains("ewma.decay (alpha)"));
+  CHECK_NOTHROW(
+      build({.ewma = dynweight::EwmaOptions{.decay = dynweight::EwmaDecay::from_alpha(1.0),
+                                            .estimator = dynweight::EwmaEstimator::riskmetrics}}));
+  // With EWMA estimates the window's options are not read.
+  CHECK_NOTHROW(build({.moments = {.window = 1}, .ewma = dynweight::EwmaOptions{}}));
   CHECK_THROWS_AS(DynamicWeighter(3, InverseVolatility<double>(), {}, {"a", "b"}),
                   dynweight::Error);
   CHECK_NOTHROW(build({.regime = {.enabled = false, .short_halflife = 50, .long_halflife = 20}}));

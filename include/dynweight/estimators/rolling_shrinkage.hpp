@@ -141,7 +141,8 @@ enum class CrossMomentSource {
 /// ~1e-62; 8.9e-16 in float), `compute()` takes the batch estimator on a copy of the window
 /// instead, which scales it by a power of two (see `detail::SampleCovarianceWorkspace`): the same
 /// δ as at ordinary scales, at O(W·N²) per call, with an id and no step (`window_estimates()`
-/// counts them). Its buffers are sized by the first such call; later ones allocate nothing.
+/// counts them). Its buffers are sized by the first such call at each window length: while the
+/// window fills (`min_periods` < W) each call allocates; once it is full, none.
 ///
 /// **Cost.** Identity targets: `update()` is one `RollingMoments` update (with its sums) plus
 /// O(N); `compute()` is O(N) plus one write of the output (`OutputStorage::lower` halves it).
@@ -149,7 +150,8 @@ enum class CrossMomentSource {
 /// and O(N) per `compute()` for the rounding bound (a window pass on the bars it flags),
 /// and 2N² + 3N·W doubles of memory ([A; B] and the rebuild's scratch); with the window pass, one
 /// read of the window and one of the covariance's lower triangle per `compute()`, and no memory.
-/// No allocation after construction.
+/// No allocation after construction, but on tiny data (above), where the first `compute()` at each
+/// window length (each bar while the window fills, once when full) sizes the batch buffers.
 ///
 /// \code
 /// dynweight::RollingShrinkage<double> lw(3, {.window = 250},

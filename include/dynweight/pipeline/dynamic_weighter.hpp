@@ -117,10 +117,12 @@ struct RegimeOptions {
 struct DynamicWeighterOptions {
   /// The rolling window of returns (W, min_periods, resync), as `RollingMoments`.
   RollingOptions moments = {};
-  /// EWMA estimates instead of the rolling window (then `moments` is not read): the mean,
-  /// covariance and volatility of an `EwmaMoments` with these options, and with `volumes` the
-  /// average dollar volume of an `EwmaDollarVolume` with the same decay, `adjust` and
-  /// `min_periods`. Live shrinkage needs the window: not with `shrinkage`.
+  /// EWMA estimates instead of the rolling window (then `moments` is neither read nor
+  /// validated): the mean, covariance and volatility of an `EwmaMoments` with these options, and
+  /// with `volumes` the average dollar volume of an `EwmaDollarVolume` with the same decay,
+  /// `adjust` and `min_periods`. Live shrinkage needs the window: not with `shrinkage`. Set
+  /// `min_periods`: with `EwmaOptions`' default (pandas' 0) the weighter is ready at the second
+  /// return, on a covariance of rank 1 (a window waits until it is full).
   std::optional<EwmaOptions> ewma = std::nullopt;
   ReturnKind returns = ReturnKind::simple;
   /// Live shrinkage of the window's covariance (kept by the weighter, see `DynamicWeighter`);
@@ -150,9 +152,10 @@ struct DynamicWeighterOptions {
   /// Throws `dynweight::Error` on any invalid value, when the rebalancer has a participation cap
   /// but `volumes` is false (the cap needs ADV), and when both `ewma` and `shrinkage` are set.
   void validate() const {
-    moments.validate();
     if (ewma)
       ewma->validate();
+    else
+      moments.validate();
     regime.validate();
     rebalance.validate();
     const CheckContext context{"DynamicWeighterOptions"};
@@ -174,6 +177,12 @@ struct DynamicWeighterOptions {
                     static_cast<double>(min_bars_between), ">= 0");
     check_parameter(std::isfinite(initial_cash) && initial_cash > 0, context, "initial_cash",
                     initial_cash, "finite and > 0");
+    if (ewma && ewma->estimator == EwmaEstimator::pandas && !ewma->bias) {
+      // α = 1 weighs the last return alone: the bias-corrected covariance is 0/0 for good.
+      check_parameter(ewma->decay.alpha() < 1.0, context, "ewma.decay (alpha)", ewma->decay.alpha(),
+                      "< 1 with the bias-corrected pandas estimator (at 1 its covariance is "
+                      "undefined)");
+    }
     check_parameter(!(ewma && shrinkage), context, "shrinkage",
                     static_cast<double>(
                         static_cast<int>(shrinkage.value_or(RollingShrinkageMethod::ledoit_wolf))),
@@ -276,8 +285,8 @@ struct BarResult {
 ///
 /// **Errors.** Beyond bad bars (above), a policy, overlay or rebalancer that throws (a
 /// configuration error, e.g. a policy that needs an estimate the weighter does not provide)
-/// propagates after the statistics took the bar; the book, the targets and the trigger state are
-/// then unchanged.
+/// propagates after the statistics took the bar; the book and the targets are then unchanged, and
+/// so is the trigger state, but that a calendar trigger of the bar stays pending for the next.
 ///
 /// **Cost.** Per bar O(N²): one rank-2 update of the window (plus O(N) for returns, ADV, drift and
 /// regime); a rebalance bar adds the policy (warm-started risk parity: a few passes over Σ), the
