@@ -231,6 +231,25 @@ double ewma_volatility(const std::vector<double>& x, double halflife) {
                    (sum_weight * sum_weight - sum_weight_squared));
 }
 
+// Runs `base` plus each case's arguments (and `fallback`, unless the case gives its first option
+// itself) and requires exit 2 with the case's message on stderr, nothing on stdout, and no `out`.
+void require_refused(const std::vector<std::string>& base,
+                     const std::vector<std::pair<std::vector<std::string>, std::string>>& cases,
+                     const fs::path& out, const std::vector<std::string>& fallback = {}) {
+  for (const auto& [extra, message] : cases) {
+    std::vector<std::string> arguments = base;
+    if (!fallback.empty() && extra.front() != fallback.front())
+      arguments.insert(arguments.end(), fallback.begin(), fallback.end());
+    arguments.insert(arguments.end(), extra.begin(), extra.end());
+    const auto result = run_cli(arguments);
+    CAPTURE(message);
+    CHECK(result.status == 2);
+    CHECK(result.err.find(message) != std::string::npos);
+    CHECK(result.out.empty());
+    CHECK_FALSE(fs::exists(out));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("backtest: outputs equal DynamicWeighter driven bar by bar", "[cli][backtest]") {
@@ -723,18 +742,9 @@ TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][b
          "--max-participation: 'inf' is not a number >= 0 or a percentage (X%)"},
         {{"--volumes", volumes_csv(), "--max-participation", "1e400"},
          "--max-participation: '1e400' is not a number >= 0 or a percentage (X%)"}};
-    for (const auto& [extra, message] : cases) {
-      std::vector<std::string> arguments = {
-          "backtest", "--prices", prices_csv(),      "--policy", "risk-parity", "--window",  "20",
-          "--every",  "10",       "--annualization", "252",      "--out",       out.string()};
-      arguments.insert(arguments.end(), extra.begin(), extra.end());
-      const auto result = run_cli(arguments);
-      CAPTURE(message);
-      CHECK(result.status == 2);
-      CHECK(result.err.find(message) != std::string::npos);
-      CHECK(result.out.empty());
-      CHECK_FALSE(fs::exists(out));
-    }
+    require_refused({"backtest", "--prices", prices_csv(), "--policy", "risk-parity", "--window",
+                     "20", "--every", "10", "--annualization", "252", "--out", out.string()},
+                    cases, out);
   }
   SECTION("trading options are checked as rebalance checks them") {
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -743,18 +753,9 @@ TEST_CASE("backtest: bad input exits with status 2 and writes nothing", "[cli][b
         {{"--cash-buffer", "1 dollar"}, "--cash-buffer: '1 dollar' is not a number >= 0"},
         {{"--lot-size", "0"}, "--lot-size: 0 must be finite and > 0"},
         {{"--band", "150%"}, "--band: 150 must be below 100%"}};
-    for (const auto& [extra, message] : cases) {
-      std::vector<std::string> arguments = {
-          "backtest", "--prices", prices_csv(),      "--policy", "risk-parity", "--window",  "20",
-          "--every",  "10",       "--annualization", "252",      "--out",       out.string()};
-      arguments.insert(arguments.end(), extra.begin(), extra.end());
-      const auto result = run_cli(arguments);
-      CAPTURE(message);
-      CHECK(result.status == 2);
-      CHECK(result.err.find(message) != std::string::npos);
-      CHECK(result.out.empty());
-      CHECK_FALSE(fs::exists(out));
-    }
+    require_refused({"backtest", "--prices", prices_csv(), "--policy", "risk-parity", "--window",
+                     "20", "--every", "10", "--annualization", "252", "--out", out.string()},
+                    cases, out);
   }
 }
 
@@ -803,19 +804,9 @@ TEST_CASE("backtest: --window or --halflife, exactly one, checked as weights che
       {{"--prices", (dir / "two_rows.csv").string(), "--policy", "risk-parity", "--halflife", "10"},
        "two_rows.csv: not enough rows for the estimates: --halflife 10 needs 3 price rows, the "
        "file has 2"}};
-  for (const auto& [extra, message] : cases) {
-    std::vector<std::string> arguments = {"backtest", "--every", "10",        "--annualization",
-                                          "252",      "--out",   out.string()};
-    if (extra.front() != "--prices")
-      arguments.insert(arguments.end(), {"--prices", prices_csv()});
-    arguments.insert(arguments.end(), extra.begin(), extra.end());
-    const auto result = run_cli(arguments);
-    CAPTURE(message);
-    CHECK(result.status == 2);
-    CHECK(result.err.find(message) != std::string::npos);
-    CHECK(result.out.empty());
-    CHECK_FALSE(fs::exists(out));
-  }
+  // The default --prices, unless the case gives its own (the two-row file).
+  require_refused({"backtest", "--every", "10", "--annualization", "252", "--out", out.string()},
+                  cases, out, {"--prices", prices_csv()});
 }
 
 TEST_CASE("backtest: when no rebalance could trade, the error gives the last one's reason",
