@@ -77,7 +77,8 @@ struct RollingOptions {
 /// when the data move far from K (a level shift of more than ~10³σ, or returns that drop to 1e-90
 /// times the size of those that left), the next update re-centres; and when the mean has moved
 /// more than 16 times the largest volatility from K (a trend fed as levels), K moves onto it
-/// exactly (O(N)). The check does not model the mean's own drift (each δ += d/W rounds at ε|δ|),
+/// exactly (O(N)). The check models the updates' rounding as a random walk, not rounding that is
+/// systematic over many updates (the mean's own δ += d/W and the rank-2 terms on a steady trend),
 /// which the periodic resync removes: with `resync_period = 0`, levels with a steady trend drift
 /// (N = 3, 3e5 bars of 100 + t + 0.01·z: 2.8e-9 of the largest variance at W = 50, 9.4e-8 at
 /// W = 3, against a long-double two-pass; 8e-6 and 4e-4 before the re-centring; with the default
