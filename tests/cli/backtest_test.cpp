@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -250,6 +251,58 @@ void require_refused(const std::vector<std::string>& base,
   }
 }
 
+using Rows = std::vector<std::vector<std::string>>;
+
+// Requires every trade in `trades_file` within `cap` times the asset's ADV in shares at its date:
+// `dollar_volume(prices, volumes, row, column)` (rows of the two files, the header at 0) divided
+// by that date's price; a trade marked `participation` within one share of it (lots of 1: the
+// largest whole number within the cap), and at least one such trade.
+void require_within_participation(const std::string& prices_text, const fs::path& volumes_file,
+                                  const fs::path& trades_file, double cap,
+                                  const std::function<double(const Rows&, const Rows&, std::size_t,
+                                                             std::size_t)>& dollar_volume) {
+  const Rows prices = parse_rows(prices_text);
+  const Rows volumes = parse_rows(read_text(volumes_file));
+  std::map<std::string, std::size_t> row_of;
+  for (std::size_t r = 1; r < prices.size(); ++r)
+    row_of[prices[r][0]] = r;
+  std::map<std::string, std::size_t> column_of;
+  for (std::size_t c = 1; c < prices[0].size(); ++c)
+    column_of[prices[0][c]] = c;
+  const Rows trades = parse_rows(read_text(trades_file));
+  REQUIRE(trades.size() > 1);
+  long participation = 0;
+  for (std::size_t t = 1; t < trades.size(); ++t) {
+    const auto& trade = trades[t];
+    const std::size_t row = row_of.at(trade[0]);
+    const std::size_t column = column_of.at(trade[1]);
+    const double limit =
+        cap * dollar_volume(prices, volumes, row, column) / std::stod(prices[row][column]);
+    const double shares = std::abs(std::stod(trade[2]));
+    INFO(trade[0] << " " << trade[1] << ": " << number(shares) << " shares, " << trade[6]
+                  << ", cap " << number(limit));
+    CHECK(shares <= limit * (1.0 + 1e-12));
+    if (trade[6] == "participation") {
+      ++participation;
+      CHECK(shares > limit - 1.0);
+    }
+  }
+  CHECK(participation >= 1);
+}
+
+// The tool's equity, trades and weights in `out` equal the library's to kTolerance, element by
+// element, and so does the number of rebalances in its summary.
+void require_outputs(const fs::path& out, const Expected& expected) {
+  CHECK(compare_tables(read_text(out / "equity.csv"), expected.equity, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(compare_tables(read_text(out / "trades.csv"), expected.trades, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(compare_tables(read_text(out / "weights.csv"), expected.weights, kTolerance,
+                       Bound::elementwise) == "");
+  CHECK(json_number(read_text(out / "summary.json"), "rebalances") ==
+        static_cast<double>(expected.rebalances));
+}
+
 }  // namespace
 
 TEST_CASE("backtest: outputs equal DynamicWeighter driven bar by bar", "[cli][backtest]") {
@@ -296,14 +349,7 @@ TEST_CASE("backtest: outputs equal DynamicWeighter driven bar by bar", "[cli][ba
   CHECK(result.out.empty());
   for (const char* file : {"weights.csv", "trades.csv", "equity.csv", "summary.json", "chart.svg"})
     CHECK(fs::is_regular_file(out / file));
-  CHECK(compare_tables(read_text(out / "equity.csv"), expected.equity, kTolerance,
-                       Bound::elementwise) == "");
-  CHECK(compare_tables(read_text(out / "trades.csv"), expected.trades, kTolerance,
-                       Bound::elementwise) == "");
-  CHECK(compare_tables(read_text(out / "weights.csv"), expected.weights, kTolerance,
-                       Bound::elementwise) == "");
-  CHECK(json_number(read_text(out / "summary.json"), "rebalances") ==
-        static_cast<double>(expected.rebalances));
+  require_outputs(out, expected);
   CHECK(parse_rows(read_text(out / "trades.csv")).size() > 1);
 }
 
@@ -444,38 +490,15 @@ TEST_CASE("backtest: --max-participation caps every trade at X times the ADV in 
   // ADV in shares, recomputed from the files: the mean of price x volume over the W = 20 price
   // rows up to and including the trade's date, divided by that date's price.
   const std::size_t window = 20;
-  const double cap = 0.001;
-  const auto prices = parse_rows(prices_text);
-  const auto volumes = parse_rows(read_text(dir / "volumes.csv"));
-  std::map<std::string, std::size_t> row_of;
-  for (std::size_t r = 1; r < prices.size(); ++r)
-    row_of[prices[r][0]] = r;
-  std::map<std::string, std::size_t> column_of;
-  for (std::size_t c = 1; c < prices[0].size(); ++c)
-    column_of[prices[0][c]] = c;
-  const auto trades = parse_rows(read_text(out / "trades.csv"));
-  REQUIRE(trades.size() > 1);
-  long participation = 0;
-  for (std::size_t t = 1; t < trades.size(); ++t) {
-    const auto& trade = trades[t];
-    const std::size_t row = row_of.at(trade[0]);
-    const std::size_t column = column_of.at(trade[1]);
-    REQUIRE(row >= window);
-    double dollar_volume = 0.0;
-    for (std::size_t k = row + 1 - window; k <= row; ++k)
-      dollar_volume += std::stod(prices[k][column]) * std::stod(volumes[k][column]);
-    const double limit =
-        cap * dollar_volume / static_cast<double>(window) / std::stod(prices[row][column]);
-    const double shares = std::abs(std::stod(trade[2]));
-    INFO(trade[0] << " " << trade[1] << ": " << number(shares) << " shares, " << trade[6]
-                  << ", cap " << number(limit));
-    CHECK(shares <= limit * (1.0 + 1e-12));
-    if (trade[6] == "participation") {
-      ++participation;
-      CHECK(shares > limit - 1.0);  // lots of 1 share: the largest whole number within the cap
-    }
-  }
-  CHECK(participation >= 1);
+  require_within_participation(
+      prices_text, dir / "volumes.csv", out / "trades.csv", 0.001,
+      [&](const Rows& prices, const Rows& volumes, std::size_t row, std::size_t column) {
+        REQUIRE(row >= window);
+        double dollar_volume = 0.0;
+        for (std::size_t k = row + 1 - window; k <= row; ++k)
+          dollar_volume += std::stod(prices[k][column]) * std::stod(volumes[k][column]);
+        return dollar_volume / static_cast<double>(window);
+      });
 }
 
 TEST_CASE("backtest: a --max-participation that never binds changes nothing", "[cli][backtest]") {
@@ -532,14 +555,7 @@ TEST_CASE("backtest --halflife: outputs equal DynamicWeighter on EWMA estimates"
   INFO(result.err);
   REQUIRE(result.status == 0);
   CHECK(result.out.empty());
-  CHECK(compare_tables(read_text(out / "equity.csv"), expected.equity, kTolerance,
-                       Bound::elementwise) == "");
-  CHECK(compare_tables(read_text(out / "trades.csv"), expected.trades, kTolerance,
-                       Bound::elementwise) == "");
-  CHECK(compare_tables(read_text(out / "weights.csv"), expected.weights, kTolerance,
-                       Bound::elementwise) == "");
-  CHECK(json_number(read_text(out / "summary.json"), "rebalances") ==
-        static_cast<double>(expected.rebalances));
+  require_outputs(out, expected);
 }
 
 TEST_CASE("backtest --halflife: inverse-vol weights are 1/sigma of pandas' EWMA volatility",
@@ -604,39 +620,20 @@ TEST_CASE("backtest --halflife: --max-participation caps trades at X times the E
   // ADV in shares, recomputed from the files: pandas' ewm(halflife=10, adjust=True).mean() of
   // price x volume over every price row up to and including the trade's date, divided by that
   // date's price.
+  require_within_participation(
+      prices_text, dir / "volumes.csv", out / "trades.csv", cap,
+      [&](const Rows& prices, const Rows& volumes, std::size_t row, std::size_t column) {
+        double weighted = 0.0, sum_weight = 0.0;
+        for (std::size_t k = 1; k <= row; ++k) {
+          const double weight = ewma_weight(halflife, row - k);
+          weighted += weight * std::stod(prices[k][column]) * std::stod(volumes[k][column]);
+          sum_weight += weight;
+        }
+        return weighted / sum_weight;
+      });
   const auto prices = parse_rows(prices_text);
-  const auto volumes = parse_rows(read_text(dir / "volumes.csv"));
-  std::map<std::string, std::size_t> row_of;
-  for (std::size_t r = 1; r < prices.size(); ++r)
-    row_of[prices[r][0]] = r;
-  std::map<std::string, std::size_t> column_of;
-  for (std::size_t c = 1; c < prices[0].size(); ++c)
-    column_of[prices[0][c]] = c;
   const auto trades = parse_rows(read_text(out / "trades.csv"));
-  REQUIRE(trades.size() > 1);
   CHECK(trades[1][0] == prices[3][0]);  // the first rebalance: price row 3
-  long participation = 0;
-  for (std::size_t t = 1; t < trades.size(); ++t) {
-    const auto& trade = trades[t];
-    const std::size_t row = row_of.at(trade[0]);
-    const std::size_t column = column_of.at(trade[1]);
-    double weighted = 0.0, sum_weight = 0.0;
-    for (std::size_t k = 1; k <= row; ++k) {
-      const double weight = ewma_weight(halflife, row - k);
-      weighted += weight * std::stod(prices[k][column]) * std::stod(volumes[k][column]);
-      sum_weight += weight;
-    }
-    const double limit = cap * (weighted / sum_weight) / std::stod(prices[row][column]);
-    const double shares = std::abs(std::stod(trade[2]));
-    INFO(trade[0] << " " << trade[1] << ": " << number(shares) << " shares, " << trade[6]
-                  << ", cap " << number(limit));
-    CHECK(shares <= limit * (1.0 + 1e-12));
-    if (trade[6] == "participation") {
-      ++participation;
-      CHECK(shares > limit - 1.0);  // lots of 1 share: the largest whole number within the cap
-    }
-  }
-  CHECK(participation >= 1);
 }
 
 TEST_CASE("backtest --halflife --min-periods P: the first rebalance is at price row P + 1",
