@@ -429,18 +429,22 @@ TEST_CASE("DynamicWeighter equals its parts by hand: drift trigger, shrinkage, A
   CHECK(counts.rebalances < 300 - 40 - 10);  // not every bar: the band holds in between
 }
 
+// The regime trigger of the by-hand regime tests: half-lives 5 and 60, fires above 1.3, re-arms
+// below 0.9, after 20 portfolio returns.
+constexpr dynweight::RegimeOptions kRegime{.enabled = true,
+                                           .short_halflife = 5,
+                                           .long_halflife = 60,
+                                           .upper = 1.3,
+                                           .lower = 0.9,
+                                           .min_observations = 20};
+
 TEST_CASE("DynamicWeighter equals its parts by hand: regime trigger, minimum gap", "[pipeline]") {
   const Market market =
       regime_market(360, 5, {{0, 0.004}, {150, 0.016}, {240, 0.004}, {300, 0.016}}, 303);
   const DynamicWeighterOptions options{.moments = {.window = 40},
                                        .shrinkage = RollingShrinkageMethod::constant_correlation,
                                        .every = 25,
-                                       .regime = {.enabled = true,
-                                                  .short_halflife = 5,
-                                                  .long_halflife = 60,
-                                                  .upper = 1.3,
-                                                  .lower = 0.9,
-                                                  .min_observations = 20},
+                                       .regime = kRegime,
                                        .min_bars_between = 3};
   const Counts counts = run_against_hand(market, make_chain(5, 0.5), options);
   CHECK(counts.regime >= 2);
@@ -462,12 +466,7 @@ TEST_CASE("DynamicWeighter equals its parts by hand: EWMA estimates, ADV cap, re
       .ewma = dynweight::EwmaOptions{.decay = decay, .min_periods = 20, .estimator = estimator},
       .volumes = true,
       .every = 15,
-      .regime = {.enabled = true,
-                 .short_halflife = 5,
-                 .long_halflife = 60,
-                 .upper = 1.3,
-                 .lower = 0.9,
-                 .min_observations = 20},
+      .regime = kRegime,
       .rebalance = {.max_participation = 0.2, .cost_bps = 5}};
   const Counts counts = run_against_hand(market, make_chain(5, 0.5), options);
   CHECK(counts.regime >= 2);
