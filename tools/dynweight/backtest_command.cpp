@@ -120,10 +120,7 @@ DynamicWeighterOptions weighter_options(const BacktestArguments& arguments, cons
   }
   arguments.trading.apply(options.rebalance);
   if (given("--max-participation")) {
-    options.rebalance.max_participation =
-        parse_amount("--max-participation", arguments.max_participation).value;
-    check_option(options.rebalance.max_participation > 0.0, "--max-participation",
-                 options.rebalance.max_participation, "> 0");
+    options.rebalance.max_participation = parse_max_participation(arguments.max_participation);
     require(options.volumes,
             "--max-participation needs --volumes (the cap is a fraction of each asset's average "
             "volume over the window or half-life, read from the volume file)");

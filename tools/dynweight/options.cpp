@@ -157,6 +157,12 @@ Amount parse_amount(std::string_view option, std::string_view text) {
   return amount;
 }
 
+double parse_max_participation(std::string_view text) {
+  const double value = parse_amount("--max-participation", text).value;
+  check_option(value > 0.0, "--max-participation", value, "> 0");
+  return value;
+}
+
 void check_option(bool ok, std::string_view option, double value, std::string_view requirement) {
   if (!ok)
     throw InputError(fmt::format("{}: {} must be {}", option, value, requirement));

@@ -122,6 +122,9 @@ struct Amount {
 /// Parses `X` or `X%` (finite, >= 0); throws `InputError` naming `option` otherwise.
 Amount parse_amount(std::string_view option, std::string_view text);
 
+/// `--max-participation`'s X or X% (then X / 100): finite and > 0, else an `InputError`.
+double parse_max_participation(std::string_view text);
+
 /// Throws `InputError` "OPTION: VALUE must be REQUIREMENT" unless `ok`.
 void check_option(bool ok, std::string_view option, double value, std::string_view requirement);
 

@@ -40,12 +40,8 @@ RebalanceOptions rebalance_options(const RebalanceArguments& arguments) {
                "--min-quantity", arguments.min_quantity, "finite and >= 0");
   options.min_quantity = arguments.min_quantity;
   options.band_mode = arguments.band_mode == "relative" ? BandMode::relative : BandMode::absolute;
-  if (!arguments.max_participation.empty()) {
-    options.max_participation =
-        parse_amount("--max-participation", arguments.max_participation).value;
-    check_option(options.max_participation > 0.0, "--max-participation", options.max_participation,
-                 "> 0");
-  }
+  if (!arguments.max_participation.empty())
+    options.max_participation = parse_max_participation(arguments.max_participation);
   options.allow_short = arguments.allow_short;
   options.invest_residual_cash = !arguments.no_residual;
   return options;
