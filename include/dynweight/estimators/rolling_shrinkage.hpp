@@ -407,8 +407,7 @@ class RollingShrinkage {
     const Index n = assets();
     const Index count = m_moments.count();
     // The first `count` columns of the ring hold the window (in ring order, which no estimator
-    // depends on).
-    m_panel.resize(count, n);
+    // depends on); the assignment sizes the panel.
     m_panel = m_moments.window_observations().leftCols(count).transpose();
     const auto estimate = [&](Eigen::Ref<MatrixType> out) {
       switch (m_method) {

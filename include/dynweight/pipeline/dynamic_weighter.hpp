@@ -183,10 +183,11 @@ struct DynamicWeighterOptions {
                       "< 1 with the bias-corrected pandas estimator (at 1 its covariance is "
                       "undefined)");
     }
-    check_parameter(!(ewma && shrinkage), context, "shrinkage",
-                    static_cast<double>(
-                        static_cast<int>(shrinkage.value_or(RollingShrinkageMethod::ledoit_wolf))),
-                    "unset with ewma (live shrinkage is of the rolling window)");
+    if (ewma && shrinkage) {
+      check_parameter(false, context, "shrinkage",
+                      static_cast<double>(static_cast<int>(*shrinkage)),
+                      "unset with ewma (live shrinkage is of the rolling window)");
+    }
     check_parameter(volumes || !std::isfinite(rebalance.max_participation), context,
                     "rebalance.max_participation", rebalance.max_participation,
                     "infinite unless volumes is true (the cap needs ADV)");
